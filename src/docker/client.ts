@@ -1,0 +1,199 @@
+import * as core from '@actions/core'
+import { DockerCommandError, type DockerResult, type DockerRunner, type DockerRunOptions } from './runner.js'
+
+/** The part of `docker container inspect` that the deploy reads. */
+export interface ContainerInfo {
+  id: string
+  name: string
+  /** Image reference the container was created from, as given to `docker run`. */
+  image: string
+  /** Local image id (`sha256:…`). */
+  imageId: string
+  labels: Record<string, string>
+  status: string
+  running: boolean
+  restarting: boolean
+  exitCode: number
+  /** Docker's own error when the container could not start (e.g. port already in use). */
+  error: string
+  oomKilled: boolean
+  startedAt: string
+  /** `starting`, `healthy` or `unhealthy` when the image defines a HEALTHCHECK. */
+  health?: string
+  restartCount: number
+}
+
+interface ExecOptions extends DockerRunOptions {
+  /** Changes state on the host: skipped and only printed in a dry run. */
+  mutates?: boolean
+  /** Return the result instead of throwing on a non-zero exit. */
+  allowFailure?: boolean
+}
+
+const NO_SUCH = /no such (container|object|image|service)|not found/i
+
+/**
+ * The one door to docker. Every docker command of the action is a method here, built as an argv
+ * array and sent through one `exec` path, so that dry runs, secrets, timeouts and error messages
+ * are handled in one place, and tests can assert the exact argv through a recording runner.
+ */
+export class DockerClient {
+  /** Commands a dry run would have run, in order, for the plan. */
+  readonly plannedCommands: string[] = []
+
+  constructor(
+    private readonly runner: DockerRunner,
+    private readonly options: { dryRun?: boolean; signal?: AbortSignal; label?: string } = {}
+  ) {}
+
+  /** Host label for messages (`ssh://…`, or `local`). */
+  get hostLabel(): string {
+    return this.options.label ?? 'local'
+  }
+
+  async exec(argv: string[], options: ExecOptions = {}): Promise<DockerResult> {
+    if (options.mutates && this.options.dryRun) {
+      const line = `docker ${argv.join(' ')}`
+      this.plannedCommands.push(line)
+      core.info(`[dry-run] would run: ${line}`)
+      return { exitCode: 0, stdout: '', stderr: '' }
+    }
+    core.debug(`docker ${argv.join(' ')}`)
+    const result = await this.runner.run(argv, { signal: this.options.signal, ...options })
+    if (result.exitCode !== 0 && !options.allowFailure) throw new DockerCommandError(argv, result)
+    return result
+  }
+
+  /** Server version; fails with docker's own message when the engine cannot be reached. */
+  async serverVersion(): Promise<string> {
+    const result = await this.exec(['version', '--format', '{{.Server.Version}}'], { timeoutMs: 30_000 })
+    return result.stdout.trim()
+  }
+
+  /** Logs in with the password on stdin, so it never appears in argv or the process list. */
+  async login(server: string | undefined, username: string, password: string): Promise<void> {
+    const argv = ['login', '--username', username, '--password-stdin']
+    if (server) argv.push(server)
+    await this.exec(argv, { input: password, mutates: true, timeoutMs: 60_000 })
+  }
+
+  async pull(reference: string): Promise<void> {
+    await this.exec(['pull', '--quiet', reference], { mutates: true })
+  }
+
+  /** True when the image is present locally. */
+  async imageExists(reference: string): Promise<boolean> {
+    const result = await this.exec(['image', 'inspect', '--format', '{{.Id}}', reference], {
+      allowFailure: true,
+      timeoutMs: 30_000
+    })
+    return result.exitCode === 0
+  }
+
+  /**
+   * The registry digest (`sha256:…`) of a local image for the given repository, or its local id
+   * when the image never came from a registry.
+   */
+  async imageDigest(reference: string, repository: string): Promise<string | undefined> {
+    const result = await this.exec(['image', 'inspect', '--format', '{{json .RepoDigests}} {{.Id}}', reference], {
+      allowFailure: true,
+      timeoutMs: 30_000
+    })
+    if (result.exitCode !== 0) return undefined
+    const text = result.stdout.trim()
+    const space = text.lastIndexOf(' ')
+    const repoDigests = JSON.parse(text.slice(0, space) || '[]') as string[] | null
+    const match = (repoDigests ?? []).find((entry) => entry.startsWith(`${repository}@`))
+    return match ? match.slice(repository.length + 1) : text.slice(space + 1) || undefined
+  }
+
+  /** The container's state and labels, or undefined when there is no such container. */
+  async inspectContainer(name: string): Promise<ContainerInfo | undefined> {
+    const result = await this.exec(['container', 'inspect', '--type', 'container', name], {
+      allowFailure: true,
+      timeoutMs: 30_000
+    })
+    if (result.exitCode !== 0) {
+      if (NO_SUCH.test(result.stderr)) return undefined
+      throw new DockerCommandError(['container', 'inspect', name], result)
+    }
+    const [raw] = JSON.parse(result.stdout) as DockerInspect[]
+    if (!raw) return undefined
+    return {
+      id: raw.Id,
+      name: raw.Name.replace(/^\//, ''),
+      image: raw.Config.Image,
+      imageId: raw.Image,
+      labels: raw.Config.Labels ?? {},
+      status: raw.State.Status,
+      running: raw.State.Running,
+      restarting: raw.State.Restarting,
+      exitCode: raw.State.ExitCode,
+      error: raw.State.Error ?? '',
+      oomKilled: raw.State.OOMKilled ?? false,
+      startedAt: raw.State.StartedAt,
+      health: raw.State.Health?.Status,
+      restartCount: raw.RestartCount ?? 0
+    }
+  }
+
+  /** Starts a detached container from a prepared `docker run` argv (see `run-args.ts`). */
+  async runDetached(runArgv: string[], secretEnv: Record<string, string>): Promise<string> {
+    const result = await this.exec(runArgv, { env: secretEnv, mutates: true })
+    return result.stdout.trim()
+  }
+
+  /** Runs a one-off container to completion (pre-deploy hooks); returns its result without throwing. */
+  async runToCompletion(runArgv: string[], secretEnv: Record<string, string>, timeoutMs: number): Promise<DockerResult> {
+    return this.exec(runArgv, { env: secretEnv, mutates: true, allowFailure: true, timeoutMs })
+  }
+
+  async stopContainer(name: string, timeoutSeconds?: number): Promise<void> {
+    const argv = ['container', 'stop']
+    if (timeoutSeconds !== undefined) argv.push('--time', String(timeoutSeconds))
+    argv.push(name)
+    await this.exec(argv, { mutates: true })
+  }
+
+  async startContainer(name: string): Promise<void> {
+    await this.exec(['container', 'start', name], { mutates: true })
+  }
+
+  async renameContainer(from: string, to: string): Promise<void> {
+    await this.exec(['container', 'rename', from, to], { mutates: true })
+  }
+
+  /** Removes a container, running or not; a missing container is not an error. */
+  async removeContainer(name: string): Promise<void> {
+    const result = await this.exec(['container', 'rm', '--force', name], { mutates: true, allowFailure: true })
+    if (result.exitCode !== 0 && !NO_SUCH.test(result.stderr)) throw new DockerCommandError(['container', 'rm', name], result)
+  }
+
+  /** The last lines of a container's output (stdout and stderr interleaved by docker). */
+  async containerLogs(name: string, tail: number): Promise<string> {
+    const result = await this.exec(['container', 'logs', '--tail', String(tail), name], {
+      allowFailure: true,
+      timeoutMs: 30_000
+    })
+    return (result.stdout + result.stderr).trimEnd()
+  }
+}
+
+/** Raw shape of `docker container inspect`, only the fields read above. */
+interface DockerInspect {
+  Id: string
+  Name: string
+  Image: string
+  RestartCount?: number
+  Config: { Image: string; Labels?: Record<string, string> | null }
+  State: {
+    Status: string
+    Running: boolean
+    Restarting: boolean
+    ExitCode: number
+    Error?: string
+    OOMKilled?: boolean
+    StartedAt: string
+    Health?: { Status: string }
+  }
+}

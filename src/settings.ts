@@ -1,0 +1,111 @@
+/**
+ * The one typed settings object. Inputs and the YAML config are parsed and validated once,
+ * at the door (see `inputs.ts` and `config/load.ts`); everything downstream reads only this.
+ */
+
+/** What the action was asked to do. */
+export type Command = 'deploy' | 'rollback'
+
+/** How a new version replaces the old one. Each has its own file under `strategies/`. */
+export type StrategyName = 'replace' | 'swarm'
+
+/** Where to go back to when the new version fails its health check. */
+export type RollbackTarget =
+  | { kind: 'last-release' }
+  | { kind: 'previous' }
+  | { kind: 'tag'; tag: string }
+
+export interface ContainerSettings {
+  /** `docker run -p` values, already checked against docker's port grammar. */
+  ports: string[]
+  /** Plain environment values; they do appear in argv (`-e NAME=value`), so never secrets. */
+  env: Record<string, string>
+  /** Names of variables whose values come from the action's own environment; passed as `-e NAME` only. */
+  secrets: string[]
+  volumes: string[]
+  network?: string
+  restart?: string
+  /** Argv that replaces the image's CMD. */
+  command?: string[]
+  labels: Record<string, string>
+  init: boolean
+  /** Grace period for `docker stop`; undefined leaves docker's default (10 s). */
+  stopTimeoutMs?: number
+}
+
+export interface HealthSettings {
+  /** HTTP URL to probe; without it only the container's state is checked. May hold `{host}`. */
+  url?: string
+  expectStatus: number[]
+  expectBody?: string
+  headers: Record<string, string>
+  intervalMs: number
+  timeoutMs: number
+  deadlineMs: number
+  healthyThreshold: number
+  /** Keep probing this long after the first healthy verdict; any failure then fails the deploy. */
+  watchMs: number
+}
+
+export interface SwarmSettings {
+  replicas?: number
+  parallelism?: number
+  delayMs?: number
+  order?: 'stop-first' | 'start-first'
+  monitorMs?: number
+}
+
+export interface RegistryCredentials {
+  /** Registry host taken from the image reference; undefined means Docker Hub. */
+  server?: string
+  username: string
+  password: string
+}
+
+/** Facts about the workflow run, used for labels, Deployments and links. */
+export interface RunContext {
+  /** `owner/repo` */
+  repository: string
+  sha: string
+  ref: string
+  actor: string
+  runUrl: string
+  apiUrl: string
+  workspace: string
+}
+
+export interface DeploySettings {
+  command: Command
+  /** `environments.<name>` of the config, and the GitHub environment name. */
+  environment: string
+  dryRun: boolean
+  /** Repository part of the image reference, without tag or digest. */
+  image: string
+  /** Tag to deploy. For `command: rollback`, the explicit `rollback-to` or undefined. */
+  tag?: string
+  /** Container or Swarm service name. */
+  name: string
+  strategy: StrategyName
+  /** Public URL for the summary and the GitHub Deployment. */
+  url?: string
+  container: ContainerSettings
+  health: HealthSettings
+  rollback: { onFailure: boolean; to: RollbackTarget }
+  hooks: { preDeploy: string[][] }
+  lock: { timeoutMs: number }
+  swarm: SwarmSettings
+  /** Docker endpoints (`DOCKER_HOST` values). `[undefined]` means the runner's own default engine. */
+  hosts: (string | undefined)[]
+  rollout: { parallel: number }
+  registry?: RegistryCredentials
+  githubToken?: string
+  /** Config path relative to the workspace, for annotations; undefined when no file was read. */
+  configFile?: string
+  run: RunContext
+}
+
+/** One deployable version: a tag, and the digest when it is known. */
+export interface Release {
+  tag: string
+  digest?: string
+}
