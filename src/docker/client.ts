@@ -137,9 +137,9 @@ export class DockerClient {
     }
   }
 
-  /** Starts a detached container from a prepared `docker run` argv (see `run-args.ts`). */
-  async runDetached(runArgv: string[], secretEnv: Record<string, string>): Promise<string> {
-    const result = await this.exec(runArgv, { env: secretEnv, mutates: true })
+  /** Creates (does not start) a container from a prepared argv (see `run-args.ts`); returns its id. */
+  async createContainer(createArgv: string[], secretEnv: Record<string, string>): Promise<string> {
+    const result = await this.exec(createArgv, { env: secretEnv, mutates: true, timeoutMs: 60_000 })
     return result.stdout.trim()
   }
 

@@ -1,0 +1,120 @@
+import { describe, expect, it } from '@jest/globals'
+import { DockerClient } from '../src/docker/client.js'
+import { DockerCommandError } from '../src/docker/runner.js'
+import { buildCreateArgv, buildHookArgv, secretEnvironment } from '../src/docker/run-args.js'
+import type { ContainerSettings } from '../src/settings.js'
+import { RecordingRunner } from '../test-support/recording-runner.js'
+
+const container: ContainerSettings = {
+  ports: ['127.0.0.1:8080:80'],
+  env: { NODE_ENV: 'production', A_FIRST: 'x y; $(rm -rf /)' },
+  secrets: ['DATABASE_URL'],
+  volumes: ['data:/var/lib/app'],
+  network: 'host',
+  restart: 'unless-stopped',
+  command: ['serve', '--port', '8080'],
+  labels: { team: 'web' },
+  init: true,
+  stopTimeoutMs: 2500
+}
+
+describe('docker run argv', () => {
+  it('builds docker container create with every setting as its own argument', () => {
+    expect(
+      buildCreateArgv({ name: 'web-next', imageRef: 'registry.example.com/acme/web:v2', container, labels: { 'deploy-action.tag': 'v2' } })
+    ).toEqual([
+      'container', 'create', '--name', 'web-next',
+      '--init', '--network', 'host',
+      '--env', 'A_FIRST=x y; $(rm -rf /)', '--env', 'NODE_ENV=production',
+      '--env', 'DATABASE_URL',
+      '--volume', 'data:/var/lib/app',
+      '--restart', 'unless-stopped', '--stop-timeout', '3',
+      '--publish', '127.0.0.1:8080:80',
+      '--label', 'deploy-action.tag=v2', '--label', 'team=web',
+      'registry.example.com/acme/web:v2', 'serve', '--port', '8080'
+    ])
+  })
+
+  it('passes secrets by name only; their values go to the client environment', () => {
+    const argv = buildCreateArgv({ name: 'web', imageRef: 'acme/web:v1', container, labels: {} })
+    expect(argv.join(' ')).not.toContain('postgres://')
+    expect(secretEnvironment(['DATABASE_URL', 'MISSING'], { DATABASE_URL: 'postgres://u:p@db/app' })).toEqual({ DATABASE_URL: 'postgres://u:p@db/app' })
+  })
+
+  it('runs hooks with --rm in the new image, without ports or restart policy', () => {
+    expect(buildHookArgv('acme/web:v2', { ...container, command: undefined }, ['bin/migrate', '--yes'], 'web-hook')).toEqual([
+      'container', 'run', '--rm', '--name', 'web-hook',
+      '--init', '--network', 'host',
+      '--env', 'A_FIRST=x y; $(rm -rf /)', '--env', 'NODE_ENV=production', '--env', 'DATABASE_URL',
+      '--volume', 'data:/var/lib/app',
+      'acme/web:v2', 'bin/migrate', '--yes'
+    ])
+  })
+})
+
+describe('DockerClient', () => {
+  it('sends the registry password on stdin, never in argv', async () => {
+    const runner = new RecordingRunner()
+    await new DockerClient(runner).login('127.0.0.1:5001', 'ci', 's3cret-pass')
+    expect(runner.calls).toHaveLength(1)
+    expect(runner.calls[0]?.argv).toEqual(['login', '--username', 'ci', '--password-stdin', '127.0.0.1:5001'])
+    expect(runner.calls[0]?.options.input).toBe('s3cret-pass')
+  })
+
+  it('passes secret values through the child environment', async () => {
+    const runner = new RecordingRunner()
+    await new DockerClient(runner).createContainer(['container', 'create', '--env', 'TOKEN', 'img:1'], { TOKEN: 'abc' })
+    expect(runner.calls[0]?.options.env).toEqual({ TOKEN: 'abc' })
+    expect(runner.calls[0]?.argv).not.toContain('abc')
+  })
+
+  it("throws with docker's stderr when a command fails", async () => {
+    const runner = new RecordingRunner().answer(['pull'], { exitCode: 1, stderr: 'Error response from daemon: manifest unknown\n' })
+    const failure = new DockerClient(runner).pull('acme/web:nope')
+    await expect(failure).rejects.toBeInstanceOf(DockerCommandError)
+    await expect(new DockerClient(runner).pull('acme/web:nope')).rejects.toThrow('docker pull failed: Error response from daemon: manifest unknown')
+  })
+
+  it('in a dry run, skips commands that change state and records them as the plan', async () => {
+    const runner = new RecordingRunner().answer(['container', 'inspect'], { exitCode: 1, stderr: 'Error: No such container: web' })
+    const docker = new DockerClient(runner, { dryRun: true })
+    expect(await docker.inspectContainer('web')).toBeUndefined()
+    await docker.pull('acme/web:v2')
+    await docker.startContainer('web')
+    expect(runner.commands).toEqual(['container inspect --type container web'])
+    expect(docker.plannedCommands).toEqual(['docker pull --quiet acme/web:v2', 'docker container start web'])
+  })
+
+  it('reads state, labels and restart count from docker container inspect', async () => {
+    const inspect = [
+      {
+        Id: 'abc',
+        Name: '/web',
+        Image: 'sha256:111',
+        RestartCount: 2,
+        Config: { Image: 'acme/web:v1', Labels: { 'deploy-action.tag': 'v1' } },
+        State: { Status: 'running', Running: true, Restarting: false, ExitCode: 0, StartedAt: '2026-01-01T00:00:00Z', Health: { Status: 'healthy' } }
+      }
+    ]
+    const runner = new RecordingRunner().answer(['container', 'inspect'], { stdout: JSON.stringify(inspect) })
+    const info = await new DockerClient(runner).inspectContainer('web')
+    expect(info).toMatchObject({ name: 'web', image: 'acme/web:v1', running: true, health: 'healthy', restartCount: 2, labels: { 'deploy-action.tag': 'v1' } })
+  })
+
+  it('prefers the registry digest of the repository over the local image id', async () => {
+    const runner = new RecordingRunner().answer(['image', 'inspect'], {
+      stdout: '["other/repo@sha256:aaa","127.0.0.1:5001/acme/web@sha256:bbb"] sha256:ccc\n'
+    })
+    const docker = new DockerClient(runner)
+    expect(await docker.imageDigest('127.0.0.1:5001/acme/web:v1', '127.0.0.1:5001/acme/web')).toBe('sha256:bbb')
+    const local = new DockerClient(new RecordingRunner().answer(['image', 'inspect'], { stdout: '[] sha256:ccc\n' }))
+    expect(await local.imageDigest('acme/web:v1', 'acme/web')).toBe('sha256:ccc')
+  })
+
+  it('treats a missing container as absent when removing it, and other errors as errors', async () => {
+    const missing = new RecordingRunner().answer(['container', 'rm'], { exitCode: 1, stderr: 'Error: No such container: web-next' })
+    await expect(new DockerClient(missing).removeContainer('web-next')).resolves.toBeUndefined()
+    const broken = new RecordingRunner().answer(['container', 'rm'], { exitCode: 1, stderr: 'Cannot connect to the Docker daemon' })
+    await expect(new DockerClient(broken).removeContainer('web')).rejects.toThrow('Cannot connect to the Docker daemon')
+  })
+})

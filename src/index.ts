@@ -1,0 +1,21 @@
+/**
+ * The action's entry point, for both the main step and the post step (`runs.post` in action.yml
+ * points at the same bundle). The main step saves `isPost`, so a non-empty state means post.
+ */
+import * as core from '@actions/core'
+import { State } from './constants.js'
+import { run } from './main.js'
+import { post } from './post.js'
+
+// The runner cancels a step with SIGINT, then SIGTERM 7.5 s later. Abort probes and stop starting
+// new work; the post step repairs whatever the interruption left half done.
+const cancellation = new AbortController()
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => {
+    if (!cancellation.signal.aborted) core.warning(`Received ${signal}: stopping; the post step restores a known version if needed.`, { title: 'Cancelled' })
+    cancellation.abort(new Error(`cancelled by ${signal}`))
+  })
+}
+
+if (core.getState(State.IsPost) === 'true') await post()
+else await run(cancellation.signal)
