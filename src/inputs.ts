@@ -1,0 +1,68 @@
+/**
+ * The action's inputs, read once. Everything else receives this object (or the settings built from
+ * it) instead of calling `core.getInput`, so names are spelled in one place, exactly as in action.yml.
+ */
+import * as core from '@actions/core'
+
+export interface ActionInputs {
+  /** `config`: path of the deploy config, relative to the workspace. */
+  config: string
+  /** `environment`: selects `environments.<name>`; also the GitHub environment name. */
+  environment: string
+  /** `command`: `deploy` or `rollback` (validated in resolveSettings). */
+  command: string
+  /** `tag`: image tag to deploy; empty means derived from the ref or SHA. */
+  tag: string
+  /** `rollback-to`: with `command: rollback`, the tag to go back to. */
+  rollbackTo: string
+  /** `image`: overrides `image` of the config. */
+  image: string
+  /** `health-url`: overrides `health.url`. */
+  healthUrl: string
+  /** `registry-username` */
+  registryUsername: string
+  /** `registry-password`: masked as soon as it is read. */
+  registryPassword: string
+  /** `docker-host`: DOCKER_HOST for every docker command. */
+  dockerHost: string
+  /** `github-token`: masked as soon as it is read. */
+  githubToken: string
+  /** `dry-run` */
+  dryRun: boolean
+}
+
+/**
+ * Reads every input of action.yml. Secrets are registered with `core.setSecret` before anything
+ * else happens, so no later log line can show them.
+ *
+ * Throws when `dry-run` is not a YAML 1.2 boolean: guessing would risk a real deploy when the
+ * user asked for a dry run.
+ */
+export function getInputs(): ActionInputs {
+  const registryPassword = core.getInput('registry-password')
+  if (registryPassword !== '') core.setSecret(registryPassword)
+  const githubToken = core.getInput('github-token')
+  if (githubToken !== '') core.setSecret(githubToken)
+
+  let dryRun: boolean
+  try {
+    dryRun = core.getBooleanInput('dry-run')
+  } catch {
+    throw new Error(`Input dry-run: expected true or false, got ${JSON.stringify(core.getInput('dry-run'))}`)
+  }
+
+  return {
+    config: core.getInput('config'),
+    environment: core.getInput('environment'),
+    command: core.getInput('command'),
+    tag: core.getInput('tag'),
+    rollbackTo: core.getInput('rollback-to'),
+    image: core.getInput('image'),
+    healthUrl: core.getInput('health-url'),
+    registryUsername: core.getInput('registry-username'),
+    registryPassword,
+    dockerHost: core.getInput('docker-host'),
+    githubToken,
+    dryRun
+  }
+}

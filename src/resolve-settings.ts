@@ -1,0 +1,279 @@
+/**
+ * Inputs plus config become the one typed `DeploySettings`, or a list of problems. Nothing
+ * downstream reads inputs, the config file or the environment again.
+ */
+import * as core from '@actions/core'
+import { loadConfig, type Locator } from './config/load.js'
+import { parseDuration } from './config/duration.js'
+import {
+  checkDockerHost,
+  checkHttpUrl,
+  checkImage,
+  checkName,
+  checkServiceName,
+  checkTag,
+  hasUnsafeCharacters,
+  registryHost
+} from './config/grammar.js'
+import type { ConfigProblem } from './config/problems.js'
+import type { EnvironmentConfig } from './config/schema.js'
+import type { ActionInputs } from './inputs.js'
+import type { Command, DeploySettings, RollbackTarget, RunContext } from './settings.js'
+
+/** Defaults of every optional setting, in one place. */
+export const DEFAULTS = {
+  strategy: 'replace',
+  expectStatus: [200],
+  intervalMs: 1_000,
+  timeoutMs: 2_000,
+  deadlineMs: 60_000,
+  healthyThreshold: 2,
+  watchMs: 0,
+  rollbackOnFailure: true,
+  lockTimeoutMs: 10 * 60_000,
+  rolloutParallel: 1,
+  init: false
+} as const
+
+export interface ResolvedSettings {
+  /** Present only when there is no error among the problems. */
+  settings?: DeploySettings
+  /** Errors and warnings; config problems first (in file order), then input problems. */
+  problems: ConfigProblem[]
+}
+
+/**
+ * Validates the inputs, loads the config, and combines them: inputs override the config, the tag
+ * falls back to the ref's tag name or the commit SHA, and every `container.secrets` name must be
+ * set in `env` (their values are masked here). Collects every problem instead of stopping at one.
+ */
+export function resolveSettings(inputs: ActionInputs, env: NodeJS.ProcessEnv = process.env): ResolvedSettings {
+  const problems: ConfigProblem[] = []
+  const inputProblem = (input: string, message: string): void => {
+    problems.push({ title: `Input ${input}`, message: `${input}: ${message}`, severity: 'error' })
+  }
+  const checkInput = (input: string, value: string, check: (value: string) => string | undefined): void => {
+    const expected = check(value)
+    if (expected !== undefined) inputProblem(input, `${expected}, got ${JSON.stringify(value)}`)
+  }
+
+  const workspace = env['GITHUB_WORKSPACE'] || process.cwd()
+  const environment = inputs.environment || 'production'
+  if (hasUnsafeCharacters(environment) || environment.length > 255) {
+    inputProblem('environment', `expected an environment name of at most 255 characters without control characters, got ${JSON.stringify(environment)}`)
+  }
+  const loaded = loadConfig({ configPath: inputs.config, environment, workspace })
+  problems.push(...loaded.problems)
+  const configErrors = loaded.problems.some((problem) => problem.severity === 'error')
+  const config: EnvironmentConfig = loaded.config ?? {}
+  const locate: Locator = loaded.locate
+
+  /** A problem with a setting of the (merged) config, pointing at where it is written. */
+  const configProblem = (keyPath: string[], message: string): void => {
+    problems.push({ ...locate(keyPath), title: `Invalid ${keyPath.join('.')}`, message: `${keyPath.join('.')}: ${message}`, severity: 'error' })
+  }
+
+  // command
+  const command = inputs.command || 'deploy'
+  if (command !== 'deploy' && command !== 'rollback') inputProblem('command', `expected deploy or rollback, got ${JSON.stringify(command)}`)
+
+  // image: the input wins over the config
+  let image = inputs.image || config.image
+  if (inputs.image) checkInput('image', inputs.image, checkImage)
+  if (image === undefined && !configErrors) {
+    problems.push({
+      ...(loaded.configFile ? { file: loaded.configFile } : {}),
+      title: 'Missing image',
+      message: loaded.configFile
+        ? `image: required; set image in ${loaded.configFile} or the image input`
+        : `image: required; set the image input, or image in ${inputs.config || '.github/deploy.yml'}`,
+      severity: 'error'
+    })
+  }
+  image ??= ''
+
+  // tag
+  let tag: string | undefined
+  if (command === 'rollback') {
+    tag = inputs.rollbackTo || undefined
+    if (inputs.rollbackTo) checkInput('rollback-to', inputs.rollbackTo, checkTag)
+  } else {
+    if (inputs.rollbackTo) inputProblem('rollback-to', 'only applies with command: rollback')
+    tag = defaultTag(inputs.tag, env)
+    if (inputs.tag) checkInput('tag', inputs.tag, checkTag)
+    else if (tag === undefined) inputProblem('tag', 'expected a tag, and neither GITHUB_REF names a tag nor GITHUB_SHA is set to fall back on')
+    else if (checkTag(tag) !== undefined) {
+      inputProblem('tag', `the tag ${JSON.stringify(tag)} taken from ${env['GITHUB_REF'] ?? 'GITHUB_SHA'} is not a valid image tag (${checkTag(tag) ?? ''}); set the tag input`)
+    }
+  }
+
+  // name: defaults to the last path segment of the image
+  const strategy = config.strategy ?? DEFAULTS.strategy
+  const name = config.name ?? image.split('/').pop() ?? ''
+  if (image !== '' && checkImage(image) === undefined && config.name === undefined) {
+    const expected = strategy === 'swarm' ? checkServiceName(name) : checkName(name)
+    if (expected !== undefined) {
+      problems.push({
+        ...(loaded.configFile ? { file: loaded.configFile } : {}),
+        title: 'Invalid name',
+        message: `name: the default name ${JSON.stringify(name)}, the last part of the image, is not usable (${expected}); set name in the config`,
+        severity: 'error'
+      })
+    }
+  } else if (config.name !== undefined && strategy === 'swarm') {
+    const expected = checkServiceName(name)
+    if (expected !== undefined) configProblem(['name'], `${expected}, got ${JSON.stringify(name)}`)
+  }
+
+  // health-url: the input wins over the config
+  if (inputs.healthUrl) checkInput('health-url', inputs.healthUrl, (value) => checkHttpUrl(value, true))
+
+  // hosts: the config's list, or the one docker-host input, or the runner's own engine
+  if (inputs.dockerHost) checkInput('docker-host', inputs.dockerHost, checkDockerHost)
+  if (inputs.dockerHost && config.hosts !== undefined) {
+    inputProblem('docker-host', 'set either the docker-host input or hosts in the config, not both: which engines to deploy to must not be ambiguous')
+  }
+  const hosts: (string | undefined)[] = config.hosts ?? [inputs.dockerHost || undefined]
+
+  // secrets: every name must be set, and its value masked before anything can print it
+  const secrets = config.container?.secrets ?? []
+  secrets.forEach((secret, index) => {
+    const value = env[secret]
+    if (value === undefined || value === '') {
+      problems.push({
+        ...locate(['container', 'secrets', String(index)]),
+        title: `Missing secret ${secret}`,
+        message: `container.secrets: ${secret} is ${value === undefined ? 'not set' : 'empty'} in the action's environment; add \`env: { ${secret}: \${{ secrets.${secret} }} }\` to the step, and check that the secret exists`,
+        severity: 'error'
+      })
+    } else {
+      maskSecret(value)
+    }
+    if (config.container?.env && Object.hasOwn(config.container.env, secret)) {
+      problems.push({
+        ...locate(['container', 'env', secret], 'key'),
+        title: `Invalid container.env.${secret}`,
+        message: `container.env.${secret}: is also listed in container.secrets; keep it in one place (secrets for secret values)`,
+        severity: 'error'
+      })
+    }
+  })
+
+  // registry credentials: both or neither
+  let registry: DeploySettings['registry']
+  if (inputs.registryUsername && inputs.registryPassword) {
+    if (hasUnsafeCharacters(inputs.registryUsername) || inputs.registryUsername.startsWith('-')) {
+      inputProblem('registry-username', 'expected a user name without control characters, not starting with "-"')
+    }
+    registry = { server: image ? registryHost(image) : undefined, username: inputs.registryUsername, password: inputs.registryPassword }
+  } else if (inputs.registryUsername) {
+    inputProblem('registry-password', 'is empty, but registry-username is set; give both or neither')
+  } else if (inputs.registryPassword) {
+    inputProblem('registry-username', 'is empty, but registry-password is set; give both or neither')
+  }
+
+  // rollback target
+  const to = config.rollback?.to ?? 'last-release'
+  const rollbackTarget: RollbackTarget = to === 'last-release' ? { kind: 'last-release' } : to === 'previous' ? { kind: 'previous' } : { kind: 'tag', tag: to }
+
+  const errors = problems.some((problem) => problem.severity === 'error')
+  if (errors) return { problems }
+
+  const container = config.container ?? {}
+  const health = config.health ?? {}
+  const swarm = config.swarm ?? {}
+  const settings: DeploySettings = {
+    command: command as Command,
+    environment,
+    dryRun: inputs.dryRun,
+    image,
+    tag,
+    name,
+    strategy,
+    url: config.url,
+    container: {
+      ports: container.ports ?? [],
+      env: stringValues(container.env),
+      secrets,
+      volumes: container.volumes ?? [],
+      network: container.network,
+      restart: container.restart,
+      command: container.command,
+      labels: stringValues(container.labels),
+      init: container.init ?? DEFAULTS.init,
+      stopTimeoutMs: durationMs(container['stop-timeout'])
+    },
+    health: {
+      url: inputs.healthUrl || health.url,
+      expectStatus: health['expect-status'] ?? [...DEFAULTS.expectStatus],
+      expectBody: health['expect-body'],
+      headers: health.headers ?? {},
+      intervalMs: durationMs(health.interval) ?? DEFAULTS.intervalMs,
+      timeoutMs: durationMs(health.timeout) ?? DEFAULTS.timeoutMs,
+      deadlineMs: durationMs(health.deadline) ?? DEFAULTS.deadlineMs,
+      healthyThreshold: health['healthy-threshold'] ?? DEFAULTS.healthyThreshold,
+      watchMs: durationMs(health.watch) ?? DEFAULTS.watchMs
+    },
+    rollback: { onFailure: config.rollback?.['on-failure'] ?? DEFAULTS.rollbackOnFailure, to: rollbackTarget },
+    hooks: { preDeploy: config.hooks?.['pre-deploy'] ?? [] },
+    lock: { timeoutMs: durationMs(config.lock?.timeout) ?? DEFAULTS.lockTimeoutMs },
+    swarm: {
+      replicas: swarm.replicas,
+      parallelism: swarm.parallelism,
+      delayMs: durationMs(swarm.delay),
+      order: swarm.order,
+      monitorMs: durationMs(swarm.monitor)
+    },
+    hosts,
+    rollout: { parallel: config.rollout?.parallel ?? DEFAULTS.rolloutParallel },
+    registry,
+    githubToken: inputs.githubToken || undefined,
+    configFile: loaded.configFile,
+    run: runContext(env, workspace)
+  }
+  return { settings, problems }
+}
+
+/**
+ * Masks a secret value. The runner masks line by line, so a multi-line value (a key file) also
+ * registers each of its longer lines.
+ */
+function maskSecret(value: string): void {
+  core.setSecret(value)
+  const lines = value.split(/\r?\n/).map((line) => line.trim())
+  if (lines.length > 1) for (const line of lines) if (line.length >= 8) core.setSecret(line)
+}
+
+/** The tag input, else the tag name of a `refs/tags/…` ref, else the commit SHA. */
+function defaultTag(input: string, env: NodeJS.ProcessEnv): string | undefined {
+  if (input) return input
+  const ref = env['GITHUB_REF'] ?? ''
+  if (ref.startsWith('refs/tags/') && ref.length > 'refs/tags/'.length) return ref.slice('refs/tags/'.length)
+  return env['GITHUB_SHA'] || undefined
+}
+
+/** Durations were validated by the schema; this only converts them. */
+function durationMs(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined
+  const result = parseDuration(value, { allowZero: true })
+  return result.ok ? result.ms : undefined
+}
+
+/** YAML numbers and booleans in env and labels become the text docker receives. */
+function stringValues(values: Record<string, string | number | boolean> | undefined): Record<string, string> {
+  return Object.fromEntries(Object.entries(values ?? {}).map(([key, value]) => [key, String(value)]))
+}
+
+function runContext(env: NodeJS.ProcessEnv, workspace: string): RunContext {
+  const repository = env['GITHUB_REPOSITORY'] ?? ''
+  const serverUrl = env['GITHUB_SERVER_URL'] || 'https://github.com'
+  return {
+    repository,
+    sha: env['GITHUB_SHA'] ?? '',
+    ref: env['GITHUB_REF'] ?? '',
+    actor: env['GITHUB_ACTOR'] ?? '',
+    runUrl: `${serverUrl}/${repository}/actions/runs/${env['GITHUB_RUN_ID'] ?? ''}`,
+    apiUrl: env['GITHUB_API_URL'] || 'https://api.github.com',
+    workspace
+  }
+}
