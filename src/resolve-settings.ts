@@ -141,7 +141,7 @@ export function resolveSettings(inputs: ActionInputs, env: NodeJS.ProcessEnv = p
     const value = env[secret]
     if (value === undefined || value === '') {
       problems.push({
-        ...locate(['container', 'secrets', String(index)]),
+        ...locate(['container', 'secrets', index]),
         title: `Missing secret ${secret}`,
         message: `container.secrets: ${secret} is ${value === undefined ? 'not set' : 'empty'} in the action's environment; add \`env: { ${secret}: \${{ secrets.${secret} }} }\` to the step, and check that the secret exists`,
         severity: 'error'
