@@ -15,8 +15,9 @@ import { runChecked } from './proc.js'
 export const BUSYBOX = '/bin/busybox'
 
 /**
- * How the app in the image behaves. Every behaviour listens (if at all) on 127.0.0.1:$PORT only,
- * which with `--network host` is the host's loopback.
+ * How the app in the image behaves. Every behaviour listens (if at all) on $BIND:$PORT, by default
+ * 127.0.0.1, which with `--network host` is the host's loopback. Only inside a harness network
+ * namespace (netns.ts) should a test set `-e BIND=0.0.0.0`, to serve on the namespace's address.
  * - `healthy`: serves `/health` (body `ok`) and `/version` (body: the tag).
  * - `never-listens`: keeps running but never opens its port.
  * - `exits`: prints a fatal message on stderr and exits 1 at once.
@@ -70,10 +71,10 @@ shutdown() {
 trap 'shutdown TERM' TERM
 trap 'shutdown INT' INT
 serve() {
-  httpd -f -p "127.0.0.1:$PORT" -h /www &
+  httpd -f -p "$BIND:$PORT" -h /www &
   httpd_pid=$!
   pids="$pids $httpd_pid"
-  echo "app: ${behaviour} $APP_VERSION listening on 127.0.0.1:$PORT"
+  echo "app: ${behaviour} $APP_VERSION listening on $BIND:$PORT"
 }
 # 'wait' returns early when a trapped signal arrives, so the trap runs without delay.
 pause() {
@@ -154,6 +155,7 @@ export async function buildAppImage(
 
     const changes = [
       `ENV PORT=${options.port ?? 8080}`,
+      'ENV BIND=127.0.0.1',
       `ENV APP_VERSION=${tag}`,
       `ENV START_DELAY=${options.startDelaySeconds ?? 3}`,
       `ENV CRASH_AFTER=${options.crashAfterSeconds ?? 3}`,

@@ -59,11 +59,11 @@ export interface HttpResponse {
  * GET one URL on loopback (or a harness namespace address), without retries. Rejects with the
  * socket error (e.g. `ECONNREFUSED` in `error.code`) when nothing answers.
  */
-export function httpGet(url: string, options: { timeoutMs?: number; headers?: Record<string, string> } = {}): Promise<HttpResponse> {
+export async function httpGet(url: string, options: { timeoutMs?: number; headers?: Record<string, string> } = {}): Promise<HttpResponse> {
   const parsed = new URL(url)
   assertTestAddress(parsed)
   const timeoutMs = options.timeoutMs ?? 5_000
-  return new Promise((resolve, reject) => {
+  return await new Promise((resolve, reject) => {
     // agent: false gives a fresh connection per request, so a server that has just died is
     // never hidden behind a pooled keep-alive socket.
     const req = request(parsed, { method: 'GET', agent: false, headers: options.headers, timeout: timeoutMs }, (res) => {
