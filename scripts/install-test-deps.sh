@@ -1,19 +1,20 @@
 #!/usr/bin/env bash
 # Installs what the integration tests start on this machine: a Docker Engine (dockerd and the
 # docker CLI), Debian's registry (docker-registry), htpasswd (apache2-utils) and the static busybox
-# that test images are made of (busybox-static). Idempotent: does nothing when all are present.
+# that test images are made of (busybox-static), and `ip` (iproute2, not pulled in by docker.io)
+# for the multi-host tests' network namespaces. Idempotent: does nothing when all are present.
 # Targets Debian 12; uses sudo only when not already root.
 set -euo pipefail
 
 missing=()
-for command in dockerd docker docker-registry htpasswd; do
+for command in dockerd docker docker-registry htpasswd ip; do
   command -v "$command" >/dev/null 2>&1 || missing+=("$command")
 done
 # Test images copy this exact binary: it must be the static build, not a dynamically linked busybox.
 [ -x /bin/busybox ] || missing+=(/bin/busybox)
 
 if [ "${#missing[@]}" -eq 0 ]; then
-  echo "install-test-deps: dockerd, docker, docker-registry, htpasswd and /bin/busybox are present"
+  echo "install-test-deps: dockerd, docker, docker-registry, htpasswd, ip and /bin/busybox are present"
   exit 0
 fi
 
@@ -25,4 +26,4 @@ else
 fi
 # No terminal in CI: never let a package prompt (env, because sudo resets the environment).
 "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update
-"${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y docker.io docker-registry apache2-utils busybox-static
+"${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y docker.io docker-registry apache2-utils busybox-static iproute2
