@@ -81,7 +81,7 @@ describe('DockerClient', () => {
     expect(await docker.inspectContainer('web')).toBeUndefined()
     await docker.pull('acme/web:v2')
     await docker.startContainer('web')
-    expect(runner.commands).toEqual(['container inspect --type container web'])
+    expect(runner.commands).toEqual(['container inspect web'])
     expect(docker.plannedCommands).toEqual(['docker pull --quiet acme/web:v2', 'docker container start web'])
   })
 

@@ -2,6 +2,7 @@ import * as core from '@actions/core'
 import { DeployResult, Phase, State } from './constants.js'
 import { getInputs } from './inputs.js'
 import { Pipeline, type Outcome } from './pipeline.js'
+import { sentence } from './report/format.js'
 import { errorMessage, Reporter } from './report/reporter.js'
 import { resolveSettings } from './resolve-settings.js'
 import type { DeploySettings, Release } from './settings.js'
@@ -28,7 +29,14 @@ export async function run(signal?: AbortSignal): Promise<void> {
 
 /** Inputs and config become one settings object, or error annotations at their lines and nothing runs. */
 async function validate(reporter: Reporter): Promise<DeploySettings | undefined> {
-  const { settings, problems } = resolveSettings(getInputs())
+  let resolved: ReturnType<typeof resolveSettings>
+  try {
+    resolved = resolveSettings(getInputs())
+  } catch (error) {
+    // An input that cannot be read at all (e.g. dry-run: "yes please") is an input problem too.
+    resolved = { problems: [{ severity: 'error', title: 'Invalid input', message: errorMessage(error) }] }
+  }
+  const { settings, problems } = resolved
   reporter.problems(problems)
   if (settings && !problems.some((problem) => problem.severity === 'error')) return settings
 
@@ -59,7 +67,7 @@ async function tellTheStory(pipeline: Pipeline, settings: DeploySettings): Promi
     return {
       result: DeployResult.Failed,
       release: running,
-      headline: `${scope} of ${tag || 'the new version'} failed: ${errorMessage(error)}. Nothing was changed: ${running ? `${running.tag} still runs` : 'nothing was running'}.`
+      headline: `${scope} of ${tag || 'the new version'} failed: ${sentence(errorMessage(error))} Nothing was changed: ${running ? `${running.tag} still runs` : 'nothing was running'}.`
     }
   }
 

@@ -6,7 +6,7 @@ import { ProcessDockerRunner } from './docker/runner.js'
 import { GitHubClient, type GitHubRelease } from './github/client.js'
 import type { ProbeRecord } from './health/transcript.js'
 import { verifyHealth, type HealthVerdict } from './health/verify.js'
-import { formatDuration } from './report/format.js'
+import { formatDuration, sentence } from './report/format.js'
 import type { Reporter } from './report/reporter.js'
 import type { HostRow } from './report/summary.js'
 import { resolveManualRollbackTarget, resolveRollbackTarget, type ResolvedRollbackTarget } from './rollback-target.js'
@@ -224,7 +224,8 @@ export class Pipeline {
       })
       .catch(() => ({ logs: '', diagnostics: undefined }))
     const evidence = { transcript: failure.transcript, failedLogs: discarded.logs, diagnostics: discarded.diagnostics }
-    const cause = `${scope === 'Deploy' ? 'Deploy' : 'Rollback'} of ${failedTag} failed on ${failure.host.strategy.host}: ${failure.reason}`
+    const where = this.hosts.length > 1 ? ` on ${failure.host.strategy.host}` : ''
+    const cause = `${scope} of ${failedTag} failed${where}: ${sentence(failure.reason)}`.replace(/\.$/, '')
 
     if (!this.settings.rollback.onFailure) {
       return { result: DeployResult.Failed, headline: `${cause}. rollback.on-failure is false, so nothing was restored.`, ...evidence }
@@ -252,7 +253,7 @@ export class Pipeline {
     if (!target) {
       return {
         result: DeployResult.Failed,
-        headline: `${cause}. There is nothing to roll back to (first deploy), so ${this.settings.name} is not running on ${failure.host.strategy.host}.`,
+        headline: `${cause}. There is nothing to roll back to (first deploy), so ${this.settings.name} is not running${where}.`,
         ...evidence
       }
     }

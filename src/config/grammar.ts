@@ -116,12 +116,20 @@ export function checkEnvName(value: string): string | undefined {
 }
 
 /** Docker label key, e.g. `team` or `com.example.team`. */
+/** Prefix of the labels in `constants.ts#Label`. */
+const RESERVED_LABEL_PREFIX = 'deploy-action.'
+
 export function checkLabelKey(value: string): string | undefined {
   const what = 'a label key'
   const unsafe = checkArgumentSafety(value, what)
   if (unsafe) return unsafe
   if (value.length > 255 || !LABEL_KEY.test(value)) {
     return `expected ${what}: letters, digits, . _ / and -, starting and ending with a letter or digit`
+  }
+  // The action reads its own labels to learn what runs and what to roll back to; a config must
+  // not be able to forge them.
+  if (value.startsWith(RESERVED_LABEL_PREFIX)) {
+    return `expected a label key outside ${RESERVED_LABEL_PREFIX}*, which deploy-action writes itself`
   }
   return undefined
 }

@@ -109,7 +109,7 @@ export class DockerClient {
 
   /** The container's state and labels, or undefined when there is no such container. */
   async inspectContainer(name: string): Promise<ContainerInfo | undefined> {
-    const result = await this.exec(['container', 'inspect', '--type', 'container', name], {
+    const result = await this.exec(['container', 'inspect', name], {
       allowFailure: true,
       timeoutMs: 30_000
     })

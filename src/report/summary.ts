@@ -89,7 +89,8 @@ export function renderSummary(report: SummaryReport): string {
     parts.push(`<pre>${escapeHtml(clip(report.diagnostics, MAX_LOG_CHARS))}</pre>`)
   }
   if (report.transcript && report.transcript.length > 0) {
-    const rows = report.transcript.slice(-MAX_TRANSCRIPT_ROWS)
+    // State reads and HTTP probes run side by side; show them in the order they happened.
+    const rows = [...report.transcript].sort((a, b) => a.elapsedMs - b.elapsedMs).slice(-MAX_TRANSCRIPT_ROWS)
     const dropped = report.transcript.length - rows.length
     parts.push(
       `<details${report.ok ? '' : ' open'}><summary>Health probes (${report.transcript.length})</summary>` +
