@@ -101,14 +101,15 @@ describe('DockerClient', () => {
     expect(info).toMatchObject({ name: 'web', image: 'acme/web:v1', running: true, health: 'healthy', restartCount: 2, labels: { 'deploy-action.tag': 'v1' } })
   })
 
-  it('prefers the registry digest of the repository over the local image id', async () => {
+  it('reads the registry digest of the repository, and never passes a local image id off as one', async () => {
     const runner = new RecordingRunner().answer(['image', 'inspect'], {
-      stdout: '["other/repo@sha256:aaa","127.0.0.1:5001/acme/web@sha256:bbb"] sha256:ccc\n'
+      stdout: '["other/repo@sha256:aaa","127.0.0.1:5001/acme/web@sha256:bbb"]\n'
     })
     const docker = new DockerClient(runner)
     expect(await docker.imageDigest('127.0.0.1:5001/acme/web:v1', '127.0.0.1:5001/acme/web')).toBe('sha256:bbb')
-    const local = new DockerClient(new RecordingRunner().answer(['image', 'inspect'], { stdout: '[] sha256:ccc\n' }))
-    expect(await local.imageDigest('acme/web:v1', 'acme/web')).toBe('sha256:ccc')
+    expect(runner.calls[0]?.argv).toEqual(['image', 'inspect', '--format', '{{json .RepoDigests}}', '127.0.0.1:5001/acme/web:v1'])
+    const local = new DockerClient(new RecordingRunner().answer(['image', 'inspect'], { stdout: '[]\n' }))
+    expect(await local.imageDigest('acme/web:v1', 'acme/web')).toBeUndefined()
   })
 
   it('treats a missing container as absent when removing it, and other errors as errors', async () => {

@@ -88,7 +88,8 @@ async function finish(reporter: Reporter, pipeline: Pipeline, settings: DeploySe
     result: outcome.result,
     tag: now?.tag,
     previousTag: previous?.tag,
-    image: now ? `${settings.image}:${now.tag}${now.digest?.startsWith('sha256:') ? `@${now.digest}` : ''}` : undefined
+    image: now ? `${settings.image}:${now.tag}${now.digest ? `@${now.digest}` : ''}` : undefined,
+    deploymentId: pipeline.deploymentId
   })
 
   const succeeded =

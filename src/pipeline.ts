@@ -4,6 +4,7 @@ import { DockerClient } from './docker/client.js'
 import { buildHookArgv, secretEnvironment } from './docker/run-args.js'
 import { ProcessDockerRunner } from './docker/runner.js'
 import { GitHubClient, type GitHubRelease } from './github/client.js'
+import { DeploymentRecorder } from './github/deployments.js'
 import type { ProbeRecord } from './health/transcript.js'
 import { verifyHealth, type HealthVerdict } from './health/verify.js'
 import { formatDuration, sentence } from './report/format.js'
@@ -47,7 +48,10 @@ interface Failure {
 export class Pipeline {
   readonly hosts: HostTarget[]
   private readonly github: GitHubClient
+  private readonly deployments: DeploymentRecorder
   private releasesCache?: Promise<GitHubRelease[]>
+  /** The last GitHub Deployment created: the one that describes what runs when the run ends. */
+  deploymentId?: number
 
   constructor(
     readonly settings: DeploySettings,
@@ -63,6 +67,11 @@ export class Pipeline {
       return { docker, strategy: createStrategy(settings, docker), outcome: 'unchanged' }
     })
     this.github = new GitHubClient({ token: settings.githubToken, repository: settings.run.repository || 'unknown/unknown', apiUrl: settings.run.apiUrl })
+    this.deployments = new DeploymentRecorder({
+      client: this.github,
+      warn: (message) => reporter.warning('GitHub Deployment', message),
+      debug: (message) => core.debug(message)
+    })
   }
 
   /** The primary host: where hooks run and whose previous version decides the rollback target. */
@@ -151,6 +160,13 @@ export class Pipeline {
    * which no further host is touched; undefined when every host is healthy.
    */
   async switchAndVerify(release: Release): Promise<Failure | undefined> {
+    const deployment = await this.startDeployment(release, this.deployRef(release.tag))
+    const failure = await this.switchAndVerifyEachHost(release)
+    await this.finishDeployment(deployment, failure ? 'failure' : 'success')
+    return failure
+  }
+
+  private async switchAndVerifyEachHost(release: Release): Promise<Failure | undefined> {
     for (const host of this.hosts) {
       core.saveState(State.Phase, Phase.Switching)
       try {
@@ -260,11 +276,14 @@ export class Pipeline {
 
     const affected = this.hosts.slice(0, this.hosts.indexOf(failure.host) + 1).reverse()
     const unhealthy: string[] = []
+    const release: Release = { tag: target.tag, digest: target.digest }
+    // The rollback is a deployment of its own, so the environment's history shows what really runs.
+    const deployment = await this.startDeployment(release, target.tag)
     for (const host of affected) {
       const restored = await this.restoreHost(host, target)
       if (!restored.healthy) unhealthy.push(`${host.strategy.host}: ${restored.reason}`)
     }
-    const release: Release = { tag: target.tag, digest: target.digest }
+    await this.finishDeployment(deployment, unhealthy.length > 0 ? 'failure' : 'success')
     if (unhealthy.length > 0) {
       return {
         result: DeployResult.Failed,
@@ -328,6 +347,30 @@ export class Pipeline {
 
   hostRows(): HostRow[] {
     return this.hosts.map((host) => ({ host: host.strategy.host, before: host.before?.tag, now: host.now?.tag, outcome: host.outcome }))
+  }
+
+  /**
+   * The git ref of a deploy's GitHub Deployment: the tag when this run was triggered by that git
+   * tag, otherwise the commit SHA (an image tag is not necessarily a git ref, and GitHub answers
+   * 422 to a ref it does not know).
+   */
+  private deployRef(tag: string): string {
+    return this.settings.run.ref === `refs/tags/${tag}` || !this.settings.run.sha ? tag : this.settings.run.sha
+  }
+
+  private async startDeployment(release: Release, ref: string): Promise<number | undefined> {
+    const id = await this.deployments.start({
+      tag: release.tag,
+      ref,
+      environment: this.settings.environment,
+      payload: { image: this.settings.image, tag: release.tag, ...(release.digest && { digest: release.digest }) }
+    })
+    if (id !== undefined) this.deploymentId = id
+    return id
+  }
+
+  private async finishDeployment(id: number | undefined, state: 'success' | 'failure'): Promise<void> {
+    await this.deployments.finish(id, state, { environmentUrl: this.settings.url, logUrl: this.settings.run.runUrl })
   }
 
   /** Releases are read at most once a run, and only when a rollback target needs them. */

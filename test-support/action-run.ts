@@ -297,7 +297,12 @@ function descendantsOf(rootPid: number): number[] {
 export async function runAction(options: RunActionOptions): Promise<ActionResult> {
   const manifest = readManifest()
   const phase = options.phase ?? 'main'
-  const entry = options.entry ?? resolve(REPO_ROOT, (phase === 'post' ? manifest.runs?.post : manifest.runs?.main) ?? 'dist/index.js')
+  // DEPLOY_ACTION_BUNDLE lets a developer test a bundle built elsewhere (e.g. `ncc build -o .build/x`)
+  // while dist/ is being rebuilt by someone else; CI always runs the committed dist/.
+  const bundleOverride = process.env.DEPLOY_ACTION_BUNDLE
+  const entry =
+    options.entry ??
+    (bundleOverride ? resolve(REPO_ROOT, bundleOverride) : resolve(REPO_ROOT, (phase === 'post' ? manifest.runs?.post : manifest.runs?.main) ?? 'dist/index.js'))
 
   const files = mkdtempSync(join(tmpdir(), 'deploy-action-run-'))
   const commandFiles = join(files, 'file_commands')

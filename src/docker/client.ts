@@ -91,20 +91,19 @@ export class DockerClient {
   }
 
   /**
-   * The registry digest (`sha256:…`) of a local image for the given repository, or its local id
-   * when the image never came from a registry.
+   * The registry digest (`sha256:…`) of a local image for the given repository: what
+   * `repository@digest` pulls. Undefined for an image that never came from that registry; its
+   * local id is not a digest and must not be printed as one.
    */
   async imageDigest(reference: string, repository: string): Promise<string | undefined> {
-    const result = await this.exec(['image', 'inspect', '--format', '{{json .RepoDigests}} {{.Id}}', reference], {
+    const result = await this.exec(['image', 'inspect', '--format', '{{json .RepoDigests}}', reference], {
       allowFailure: true,
       timeoutMs: 30_000
     })
     if (result.exitCode !== 0) return undefined
-    const text = result.stdout.trim()
-    const space = text.lastIndexOf(' ')
-    const repoDigests = JSON.parse(text.slice(0, space) || '[]') as string[] | null
+    const repoDigests = JSON.parse(result.stdout.trim() || '[]') as string[] | null
     const match = (repoDigests ?? []).find((entry) => entry.startsWith(`${repository}@`))
-    return match ? match.slice(repository.length + 1) : text.slice(space + 1) || undefined
+    return match?.slice(repository.length + 1)
   }
 
   /** The container's state and labels, or undefined when there is no such container. */
