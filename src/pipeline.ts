@@ -81,6 +81,11 @@ export class Pipeline {
     return first
   }
 
+  /** `Deploy`, or `Rollback` for `command: rollback`: the first word of every step title. */
+  private get scope(): 'Deploy' | 'Rollback' {
+    return this.settings.command === 'rollback' ? 'Rollback' : 'Deploy'
+  }
+
   /** Step title, with the host when there are several. */
   private title(scope: string, step: string, host?: HostTarget): string {
     return this.hosts.length > 1 && host ? `${scope} · ${step} (${host.strategy.host})` : `${scope} · ${step}`
@@ -89,14 +94,14 @@ export class Pipeline {
   /** Reads what runs on every host from the labels this action wrote. */
   async readWhatRuns(): Promise<Release | undefined> {
     for (const host of this.hosts) {
-      await this.reporter.step(this.title('Deploy', 'current', host), async (step) => {
+      await this.reporter.step(this.title(this.scope, 'current', host), async (step) => {
         host.before = await host.strategy.current()
         host.now = host.before
         step.detail(host.before ? `${this.settings.name} runs ${host.before.tag}` : `nothing named ${this.settings.name} runs yet: first deploy`)
       })
     }
     const tags = new Set(this.hosts.map((host) => host.before?.tag ?? ''))
-    if (tags.size > 1) this.reporter.warning('Deploy · current', `The hosts run different versions: ${[...tags].map((t) => t || 'none').join(', ')}.`)
+    if (tags.size > 1) this.reporter.warning(`${this.scope} · current`, `The hosts run different versions: ${[...tags].map((t) => t || 'none').join(', ')}.`)
     return this.primary.before
   }
 
@@ -116,8 +121,8 @@ export class Pipeline {
   /** Logs in once: the docker client sends its stored credentials to whichever engine pulls. */
   async login(): Promise<void> {
     const registry = this.settings.registry
-    if (!registry) return this.reporter.skipped('Deploy · login', 'no registry credentials given')
-    await this.reporter.step('Deploy · login', async (step) => {
+    if (!registry) return this.reporter.skipped(`${this.scope} · login`, 'no registry credentials given')
+    await this.reporter.step(`${this.scope} · login`, async (step) => {
       await this.primary.docker.login(registry.server, registry.username, registry.password)
       step.detail(`logged in to ${registry.server ?? 'Docker Hub'} as ${registry.username}`)
     })
@@ -128,7 +133,7 @@ export class Pipeline {
     const imageRef = `${this.settings.image}:${tag}`
     let digest: string | undefined
     for (const host of this.hosts) {
-      await this.reporter.step(this.title('Deploy', 'pull', host), async (step) => {
+      await this.reporter.step(this.title(this.scope, 'pull', host), async (step) => {
         await host.docker.pull(imageRef)
         digest = (await host.docker.imageDigest(imageRef, this.settings.image)) ?? digest
         step.detail(`pulled ${imageRef}${digest ? ` (${digest.slice(0, 19)})` : ''}`)
@@ -140,9 +145,9 @@ export class Pipeline {
   /** Runs each pre-deploy hook in the new image, once, on the primary host; the first failure aborts. */
   async runHooks(release: Release): Promise<void> {
     const hooks = this.settings.hooks.preDeploy
-    if (hooks.length === 0) return this.reporter.skipped('Deploy · hooks', 'no pre-deploy hooks')
+    if (hooks.length === 0) return this.reporter.skipped(`${this.scope} · hooks`, 'no pre-deploy hooks')
     const imageRef = `${this.settings.image}:${release.tag}`
-    await this.reporter.step('Deploy · hooks', async (step) => {
+    await this.reporter.step(`${this.scope} · hooks`, async (step) => {
       for (const [index, hook] of hooks.entries()) {
         const argv = buildHookArgv(imageRef, this.settings.container, hook, `${this.settings.name}-hook`)
         const result = await this.primary.docker.runToCompletion(argv, secretEnvironment(this.settings.container.secrets), 30 * 60_000)
@@ -170,7 +175,7 @@ export class Pipeline {
     for (const host of this.hosts) {
       core.saveState(State.Phase, Phase.Switching)
       try {
-        await this.reporter.step(this.title('Deploy', 'switch', host), async (step) => {
+        await this.reporter.step(this.title(this.scope, 'switch', host), async (step) => {
           host.outcome = 'switching'
           await host.strategy.switchTo(release)
           host.now = release
@@ -181,7 +186,7 @@ export class Pipeline {
         return { host, reason: errorText(error), transcript: [] }
       }
       core.saveState(State.Phase, Phase.Verifying)
-      const verdict = await this.verify('Deploy', host, release)
+      const verdict = await this.verify(this.scope, host, release)
       if (!verdict.healthy) {
         host.outcome = 'unhealthy'
         return { host, reason: verdict.reason, transcript: verdict.transcript }
@@ -218,7 +223,7 @@ export class Pipeline {
   /** After every host is healthy: keep exactly one previous version on each. */
   async finalize(): Promise<void> {
     for (const host of this.hosts) {
-      await this.reporter.step(this.title('Deploy', 'clean up', host), async (step) => {
+      await this.reporter.step(this.title(this.scope, 'clean up', host), async (step) => {
         await host.strategy.finalize()
         step.detail(`kept ${host.before ? `${this.settings.name}-previous (${host.before.tag})` : 'no previous version'}`)
       })
