@@ -52,8 +52,6 @@ export class Pipeline {
   private releasesCache?: Promise<GitHubRelease[]>
   /** The last GitHub Deployment created: the one that describes what runs when the run ends. */
   deploymentId?: number
-  /** Called as each host's switch begins (by index), so the saved state names the hosts to check after a cancel. */
-  onSwitchStart?: (hostIndex: number) => void
 
   constructor(
     readonly settings: DeploySettings,
@@ -174,11 +172,8 @@ export class Pipeline {
   }
 
   private async switchAndVerifyEachHost(release: Release): Promise<Failure | undefined> {
-    for (const [index, host] of this.hosts.entries()) {
-      // Cancelled: start no further switch; the post step repairs the hosts already switched.
-      if (this.signal?.aborted) return { host, reason: 'cancelled before the switch', transcript: [] }
+    for (const host of this.hosts) {
       core.saveState(State.Phase, Phase.Switching)
-      this.onSwitchStart?.(index)
       try {
         await this.reporter.step(this.title(this.scope, 'switch', host), async (step) => {
           host.outcome = 'switching'
@@ -216,7 +211,6 @@ export class Pipeline {
           settings: this.settings.health,
           signal: this.signal
         })
-        if (!verdict.healthy && this.signal?.aborted) throw new Error(`cancelled before ${release.tag} was shown healthy`)
         if (!verdict.healthy) throw new Error(`${release.tag} is unhealthy: ${verdict.reason}`)
         step.detail(`${release.tag} is healthy${url ? ` at ${url}` : ''} after ${formatDuration(verdict.durationMs)}`)
       })
@@ -296,29 +290,6 @@ export class Pipeline {
     }
     await this.finishDeployment(deployment, unhealthy.length > 0 ? 'failure' : 'success')
     if (this.primary.now?.tag === release.tag) release.digest ??= this.primary.now.digest
-    const fallback = this.primary.before
-    if (unhealthy.length > 0 && fallback && fallback.tag !== target.tag && !this.signal?.aborted) {
-      // The target could not be put back (a release whose image was never pushed, or was deleted);
-      // what ran before is still kept as -previous, and serving it beats serving nothing.
-      const targetFailed = `The rollback to ${target.tag} failed (${unhealthy.join('; ')})`
-      this.reporter.warning('Rollback · target', `${targetFailed}; putting back ${fallback.tag}, which ran before.`)
-      const retry = await this.startDeployment(fallback, fallback.tag)
-      const stillUnhealthy: string[] = []
-      for (const host of affected) {
-        const restored = await this.restoreHost(host, host.before ?? fallback)
-        if (!restored.healthy) stillUnhealthy.push(`${host.strategy.host}: ${restored.reason}`)
-      }
-      await this.finishDeployment(retry, stillUnhealthy.length > 0 ? 'failure' : 'success')
-      if (stillUnhealthy.length === 0) {
-        return {
-          result: DeployResult.RolledBack,
-          release: this.primary.now ?? fallback,
-          headline: `${cause}. ${targetFailed}, so ${fallback.tag}, which ran before, was put back: it runs now and is healthy.`,
-          ...evidence
-        }
-      }
-      unhealthy.push(...stillUnhealthy)
-    }
     if (unhealthy.length > 0) {
       return {
         result: DeployResult.Failed,
