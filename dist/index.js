@@ -35889,6 +35889,10 @@ class Pipeline {
             throw new Error('No docker host to deploy to');
         return first;
     }
+    /** `Deploy`, or `Rollback` for `command: rollback`: the first word of every step title. */
+    get scope() {
+        return this.settings.command === 'rollback' ? 'Rollback' : 'Deploy';
+    }
     /** Step title, with the host when there are several. */
     title(scope, step, host) {
         return this.hosts.length > 1 && host ? `${scope} · ${step} (${host.strategy.host})` : `${scope} · ${step}`;
@@ -35896,7 +35900,7 @@ class Pipeline {
     /** Reads what runs on every host from the labels this action wrote. */
     async readWhatRuns() {
         for (const host of this.hosts) {
-            await this.reporter.step(this.title('Deploy', 'current', host), async (step) => {
+            await this.reporter.step(this.title(this.scope, 'current', host), async (step) => {
                 host.before = await host.strategy.current();
                 host.now = host.before;
                 step.detail(host.before ? `${this.settings.name} runs ${host.before.tag}` : `nothing named ${this.settings.name} runs yet: first deploy`);
@@ -35904,7 +35908,7 @@ class Pipeline {
         }
         const tags = new Set(this.hosts.map((host) => host.before?.tag ?? ''));
         if (tags.size > 1)
-            this.reporter.warning('Deploy · current', `The hosts run different versions: ${[...tags].map((t) => t || 'none').join(', ')}.`);
+            this.reporter.warning(`${this.scope} · current`, `The hosts run different versions: ${[...tags].map((t) => t || 'none').join(', ')}.`);
         return this.primary.before;
     }
     /** `command: rollback`: the `rollback-to` input, or the newest release older than what runs now. */
@@ -35923,8 +35927,8 @@ class Pipeline {
     async login() {
         const registry = this.settings.registry;
         if (!registry)
-            return this.reporter.skipped('Deploy · login', 'no registry credentials given');
-        await this.reporter.step('Deploy · login', async (step) => {
+            return this.reporter.skipped(`${this.scope} · login`, 'no registry credentials given');
+        await this.reporter.step(`${this.scope} · login`, async (step) => {
             await this.primary.docker.login(registry.server, registry.username, registry.password);
             step.detail(`logged in to ${registry.server ?? 'Docker Hub'} as ${registry.username}`);
         });
@@ -35934,7 +35938,7 @@ class Pipeline {
         const imageRef = `${this.settings.image}:${tag}`;
         let digest;
         for (const host of this.hosts) {
-            await this.reporter.step(this.title('Deploy', 'pull', host), async (step) => {
+            await this.reporter.step(this.title(this.scope, 'pull', host), async (step) => {
                 await host.docker.pull(imageRef);
                 digest = (await host.docker.imageDigest(imageRef, this.settings.image)) ?? digest;
                 step.detail(`pulled ${imageRef}${digest ? ` (${digest.slice(0, 19)})` : ''}`);
@@ -35946,9 +35950,9 @@ class Pipeline {
     async runHooks(release) {
         const hooks = this.settings.hooks.preDeploy;
         if (hooks.length === 0)
-            return this.reporter.skipped('Deploy · hooks', 'no pre-deploy hooks');
+            return this.reporter.skipped(`${this.scope} · hooks`, 'no pre-deploy hooks');
         const imageRef = `${this.settings.image}:${release.tag}`;
-        await this.reporter.step('Deploy · hooks', async (step) => {
+        await this.reporter.step(`${this.scope} · hooks`, async (step) => {
             for (const [index, hook] of hooks.entries()) {
                 const argv = buildHookArgv(imageRef, this.settings.container, hook, `${this.settings.name}-hook`);
                 const result = await this.primary.docker.runToCompletion(argv, secretEnvironment(this.settings.container.secrets), 30 * 60_000);
@@ -35974,7 +35978,7 @@ class Pipeline {
         for (const host of this.hosts) {
             lib_core/* saveState */.LZ(constants/* State */.Uw.Phase, constants/* Phase */.a0.Switching);
             try {
-                await this.reporter.step(this.title('Deploy', 'switch', host), async (step) => {
+                await this.reporter.step(this.title(this.scope, 'switch', host), async (step) => {
                     host.outcome = 'switching';
                     await host.strategy.switchTo(release);
                     host.now = release;
@@ -35986,7 +35990,7 @@ class Pipeline {
                 return { host, reason: errorText(error), transcript: [] };
             }
             lib_core/* saveState */.LZ(constants/* State */.Uw.Phase, constants/* Phase */.a0.Verifying);
-            const verdict = await this.verify('Deploy', host, release);
+            const verdict = await this.verify(this.scope, host, release);
             if (!verdict.healthy) {
                 host.outcome = 'unhealthy';
                 return { host, reason: verdict.reason, transcript: verdict.transcript };
@@ -36022,7 +36026,7 @@ class Pipeline {
     /** After every host is healthy: keep exactly one previous version on each. */
     async finalize() {
         for (const host of this.hosts) {
-            await this.reporter.step(this.title('Deploy', 'clean up', host), async (step) => {
+            await this.reporter.step(this.title(this.scope, 'clean up', host), async (step) => {
                 await host.strategy.finalize();
                 step.detail(`kept ${host.before ? `${this.settings.name}-previous (${host.before.tag})` : 'no previous version'}`);
             });
@@ -36086,6 +36090,8 @@ class Pipeline {
                 unhealthy.push(`${host.strategy.host}: ${restored.reason}`);
         }
         await this.finishDeployment(deployment, unhealthy.length > 0 ? 'failure' : 'success');
+        if (this.primary.now?.tag === release.tag)
+            release.digest ??= this.primary.now.digest;
         if (unhealthy.length > 0) {
             return {
                 result: constants/* DeployResult */.VH.Failed,
@@ -36111,7 +36117,10 @@ class Pipeline {
                 }
             });
             const verdict = await this.verify('Rollback', host, target);
-            host.now = target;
+            // A release target is known by its tag only; what was restored carries its registry digest
+            // in the labels this action wrote, and the outputs and summary should show it.
+            const restored = await host.strategy.current().catch(() => undefined);
+            host.now = restored?.tag === target.tag ? restored : target;
             host.outcome = verdict.healthy ? `rolled back to ${target.tag}` : `rollback to ${target.tag} unhealthy`;
             return { healthy: verdict.healthy, reason: verdict.reason };
         }
