@@ -17,5 +17,5 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   })
 }
 
-if (core.getState(State.IsPost) === 'true') await post()
+if (core.getState(State.IsPost) === 'true') await post(cancellation.signal)
 else await run(cancellation.signal)

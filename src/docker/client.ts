@@ -168,6 +168,29 @@ export class DockerClient {
     if (result.exitCode !== 0 && !NO_SUCH.test(result.stderr)) throw new DockerCommandError(['container', 'rm', name], result)
   }
 
+  /**
+   * Imports an image with an empty filesystem (an empty tar archive on stdin): the never-started
+   * lock container needs some image, and this one is present on every host without a registry.
+   */
+  async importEmptyImage(reference: string): Promise<void> {
+    // An empty tar archive is two 512-byte blocks of zeros.
+    await this.exec(['image', 'import', '--message', 'deploy-action lock', '-', reference], { input: '\0'.repeat(1024), mutates: true, timeoutMs: 60_000 })
+  }
+
+  /**
+   * Creates a container that is never started, as a lock. Docker refuses a second container of
+   * the same name atomically, so false means another holder has it.
+   */
+  async createLockContainer(name: string, image: string, labels: Record<string, string>): Promise<boolean> {
+    const argv = ['container', 'create', '--name', name, '--network', 'none']
+    for (const [key, value] of Object.entries(labels)) argv.push('--label', `${key}=${value}`)
+    argv.push(image, 'deploy-action-lock')
+    const result = await this.exec(argv, { mutates: true, allowFailure: true, timeoutMs: 60_000 })
+    if (result.exitCode === 0) return true
+    if (/conflict|already in use/i.test(result.stderr)) return false
+    throw new DockerCommandError(argv, result)
+  }
+
   /** The last lines of a container's output (stdout and stderr interleaved by docker). */
   async containerLogs(name: string, tail: number): Promise<string> {
     const result = await this.exec(['container', 'logs', '--tail', String(tail), name], {

@@ -1,0 +1,286 @@
+import { describe, expect, it } from '@jest/globals'
+import { DockerClient } from '../src/docker/client.js'
+import {
+  DeployLock,
+  describeHolder,
+  FleetLock,
+  LOCK_IMAGE,
+  LockLabel,
+  lockLeaseMs,
+  lockOwnerToken,
+  LockTimeoutError,
+  type LockClock
+} from '../src/lock.js'
+import { FakeDockerEngine } from '../test-support/fake-docker-engine.js'
+import { RecordingRunner } from '../test-support/recording-runner.js'
+
+const T0 = Date.parse('2024-05-01T10:00:00.000Z')
+
+/** A clock whose sleeps pass instantly and can act on the world while "waiting". */
+function fakeClock(onSleep: (now: number) => void = () => undefined): LockClock & { slept: number[] } {
+  let now = T0
+  const slept: number[] = []
+  return {
+    slept,
+    now: () => now,
+    sleep: async (ms) => {
+      slept.push(ms)
+      now += ms
+      onSleep(now)
+    }
+  }
+}
+
+const base = { holder: 'https://github.com/acme/web/actions/runs/42', tag: 'v2', leaseMs: 30 * 60_000, timeoutMs: 10_000, pollMs: 2_000 }
+
+function holdBy(engine: FakeDockerEngine, owner: string, labels: Record<string, string> = {}): string {
+  engine.images.add(LOCK_IMAGE)
+  return engine.add({
+    name: 'web-deploy-lock',
+    image: LOCK_IMAGE,
+    running: false,
+    labels: {
+      [LockLabel.Owner]: owner,
+      [LockLabel.Holder]: 'https://github.com/acme/web/actions/runs/41',
+      [LockLabel.Tag]: 'v1',
+      [LockLabel.Since]: new Date(T0 - 60_000).toISOString(),
+      [LockLabel.Expires]: new Date(T0 + 60 * 60_000).toISOString(),
+      ...labels
+    }
+  }).id
+}
+
+describe('DeployLock', () => {
+  it('takes a free lock at once: a never-started container with holder, tag, since and lease expiry', async () => {
+    const engine = new FakeDockerEngine()
+    const lock = new DeployLock(new DockerClient(engine), 'web')
+    const acquired = await lock.acquire({ ...base, owner: 'run-42-a', clock: fakeClock() })
+
+    expect(acquired).toEqual({ waitedMs: 0, waitedFor: undefined, tookOver: [] })
+    const container = engine.containers.get('web-deploy-lock')
+    expect(container?.running).toBe(false)
+    expect(container?.image).toBe(LOCK_IMAGE)
+    expect(container?.labels).toEqual({
+      [LockLabel.Owner]: 'run-42-a',
+      [LockLabel.Holder]: base.holder,
+      [LockLabel.Tag]: 'v2',
+      [LockLabel.Since]: '2024-05-01T10:00:00.000Z',
+      [LockLabel.Expires]: '2024-05-01T10:30:00.000Z'
+    })
+    // The empty lock image is imported once, from stdin, and never pulled.
+    const imports = engine.calls.filter((call) => call.argv[0] === 'image' && call.argv[1] === 'import')
+    expect(imports).toHaveLength(1)
+    expect(imports[0]?.options.input).toBe('\0'.repeat(1024))
+    expect(engine.commands.some((command) => command.startsWith('pull'))).toBe(false)
+    expect(engine.commands.filter((command) => command.startsWith('container start'))).toEqual([])
+
+    await new DeployLock(new DockerClient(engine), 'api').acquire({ ...base, owner: 'x', clock: fakeClock() })
+    expect(engine.calls.filter((call) => call.argv[1] === 'import')).toHaveLength(1)
+  })
+
+  it('waits, polling, and fails after the timeout with an error that names the holder', async () => {
+    const engine = new FakeDockerEngine()
+    holdBy(engine, 'run-41-a')
+    const clock = fakeClock()
+    const waits: string[] = []
+    const lock = new DeployLock(new DockerClient(engine, { label: 'ssh://deploy@web1' }), 'web')
+
+    const error = await lock.acquire({ ...base, owner: 'run-42-a', clock, onWait: (holder) => waits.push(describeHolder(holder)) }).catch((e: unknown) => e)
+
+    expect(error).toBeInstanceOf(LockTimeoutError)
+    const message = (error as Error).message
+    expect(message).toContain('web-deploy-lock on ssh://deploy@web1')
+    expect(message).toContain('run https://github.com/acme/web/actions/runs/41')
+    expect(message).toContain('deploying v1')
+    expect(message).toContain('since 2024-05-01T09:59:00.000Z')
+    expect(message).toContain('Waited 10s (lock.timeout)')
+    expect(message).toContain('docker container rm web-deploy-lock')
+    expect(clock.slept).toEqual([2_000, 2_000, 2_000, 2_000, 2_000])
+    expect(waits).toHaveLength(1)
+    // The holder's lock is untouched.
+    expect(engine.containers.get('web-deploy-lock')?.labels[LockLabel.Owner]).toBe('run-41-a')
+  })
+
+  it('gets the lock as soon as the holder releases it, and says whom it waited for', async () => {
+    const engine = new FakeDockerEngine()
+    holdBy(engine, 'run-41-a')
+    const clock = fakeClock((now) => {
+      if (now - T0 >= 4_000) engine.containers.delete('web-deploy-lock')
+    })
+    const acquired = await new DeployLock(new DockerClient(engine), 'web').acquire({ ...base, owner: 'run-42-a', clock })
+    expect(acquired.waitedMs).toBe(4_000)
+    expect(acquired.waitedFor?.tag).toBe('v1')
+    expect(engine.containers.get('web-deploy-lock')?.labels[LockLabel.Owner]).toBe('run-42-a')
+  })
+
+  it('takes over an expired lease, removing the old lock by its id', async () => {
+    const engine = new FakeDockerEngine()
+    const oldId = holdBy(engine, 'run-41-a', { [LockLabel.Expires]: new Date(T0 - 1).toISOString() })
+    const takeovers: string[] = []
+    const acquired = await new DeployLock(new DockerClient(engine), 'web').acquire({
+      ...base,
+      owner: 'run-42-a',
+      clock: fakeClock(),
+      onTakeover: (holder) => takeovers.push(holder.id)
+    })
+    expect(takeovers).toEqual([oldId])
+    expect(acquired.tookOver.map((holder) => holder.holder)).toEqual(['https://github.com/acme/web/actions/runs/41'])
+    expect(engine.commands).toContain(`container rm --force ${oldId}`)
+    expect(engine.containers.get('web-deploy-lock')?.labels[LockLabel.Owner]).toBe('run-42-a')
+  })
+
+  it('never removes a lock that a third deploy took between our look and our takeover', async () => {
+    const engine = new FakeDockerEngine()
+    holdBy(engine, 'run-41-a', { [LockLabel.Expires]: new Date(T0 - 1).toISOString() })
+    const error = await new DeployLock(new DockerClient(engine), 'web')
+      .acquire({
+        ...base,
+        owner: 'run-42-a',
+        timeoutMs: 2_000,
+        clock: fakeClock(),
+        onTakeover: () => {
+          // A third deploy removes the expired lock and takes the name first.
+          engine.containers.delete('web-deploy-lock')
+          holdBy(engine, 'run-43-a', { [LockLabel.Tag]: 'v3' })
+        }
+      })
+      .catch((e: unknown) => e)
+    expect(error).toBeInstanceOf(LockTimeoutError)
+    expect((error as Error).message).toContain('deploying v3')
+    expect(engine.containers.get('web-deploy-lock')?.labels[LockLabel.Owner]).toBe('run-43-a')
+  })
+
+  it('treats a lock without readable labels as held by an unknown holder that never expires', async () => {
+    const engine = new FakeDockerEngine()
+    engine.images.add(LOCK_IMAGE)
+    engine.add({ name: 'web-deploy-lock', image: LOCK_IMAGE, running: false, labels: {} })
+    const error = await new DeployLock(new DockerClient(engine), 'web').acquire({ ...base, owner: 'me', timeoutMs: 0, clock: fakeClock() }).catch((e: unknown) => e)
+    expect((error as Error).message).toContain('an unknown holder')
+  })
+
+  it('is re-entrant for the same owner, and released only by its owner', async () => {
+    const engine = new FakeDockerEngine()
+    holdBy(engine, 'run-42-a')
+    const lock = new DeployLock(new DockerClient(engine), 'web')
+    await expect(lock.acquire({ ...base, owner: 'run-42-a', clock: fakeClock() })).resolves.toMatchObject({ waitedMs: 0 })
+    await expect(lock.release('run-99-z')).resolves.toBe(false)
+    expect(engine.containers.has('web-deploy-lock')).toBe(true)
+    await expect(lock.release('run-42-a')).resolves.toBe(true)
+    expect(engine.containers.has('web-deploy-lock')).toBe(false)
+    await expect(lock.release('run-42-a')).resolves.toBe(false)
+  })
+
+  it('stops waiting at once when cancelled', async () => {
+    const engine = new FakeDockerEngine()
+    holdBy(engine, 'run-41-a')
+    const controller = new AbortController()
+    const clock = fakeClock(() => controller.abort(new Error('cancelled by SIGINT')))
+    await expect(
+      new DeployLock(new DockerClient(engine), 'web').acquire({ ...base, owner: 'run-42-a', timeoutMs: 600_000, clock, signal: controller.signal })
+    ).rejects.toThrow('cancelled by SIGINT')
+    expect(clock.slept).toHaveLength(1)
+  })
+
+  it('fails with docker’s own error when the engine cannot be reached', async () => {
+    const engine = new FakeDockerEngine()
+    engine.images.add(LOCK_IMAGE)
+    engine.unreachable = true
+    await expect(new DeployLock(new DockerClient(engine), 'web').acquire({ ...base, owner: 'x', clock: fakeClock() })).rejects.toThrow(
+      /Cannot connect to the Docker daemon/
+    )
+  })
+})
+
+describe('FleetLock', () => {
+  it('locks hosts in sorted order and releases the ones it took when a later one times out', async () => {
+    const engines = { 'ssh://b': new FakeDockerEngine(), 'ssh://a': new FakeDockerEngine() }
+    holdBy(engines['ssh://b'], 'someone-else')
+    const fleet = new FleetLock(
+      (['ssh://b', 'ssh://a'] as const).map((host) => ({ lock: new DeployLock(new DockerClient(engines[host], { label: host }), 'web'), dockerHost: host })),
+      'me'
+    )
+    expect(fleet.hosts).toEqual(['ssh://b', 'ssh://a'])
+    await expect(fleet.acquire({ ...base, timeoutMs: 0, clock: fakeClock() })).rejects.toBeInstanceOf(LockTimeoutError)
+    // a was locked first (sorted), then released when b timed out.
+    expect(engines['ssh://a'].commands.filter((command) => command.startsWith('container create') || command.startsWith('container rm'))).toEqual([
+      expect.stringMatching(/^container create --name web-deploy-lock /),
+      expect.stringMatching(/^container rm --force 0+1$/)
+    ])
+    expect(engines['ssh://a'].containers.has('web-deploy-lock')).toBe(false)
+    expect(fleet.heldHosts).toEqual([])
+    expect(engines['ssh://b'].containers.get('web-deploy-lock')?.labels[LockLabel.Owner]).toBe('someone-else')
+  })
+
+  it('releases every lock it holds and reports the hosts it could not reach', async () => {
+    const a = new FakeDockerEngine()
+    const b = new FakeDockerEngine()
+    const fleet = new FleetLock(
+      [
+        { lock: new DeployLock(new DockerClient(a, { label: 'a' }), 'web'), dockerHost: 'a' },
+        { lock: new DeployLock(new DockerClient(b, { label: 'b' }), 'web'), dockerHost: undefined }
+      ],
+      'me'
+    )
+    await fleet.acquire({ ...base, clock: fakeClock() })
+    expect(fleet.heldHosts).toEqual(['a', null])
+    b.unreachable = true
+    const problems = await fleet.release()
+    expect(problems).toEqual([expect.stringMatching(/^b: .*Cannot connect/)])
+    expect(a.containers.has('web-deploy-lock')).toBe(false)
+    expect(fleet.heldHosts).toEqual([null])
+  })
+})
+
+describe('a create whose docker client was killed', () => {
+  it('may have been carried out by the daemon: the release still finds and removes our lock', async () => {
+    const engine = new FakeDockerEngine()
+    // The daemon creates the container, but the client is killed (cancel) before it answers.
+    const dying = {
+      run: async (argv: readonly string[], options?: Parameters<FakeDockerEngine['run']>[1]) => {
+        const result = await engine.run(argv, options)
+        if (argv[0] === 'container' && argv[1] === 'create') throw new Error('docker container was cancelled')
+        return result
+      }
+    }
+    const fleet = new FleetLock([{ lock: new DeployLock(new DockerClient(dying), 'web'), dockerHost: undefined }], 'me')
+    await expect(fleet.acquire({ ...base, clock: fakeClock() })).rejects.toThrow('was cancelled')
+    // The failed acquire already released what it may hold.
+    expect(engine.containers.has('web-deploy-lock')).toBe(false)
+
+    const unreachable = new FakeDockerEngine()
+    unreachable.unreachable = true
+    const never = new FleetLock([{ lock: new DeployLock(new DockerClient(unreachable), 'web'), dockerHost: undefined }], 'me')
+    await expect(never.acquire({ ...base, clock: fakeClock() })).rejects.toThrow(/Cannot connect/)
+    // No create was ever sent, so there is nothing to release and nothing to complain about.
+    expect(unreachable.commands.some((command) => command.startsWith('container create'))).toBe(false)
+    await expect(never.release()).resolves.toEqual([])
+  })
+})
+
+describe('lock helpers', () => {
+  it('creates the lock container with each label as its own argument and detects a name clash', async () => {
+    const runner = new RecordingRunner().answer(['container', 'create'], { exitCode: 1, stderr: 'Error response from daemon: Conflict. The container name "/web-deploy-lock" is already in use' })
+    const docker = new DockerClient(runner)
+    await expect(docker.createLockContainer('web-deploy-lock', LOCK_IMAGE, { 'deploy-action.lock.tag': 'v1; rm -rf /' })).resolves.toBe(false)
+    expect(runner.calls[0]?.argv).toEqual([
+      'container', 'create', '--name', 'web-deploy-lock', '--network', 'none',
+      '--label', 'deploy-action.lock.tag=v1; rm -rf /',
+      LOCK_IMAGE, 'deploy-action-lock'
+    ])
+    const broken = new DockerClient(new RecordingRunner().answer(['container', 'create'], { exitCode: 1, stderr: 'no space left on device' }))
+    await expect(broken.createLockContainer('web-deploy-lock', LOCK_IMAGE, {})).rejects.toThrow('no space left on device')
+  })
+
+  it('makes owner tokens unique per run attempt', () => {
+    const env = { GITHUB_RUN_ID: '42', GITHUB_RUN_ATTEMPT: '2' }
+    const first = lockOwnerToken(env)
+    expect(first).toMatch(/^42-2-[0-9a-f]{12}$/)
+    expect(lockOwnerToken(env)).not.toBe(first)
+  })
+
+  it('leases for an upper bound of a deploy: 15 min, a pull and two health checks per host, 30 min per hook', () => {
+    const health = { deadlineMs: 60_000, watchMs: 30_000 }
+    expect(lockLeaseMs({ hosts: [undefined], health, hooks: { preDeploy: [] } } as never)).toBe(15 * 60_000 + 5 * 60_000 + 180_000)
+    expect(lockLeaseMs({ hosts: ['a', 'b'], health, hooks: { preDeploy: [['migrate']] } } as never)).toBe(15 * 60_000 + 2 * (5 * 60_000 + 180_000) + 30 * 60_000)
+  })
+})

@@ -1,0 +1,205 @@
+import { afterEach, beforeEach, describe, expect, it, jest } from '@jest/globals'
+import type { RestoreState } from '../src/cancellation.js'
+import { Label } from '../src/constants.js'
+import { DockerClient } from '../src/docker/client.js'
+import { LOCK_IMAGE, LockLabel } from '../src/lock.js'
+import { post } from '../src/post.js'
+import type { DeploySettings } from '../src/settings.js'
+import { FakeDockerEngine } from '../test-support/fake-docker-engine.js'
+
+const settings: DeploySettings = {
+  command: 'deploy',
+  environment: 'production',
+  dryRun: false,
+  image: '127.0.0.1:5999/acme/web',
+  tag: 'v2',
+  name: 'web',
+  strategy: 'replace',
+  container: { ports: [], env: {}, secrets: [], volumes: [], labels: {}, init: true, network: 'host' },
+  health: { expectStatus: [200], headers: {}, intervalMs: 20, timeoutMs: 200, deadlineMs: 2_000, healthyThreshold: 1, watchMs: 60_000 },
+  rollback: { onFailure: true, to: { kind: 'previous' } },
+  hooks: { preDeploy: [] },
+  lock: { timeoutMs: 1_000 },
+  swarm: {},
+  hosts: [undefined],
+  rollout: { parallel: 1 },
+  run: { repository: 'acme/web', sha: 'abc', ref: 'refs/heads/main', actor: 'octocat', runUrl: 'https://github.com/acme/web/actions/runs/42', apiUrl: 'http://127.0.0.1:9', workspace: '/tmp' }
+}
+
+const V1 = { tag: 'v1', digest: 'sha256:1111' }
+
+function restoreState(change: Partial<RestoreState> = {}): RestoreState {
+  return {
+    version: 1,
+    command: 'deploy',
+    environment: 'production',
+    name: 'web',
+    image: settings.image,
+    strategy: 'replace',
+    hosts: [null],
+    tag: 'v2',
+    before: [V1],
+    reached: [0],
+    lock: { owner: 'run-42-a', hosts: [null] },
+    ...change
+  }
+}
+
+function app(engine: FakeDockerEngine, name: string, tag: string, running: boolean, digest?: string): void {
+  engine.add({ name, image: `${settings.image}:${tag}`, running, labels: { [Label.Tag]: tag, ...(digest && { [Label.Digest]: digest }) } })
+}
+
+function lockHeldBy(engine: FakeDockerEngine, owner: string): void {
+  engine.images.add(LOCK_IMAGE)
+  engine.add({ name: 'web-deploy-lock', image: LOCK_IMAGE, running: false, labels: { [LockLabel.Owner]: owner } })
+}
+
+let stdout: string[]
+beforeEach(() => {
+  stdout = []
+  jest.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
+    stdout.push(String(chunk))
+    return true
+  })
+  delete process.env.GITHUB_STATE
+  delete process.env.GITHUB_STEP_SUMMARY
+})
+afterEach(() => {
+  jest.restoreAllMocks()
+  delete process.env.STATE_phase
+  delete process.env.STATE_restore
+  process.exitCode = undefined
+})
+
+async function runPost(engine: FakeDockerEngine, phase: string, state: RestoreState | undefined): Promise<{ annotations: string[] }> {
+  process.env.STATE_phase = phase
+  if (state) process.env.STATE_restore = JSON.stringify(state)
+  else delete process.env.STATE_restore
+  await post(undefined, { docker: (host) => new DockerClient(engine, { label: host ?? 'local' }), settings: () => settings })
+  return { annotations: stdout.join('').split('\n').filter((line) => /^::(error|warning|notice)/.test(line)) }
+}
+
+describe('post step', () => {
+  it('after a cancel during verify: removes the unverified version, restarts the kept previous one, verifies it, releases the lock', async () => {
+    const engine = new FakeDockerEngine()
+    app(engine, 'web', 'v2', true)
+    app(engine, 'web-previous', 'v1', false, V1.digest)
+    lockHeldBy(engine, 'run-42-a')
+
+    const { annotations } = await runPost(engine, 'verifying', restoreState())
+
+    expect(engine.containers.get('web')).toMatchObject({ running: true, labels: { [Label.Tag]: 'v1' } })
+    expect(engine.containers.has('web-previous')).toBe(false)
+    expect(engine.containers.has('web-deploy-lock')).toBe(false)
+    expect(engine.commands).toEqual(expect.arrayContaining(['container rename web-previous web', 'container start web']))
+    expect(process.exitCode).toBeUndefined()
+    expect(annotations).toContainEqual(expect.stringMatching(/^::warning title=Post · restored::The deploy of v2 was interrupted while verifying\. v1, which ran before, runs again and is healthy\./))
+    expect(annotations).toContainEqual(expect.stringMatching(/^::notice title=Post · verify::v1 is healthy/))
+  })
+
+  it('is idempotent: a second run finds the previous version running and changes nothing', async () => {
+    const engine = new FakeDockerEngine()
+    app(engine, 'web', 'v1', true, V1.digest)
+    app(engine, 'web-previous', 'v0', false)
+
+    await runPost(engine, 'verifying', restoreState())
+
+    const mutations = engine.commands.filter((command) => /^container (rename|start|stop|create)|^pull/.test(command))
+    expect(mutations).toEqual([])
+    expect(engine.commands.filter((command) => command.startsWith('container rm'))).toEqual(['container rm --force web-next'])
+    expect(engine.containers.get('web')?.labels[Label.Tag]).toBe('v1')
+    expect(process.exitCode).toBeUndefined()
+  })
+
+  it('on a first deploy, removes the half-started container so nothing unverified is left', async () => {
+    const engine = new FakeDockerEngine()
+    app(engine, 'web', 'v2', true)
+    app(engine, 'web-next', 'v2', false)
+
+    const { annotations } = await runPost(engine, 'switching', restoreState({ before: [null], lock: undefined }))
+
+    expect([...engine.containers.keys()]).toEqual([])
+    expect(process.exitCode).toBeUndefined()
+    expect(annotations).toContainEqual(expect.stringContaining('Nothing ran before (first deploy), so the unverified web was removed; nothing runs now.'))
+  })
+
+  it('mid-switch: puts -previous-older back as -previous and starts the stopped old version again', async () => {
+    const engine = new FakeDockerEngine()
+    app(engine, 'web', 'v1', false, V1.digest) // stopped, not yet renamed
+    app(engine, 'web-previous-older', 'v0', false) // moved aside to make room
+    app(engine, 'web-next', 'v2', false) // created, never started
+
+    await runPost(engine, 'switching', restoreState())
+
+    expect(engine.containers.get('web')).toMatchObject({ running: true, labels: { [Label.Tag]: 'v1' } })
+    expect(engine.containers.get('web-previous')?.labels[Label.Tag]).toBe('v0')
+    expect(engine.containers.has('web-next')).toBe(false)
+    expect(engine.containers.has('web-previous-older')).toBe(false)
+    expect(process.exitCode).toBeUndefined()
+  })
+
+  it('fails the post step and says to check by hand when the previous version cannot be put back', async () => {
+    const engine = new FakeDockerEngine()
+    app(engine, 'web', 'v2', true)
+    engine.images.delete(`${settings.image}:v2`)
+    engine.missingInRegistry.add(`${settings.image}:v1`)
+    lockHeldBy(engine, 'run-42-a')
+
+    const { annotations } = await runPost(engine, 'rolling-back', restoreState())
+
+    expect(process.exitCode).toBe(1)
+    expect(annotations).toContainEqual(expect.stringMatching(/^::error title=Post · restore failed::The deploy of v2 was interrupted while rolling back, and putting back what ran before failed .*manifest unknown.*check web by hand/))
+    // The lock is released anyway: the next deploy reads what runs and repairs it.
+    expect(engine.containers.has('web-deploy-lock')).toBe(false)
+  })
+
+  it('after a clean main step: only releases a lock still held, and leaves another run’s lock alone', async () => {
+    const engine = new FakeDockerEngine()
+    app(engine, 'web', 'v2', true)
+    lockHeldBy(engine, 'run-42-a')
+    await runPost(engine, 'done', restoreState())
+    expect(engine.containers.has('web-deploy-lock')).toBe(false)
+    expect(engine.commands.filter((command) => !command.includes('web-deploy-lock') && !/^container rm --force 0+/.test(command))).toEqual([])
+
+    const other = new FakeDockerEngine()
+    lockHeldBy(other, 'run-77-b')
+    await runPost(other, 'done', restoreState())
+    expect(other.containers.get('web-deploy-lock')?.labels[LockLabel.Owner]).toBe('run-77-b')
+  })
+
+  it('runs no docker command at all when the main step released its lock, was never switched, or saved nothing', async () => {
+    const engine = new FakeDockerEngine()
+    await runPost(engine, 'done', restoreState({ lock: undefined }))
+    await runPost(engine, 'preparing', restoreState({ reached: [], lock: undefined }))
+    await runPost(engine, '', undefined)
+    await runPost(engine, 'verifying', undefined)
+    expect(engine.commands).toEqual([])
+    expect(process.exitCode).toBeUndefined()
+  })
+
+  it('repairs only the hosts whose switch had begun', async () => {
+    const first = new FakeDockerEngine()
+    const second = new FakeDockerEngine()
+    app(first, 'web', 'v2', true)
+    app(first, 'web-previous', 'v1', false, V1.digest)
+    app(second, 'web', 'v1', false, V1.digest) // untouched host; stopped on purpose by someone
+    const engines: Record<string, FakeDockerEngine> = { 'ssh://a': first, 'ssh://b': second }
+    process.env.STATE_phase = 'verifying'
+    process.env.STATE_restore = JSON.stringify(restoreState({ hosts: ['ssh://a', 'ssh://b'], before: [V1, V1], reached: [0], lock: undefined }))
+    await post(undefined, { docker: (host) => new DockerClient(engines[host ?? ''] as FakeDockerEngine, { label: host ?? 'local' }), settings: () => ({ ...settings, hosts: ['ssh://a', 'ssh://b'] }) })
+
+    expect(first.containers.get('web')).toMatchObject({ running: true, labels: { [Label.Tag]: 'v1' } })
+    expect(second.commands).toEqual([])
+    expect(second.containers.get('web')?.running).toBe(false)
+  })
+
+  it('reports a saved record it cannot trust as nothing to repair', async () => {
+    const engine = new FakeDockerEngine()
+    process.env.STATE_phase = 'verifying'
+    process.env.STATE_restore = '{"version":99}'
+    await post(undefined, { docker: () => new DockerClient(engine), settings: () => settings })
+    process.env.STATE_restore = 'not json'
+    await post(undefined, { docker: () => new DockerClient(engine), settings: () => settings })
+    expect(engine.commands).toEqual([])
+  })
+})

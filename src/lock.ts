@@ -1,0 +1,316 @@
+/**
+ * The deploy lock: one deploy at a time per docker host and `name`.
+ *
+ * The lock is a container named `<name>-deploy-lock` that is created but never started. Docker
+ * checks container names atomically, so of two deploys that create it at once exactly one
+ * succeeds; the other waits. Its labels say who holds it (the run URL), which tag that run
+ * deploys, since when, and until when the lease runs. A lease that ran out belongs to a run that
+ * died without cleaning up (the runner machine was lost): it is taken over with a warning.
+ *
+ * The container's image is an empty one the action imports itself (`deploy-action-lock:v1`), so
+ * the lock can be taken before anything is pulled: a deploy that waited must read what runs only
+ * after the run it waited for has finished, or it would roll back to a stale version.
+ */
+import { randomBytes } from 'node:crypto'
+import { setTimeout as sleepFor } from 'node:timers/promises'
+import type { DockerClient } from './docker/client.js'
+import { formatDuration } from './config/duration.js'
+import type { DeploySettings } from './settings.js'
+
+/** Suffix of the lock container's name. */
+export const LOCK_SUFFIX = '-deploy-lock'
+
+/** The empty image every lock container is created from. */
+export const LOCK_IMAGE = 'deploy-action-lock:v1'
+
+/** Labels on the lock container. Under `deploy-action.`, which a config cannot write. */
+export const LockLabel = {
+  /** A token unique to the run attempt that holds the lock; only its owner releases it. */
+  Owner: 'deploy-action.lock.owner',
+  /** The run URL of the holder, for people. */
+  Holder: 'deploy-action.lock.holder',
+  Tag: 'deploy-action.lock.tag',
+  /** ISO time the lock was taken. */
+  Since: 'deploy-action.lock.since',
+  /** ISO time the lease runs out; after it, another deploy may take the lock over. */
+  Expires: 'deploy-action.lock.expires'
+} as const
+
+/** How often a waiting deploy looks at the lock again. */
+export const LOCK_POLL_MS = 2_000
+
+/** Who holds a lock, read from its labels. */
+export interface LockHolder {
+  /** Container id: removing by id never removes a newer lock that took the same name. */
+  id: string
+  owner?: string
+  holder?: string
+  tag?: string
+  since?: string
+  expires?: string
+}
+
+/** Time source and timer, injectable for tests. */
+export interface LockClock {
+  now(): number
+  sleep(ms: number, signal?: AbortSignal): Promise<void>
+}
+
+const systemClock: LockClock = {
+  now: () => Date.now(),
+  sleep: (ms, signal) => sleepFor(ms, undefined, { signal })
+}
+
+export interface AcquireOptions {
+  /** This run attempt's token (see `lockOwnerToken`). */
+  owner: string
+  /** This run's URL, for whoever waits. */
+  holder: string
+  /** The tag this run deploys, for whoever waits. */
+  tag: string
+  /** How long the lease lasts from the moment the lock is taken. */
+  leaseMs: number
+  /** How long to wait for another holder before giving up (`lock.timeout`). */
+  timeoutMs: number
+  pollMs?: number
+  signal?: AbortSignal
+  clock?: LockClock
+  /** Called once, when the lock is found held by someone else and this deploy starts waiting. */
+  onWait?: (holder: LockHolder) => void
+  /** Called when an expired lease is removed to take the lock over. */
+  onTakeover?: (holder: LockHolder) => void
+}
+
+export interface Acquired {
+  /** How long this deploy waited for the lock. */
+  waitedMs: number
+  /** The holder it waited for, if any. */
+  waitedFor?: LockHolder
+  /** Expired holders whose lock was taken over. */
+  tookOver: LockHolder[]
+}
+
+/** Thrown when another deploy still holds the lock after `lock.timeout`. */
+export class LockTimeoutError extends Error {
+  constructor(
+    readonly holder: LockHolder,
+    readonly lockName: string,
+    readonly host: string,
+    timeoutMs: number
+  ) {
+    super(
+      `Another deploy holds the lock ${lockName} on ${host}: ${describeHolder(holder)}. ` +
+        `Waited ${formatDuration(timeoutMs)} (lock.timeout). If that run is no longer running, remove the lock with \`docker container rm ${lockName}\` on that host.`
+    )
+    this.name = 'LockTimeoutError'
+  }
+}
+
+/** "run https://…/runs/42 deploying v7, since 2024-05-01T10:00:00Z (lease until …)" */
+export function describeHolder(holder: LockHolder): string {
+  const parts = [holder.holder ? `run ${holder.holder}` : 'an unknown holder (the lock has no deploy-action labels)']
+  if (holder.tag) parts.push(`deploying ${holder.tag}`)
+  if (holder.since) parts.push(`since ${holder.since}`)
+  const text = parts.join(', ')
+  return holder.expires ? `${text} (lease until ${holder.expires})` : text
+}
+
+/** True when the holder's lease has run out. A lock without a readable expiry never expires. */
+export function leaseExpired(holder: LockHolder, now: number): boolean {
+  const expires = holder.expires ? Date.parse(holder.expires) : NaN
+  return Number.isFinite(expires) && expires <= now
+}
+
+/**
+ * A token unique to one attempt of one run: the post step of the same attempt finds it in the
+ * saved state and releases only a lock it owns.
+ */
+export function lockOwnerToken(env: NodeJS.ProcessEnv = process.env): string {
+  return `${env['GITHUB_RUN_ID'] || 'local'}-${env['GITHUB_RUN_ATTEMPT'] || '1'}-${randomBytes(6).toString('hex')}`
+}
+
+/**
+ * How long a lease lasts. A lease only matters when its holder died without releasing it (a
+ * cancelled run releases it in the post step), so it is an upper bound of a healthy deploy, not
+ * an estimate: a takeover while the holder still works would be far worse than a long wait.
+ * 15 minutes, plus for every host a pull (the docker command's 5-minute limit) and two health
+ * checks (deploy and rollback) with their watch, plus 30 minutes for every pre-deploy hook.
+ */
+export function lockLeaseMs(settings: Pick<DeploySettings, 'hosts' | 'health' | 'hooks'>): number {
+  const perHost = 5 * 60_000 + 2 * (settings.health.deadlineMs + settings.health.watchMs)
+  return 15 * 60_000 + settings.hosts.length * perHost + settings.hooks.preDeploy.length * 30 * 60_000
+}
+
+/** The lock of one name on one docker host. */
+export class DeployLock {
+  readonly lockName: string
+  private createSent = false
+
+  constructor(
+    private readonly docker: DockerClient,
+    name: string
+  ) {
+    this.lockName = name + LOCK_SUFFIX
+  }
+
+  get host(): string {
+    return this.docker.hostLabel
+  }
+
+  /**
+   * True once a create was sent and no release has looked since: a create whose docker client
+   * was killed (cancel, timeout) may still have been carried out by the daemon.
+   */
+  get mayHold(): boolean {
+    return this.createSent
+  }
+
+  /** Who holds the lock now; undefined when nobody does. */
+  async read(): Promise<LockHolder | undefined> {
+    const info = await this.docker.inspectContainer(this.lockName)
+    if (!info) return undefined
+    const labels = info.labels
+    return {
+      id: info.id,
+      owner: labels[LockLabel.Owner],
+      holder: labels[LockLabel.Holder],
+      tag: labels[LockLabel.Tag],
+      since: labels[LockLabel.Since],
+      expires: labels[LockLabel.Expires]
+    }
+  }
+
+  /**
+   * Takes the lock, waiting up to `timeoutMs` while someone else holds it, and taking over an
+   * expired lease. Throws `LockTimeoutError` naming the holder when the wait runs out, and the
+   * signal's reason when cancelled.
+   */
+  async acquire(options: AcquireOptions): Promise<Acquired> {
+    const clock = options.clock ?? systemClock
+    const pollMs = options.pollMs ?? LOCK_POLL_MS
+    const started = clock.now()
+    const tookOver: LockHolder[] = []
+    let waitedFor: LockHolder | undefined
+    let vanished = 0
+    if (!(await this.docker.imageExists(LOCK_IMAGE))) await this.docker.importEmptyImage(LOCK_IMAGE)
+
+    for (;;) {
+      options.signal?.throwIfAborted()
+      const now = clock.now()
+      this.createSent = true
+      const created = await this.docker.createLockContainer(this.lockName, LOCK_IMAGE, {
+        [LockLabel.Owner]: options.owner,
+        [LockLabel.Holder]: options.holder,
+        [LockLabel.Tag]: options.tag,
+        [LockLabel.Since]: new Date(now).toISOString(),
+        [LockLabel.Expires]: new Date(now + options.leaseMs).toISOString()
+      })
+      if (created) return { waitedMs: clock.now() - started, waitedFor, tookOver }
+
+      const holder = await this.read()
+      if (!holder) {
+        // Released between our create and our look: try again at once, but never spin.
+        if (++vanished < 5) continue
+      } else {
+        vanished = 0
+        // Ours already (a retried step of the same attempt): holding it twice is holding it.
+        if (holder.owner === options.owner) return { waitedMs: clock.now() - started, waitedFor, tookOver }
+        if (leaseExpired(holder, clock.now())) {
+          options.onTakeover?.(holder)
+          tookOver.push(holder)
+          // By id: if a third deploy took the name meanwhile, its lock stays.
+          await this.docker.removeContainer(holder.id)
+          continue
+        }
+        if (!waitedFor) options.onWait?.(holder)
+        waitedFor = holder
+      }
+      const waited = clock.now() - started
+      if (waited >= options.timeoutMs) {
+        // The configured timeout, not the measured wait: it is the setting a reader may change.
+        throw new LockTimeoutError(holder ?? { id: '' }, this.lockName, this.host, options.timeoutMs)
+      }
+      await clock.sleep(Math.min(pollMs, options.timeoutMs - waited), options.signal).catch(() => undefined)
+    }
+  }
+
+  /**
+   * Releases the lock when `owner` holds it; returns whether it did. A lock someone else holds
+   * (taken over after our lease ran out) is left alone.
+   */
+  async release(owner: string): Promise<boolean> {
+    const holder = await this.read()
+    if (!holder || holder.owner !== owner) {
+      this.createSent = false
+      return false
+    }
+    await this.docker.removeContainer(holder.id)
+    this.createSent = false
+    return true
+  }
+}
+
+/** Where the locks of one deploy are, for the post step: docker hosts (null: the default engine). */
+export interface HeldLocks {
+  owner: string
+  hosts: (string | null)[]
+}
+
+/**
+ * The locks of one deploy across its hosts, taken in a fixed order (sorted by host) so that two
+ * deploys to overlapping host lists cannot each hold one lock and wait for the other's.
+ */
+export class FleetLock {
+  readonly owner: string
+  private readonly held: DeployLock[] = []
+
+  constructor(
+    private readonly locks: { lock: DeployLock; dockerHost: string | undefined }[],
+    owner = lockOwnerToken()
+  ) {
+    this.owner = owner
+  }
+
+  /** The hosts whose lock this deploy holds now. */
+  get heldHosts(): (string | null)[] {
+    return this.locks.filter(({ lock }) => this.held.includes(lock)).map(({ dockerHost }) => dockerHost ?? null)
+  }
+
+  /** Every docker host of the fleet (null: the default engine): where the post step looks for locks. */
+  get hosts(): (string | null)[] {
+    return this.locks.map(({ dockerHost }) => dockerHost ?? null)
+  }
+
+  /** Takes every host's lock; on failure releases those it may hold and throws. */
+  async acquire(options: Omit<AcquireOptions, 'owner'>): Promise<Acquired[]> {
+    const ordered = [...this.locks].sort((a, b) => a.lock.host.localeCompare(b.lock.host))
+    const results: Acquired[] = []
+    try {
+      for (const { lock } of ordered) {
+        results.push(await lock.acquire({ ...options, owner: this.owner }))
+        this.held.push(lock)
+      }
+    } catch (error) {
+      await this.release().catch(() => undefined)
+      throw error
+    }
+    return results
+  }
+
+  /**
+   * Releases every lock this deploy holds or may hold (see `DeployLock.mayHold`); returns the
+   * problems, one per host that failed.
+   */
+  async release(): Promise<string[]> {
+    const problems: string[] = []
+    for (const { lock } of this.locks.filter(({ lock }) => lock.mayHold || this.held.includes(lock))) {
+      try {
+        await lock.release(this.owner)
+        if (this.held.includes(lock)) this.held.splice(this.held.indexOf(lock), 1)
+      } catch (error) {
+        problems.push(`${lock.host}: ${error instanceof Error ? error.message : String(error)}`)
+      }
+    }
+    return problems
+  }
+}
