@@ -3,6 +3,7 @@
  * downstream reads inputs, the config file or the environment again.
  */
 import * as core from '@actions/core'
+import { isIP } from 'node:net'
 import { loadConfig, type Locator } from './config/load.js'
 import { parseDuration } from './config/duration.js'
 import {
@@ -16,6 +17,7 @@ import {
   registryHost
 } from './config/grammar.js'
 import type { ConfigProblem } from './config/problems.js'
+import { swarmSettingProblems } from './docker/service-args.js'
 import type { EnvironmentConfig } from './config/schema.js'
 import type { ActionInputs } from './inputs.js'
 import type { Command, DeploySettings, RollbackTarget, RunContext } from './settings.js'
@@ -133,7 +135,8 @@ export function resolveSettings(inputs: ActionInputs, env: NodeJS.ProcessEnv = p
   if (inputs.dockerHost && config.hosts !== undefined) {
     inputProblem('docker-host', 'set either the docker-host input or hosts in the config, not both: which engines to deploy to must not be ambiguous')
   }
-  const hosts: (string | undefined)[] = config.hosts ?? [inputs.dockerHost || undefined]
+  const hosts: (string | undefined)[] = config.hosts?.map((host) => (typeof host === 'string' ? host : host['docker-host'])) ?? [inputs.dockerHost || undefined]
+  const hostAddresses = hostAddressesOf(config.hosts)
 
   // secrets: every name must be set, and its value masked before anything can print it
   const secrets = config.container?.secrets ?? []
@@ -170,6 +173,15 @@ export function resolveSettings(inputs: ActionInputs, env: NodeJS.ProcessEnv = p
     inputProblem('registry-password', 'is empty, but registry-username is set; give both or neither')
   } else if (inputs.registryPassword) {
     inputProblem('registry-username', 'is empty, but registry-password is set; give both or neither')
+  }
+
+  // strategy: swarm cannot express every docker run setting; say so now, not in the middle of a deploy
+  if (strategy === 'swarm' && config.container) {
+    for (const problem of swarmSettingProblems({ ports: config.container.ports ?? [], volumes: config.container.volumes ?? [] })) {
+      const [section, key, index] = problem.keyPath
+      const where = `${String(section)}.${String(key)}[${String(index)}]`
+      problems.push({ ...locate(problem.keyPath), title: `Invalid ${String(section)}.${String(key)}`, message: `${where}: ${problem.message}`, severity: 'error' })
+    }
   }
 
   // rollback target
@@ -225,6 +237,7 @@ export function resolveSettings(inputs: ActionInputs, env: NodeJS.ProcessEnv = p
       monitorMs: durationMs(swarm.monitor)
     },
     hosts,
+    ...(hostAddresses && { hostAddresses }),
     rollout: { parallel: config.rollout?.parallel ?? DEFAULTS.rolloutParallel },
     registry,
     githubToken: inputs.githubToken || undefined,
@@ -242,6 +255,16 @@ function maskSecret(value: string): void {
   core.setSecret(value)
   const lines = value.split(/\r?\n/).map((line) => line.trim())
   if (lines.length > 1) for (const line of lines) if (line.length >= 8) core.setSecret(line)
+}
+
+/** `address` of each `hosts:` mapping, by docker host; an IPv6 address in brackets, as a URL needs it. */
+function hostAddressesOf(hosts: EnvironmentConfig['hosts']): Record<string, string> | undefined {
+  const entries = (hosts ?? []).flatMap((host) =>
+    typeof host !== 'string' && host.address !== undefined
+      ? [[host['docker-host'], isIP(host.address) === 6 ? `[${host.address}]` : host.address] as const]
+      : []
+  )
+  return entries.length > 0 ? Object.fromEntries(entries) : undefined
 }
 
 /** The tag input, else the tag name of a `refs/tags/…` ref, else the commit SHA. */

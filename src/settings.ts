@@ -96,6 +96,11 @@ export interface DeploySettings {
   swarm: SwarmSettings
   /** Docker endpoints (`DOCKER_HOST` values). `[undefined]` means the runner's own default engine. */
   hosts: (string | undefined)[]
+  /**
+   * What `{host}` in health.url becomes, by docker host, for hosts whose config entry gives an
+   * `address`; other hosts use the host part of their docker host (127.0.0.1 for unix://).
+   */
+  hostAddresses?: Record<string, string>
   rollout: { parallel: number }
   registry?: RegistryCredentials
   githubToken?: string

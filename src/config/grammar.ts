@@ -334,6 +334,17 @@ export function checkDockerHost(value: string): string | undefined {
 }
 
 /**
+ * What `{host}` in health.url becomes for one docker host: a host name or an IPv4 or IPv6 address
+ * (without brackets), e.g. `web1.internal`, `10.0.0.5` or `fd00::5`.
+ */
+export function checkHostAddress(value: string): string | undefined {
+  const what = 'a host name or IP address such as web1.internal, 10.0.0.5 or fd00::5'
+  if (isIP(value) !== 0) return undefined
+  if (value.length > 253 || !value.split('.').every((component) => DOMAIN_COMPONENT.test(component))) return `expected ${what}`
+  return undefined
+}
+
+/**
  * An http(s) URL. `{host}` may stand for each deploy host's address (health checks across hosts).
  */
 export function checkHttpUrl(value: string, allowHostPlaceholder = false): string | undefined {

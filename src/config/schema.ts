@@ -13,6 +13,7 @@ import {
   checkEnvName,
   checkHeaderName,
   checkHeaderValue,
+  checkHostAddress,
   checkHttpUrl,
   checkImage,
   checkLabelKey,
@@ -230,6 +231,44 @@ export const RolloutSchema = z
   )
   .describe('How a deploy proceeds across several hosts.')
 
+const dockerHost = grammarString(checkDockerHost, 'expected a docker host such as ssh://deploy@web1.example.com', '^(ssh|tcp|unix)://')
+
+/**
+ * One docker host: its `DOCKER_HOST` value, or a mapping that also says what `{host}` in
+ * health.url becomes there (needed for unix:// sockets, or when the engine's name is not the
+ * address the app answers on).
+ */
+export const HostSchema = z.union(
+  [
+    dockerHost,
+    z.strictObject(
+      {
+        'docker-host': dockerHost.describe('The engine: ssh://user@host[:port], tcp://host:port or unix:///path.'),
+        address: grammarString(checkHostAddress, 'expected a host name or IP address such as 10.0.0.5')
+          .describe('What {host} in health.url becomes for this host. Default: the host of docker-host, or 127.0.0.1 for unix://.')
+          .optional()
+      },
+      { error: 'expected a docker host, or a mapping with docker-host and address' }
+    )
+  ],
+  { error: 'expected a docker host such as ssh://deploy@web1.example.com, or a mapping with docker-host and address' }
+)
+
+export const HostsSchema = z
+  .array(HostSchema, { error: 'expected a list of docker hosts' })
+  .min(1, { error: 'expected at least one docker host' })
+  .superRefine((hosts, ctx) => {
+    const seen = new Set<string>()
+    hosts.forEach((host, index) => {
+      const endpoint = typeof host === 'string' ? host : host['docker-host']
+      if (seen.has(endpoint)) ctx.addIssue({ code: 'custom', message: 'expected distinct docker hosts; this one is repeated', path: [index] })
+      seen.add(endpoint)
+    })
+  })
+  .describe(
+    'Docker engines to deploy to, one after the other: ssh://user@host[:port], tcp://host:port or unix:///path, or { docker-host, address } to say what {host} in health.url becomes there. Default: the `docker-host` input, or the runner\'s own engine.'
+  )
+
 /** All keys of the config except `environments`; also the shape of one `environments.<name>` block. */
 export const EnvironmentSchema = z.strictObject(
   {
@@ -249,10 +288,7 @@ export const EnvironmentSchema = z.strictObject(
     hooks: HooksSchema.optional(),
     lock: LockSchema.optional(),
     swarm: SwarmSchema.optional(),
-    hosts: uniqueList(grammarString(checkDockerHost, 'expected a docker host such as ssh://deploy@web1.example.com', '^(ssh|tcp|unix)://'), 'docker hosts')
-      .min(1, { error: 'expected at least one docker host' })
-      .describe('Docker engines to deploy to: ssh://user@host[:port], tcp://host:port or unix:///path. Default: the `docker-host` input, or the runner\'s own engine.')
-      .optional(),
+    hosts: HostsSchema.optional(),
     rollout: RolloutSchema.optional()
   },
   { error: 'expected a mapping of deploy settings' }

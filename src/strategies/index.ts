@@ -2,15 +2,14 @@ import type { DockerClient } from '../docker/client.js'
 import type { DeploySettings, StrategyName } from '../settings.js'
 import { ReplaceStrategy } from './replace.js'
 import type { DeployStrategy } from './strategy.js'
+import { SwarmStrategy } from './swarm.js'
 
 type StrategyFactory = (settings: DeploySettings, docker: DockerClient) => DeployStrategy
 
 /** One entry per `strategy:` value; adding a strategy is adding a file and a line here. */
 const factories: Record<StrategyName, StrategyFactory> = {
   replace: (settings, docker) => new ReplaceStrategy(settings, docker),
-  swarm: () => {
-    throw new Error('strategy: swarm is not available in this version yet')
-  }
+  swarm: (settings, docker) => new SwarmStrategy(settings, docker)
 }
 
 export function createStrategy(settings: DeploySettings, docker: DockerClient): DeployStrategy {

@@ -1,8 +1,12 @@
 import type { StateProbe } from '../health/state-probe.js'
 import type { Release } from '../settings.js'
 
-/** How a restore brought the target back. */
-export type RestoreMethod = 'reused-previous' | 'redeployed'
+/**
+ * How a restore brought the target back: `reused-previous` restarted the kept previous version,
+ * `redeployed` started the target anew, `already-running` found it running (an orchestrator such
+ * as Swarm had put it back by itself) and left it as it was.
+ */
+export type RestoreMethod = 'reused-previous' | 'redeployed' | 'already-running'
 
 /**
  * The contract every deploy strategy fulfils for one docker host. `main.ts` tells the deploy story

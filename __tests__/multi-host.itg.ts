@@ -1,0 +1,208 @@
+/**
+ * Several hosts (issue 6): two private engines, each in its own network namespace with its own
+ * loopback and address, as the two entries of `hosts:`. The bundled action deploys the same port
+ * to both, one host after the other; `{host}` in health.url becomes each namespace's address,
+ * given by the `address` of a `hosts:` mapping because a unix:// socket has no address of its own.
+ *
+ * Each namespace also runs its own registry on its own 127.0.0.1, so the image reference
+ * `127.0.0.1:PORT/acme/web` is the same string on both hosts while every pull stays inside its
+ * namespace. That also lets one tag differ per host: host 2's v2 is broken, which is how the
+ * test makes the second host fail. Test traffic goes only to loopback and the namespaces' addresses.
+ */
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals'
+import { spawn, type ChildProcess } from 'node:child_process'
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs'
+import { rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { runAction, type ActionResult } from '../test-support/action-run.js'
+import { buildAppImage, type AppBehaviour } from '../test-support/images.js'
+import { freePort, httpGet } from '../test-support/net.js'
+import { startNamespacedEngines, type NamespaceHost, type NamespaceLab } from '../test-support/netns.js'
+import { dieWithParentPrefix, signalPid, sleep, waitForExit } from '../test-support/proc.js'
+
+const REPO = 'acme/web'
+const NAME = 'web'
+const HEALTHY_BODY = 'status: green'
+
+/** A registry without auth on the namespace's own loopback. */
+interface NamespaceRegistry {
+  stop(): Promise<void>
+}
+
+let lab: NamespaceLab
+let registryPort: number
+let appPort: number
+let workspace: string
+const registries: NamespaceRegistry[] = []
+
+async function startNamespaceRegistry(host: NamespaceHost, port: number): Promise<NamespaceRegistry> {
+  const dir = mkdtempSync(join(tmpdir(), 'deploy-action-ns-registry-'))
+  mkdirSync(join(dir, 'storage'))
+  writeFileSync(
+    join(dir, 'config.yml'),
+    ['version: 0.1', 'log:', '  level: warn', 'storage:', '  filesystem:', `    rootdirectory: ${join(dir, 'storage')}`, 'http:', `  addr: 127.0.0.1:${port}`, ''].join('\n')
+  )
+  // nsenter execs, so the pid held here is the registry's: it is stopped by that pid alone.
+  const argv = ['nsenter', `--net=/run/netns/${host.namespace}`, '--', ...dieWithParentPrefix(), 'docker-registry', 'serve', join(dir, 'config.yml')]
+  const child: ChildProcess = spawn(argv[0] as string, argv.slice(1), { stdio: 'ignore' })
+  child.unref()
+  const stop = async (): Promise<void> => {
+    if (child.pid !== undefined && child.exitCode === null && child.signalCode === null) {
+      signalPid(child.pid, 'SIGTERM')
+      if (!(await waitForExit(child, 5_000))) signalPid(child.pid, 'SIGKILL')
+    }
+    await rm(dir, { recursive: true, force: true })
+  }
+  const deadline = Date.now() + 15_000
+  for (;;) {
+    const answer = await host.exec(['/bin/busybox', 'wget', '-q', '-O', '-', `http://127.0.0.1:${port}/v2/`]).catch(() => undefined)
+    if (answer !== undefined) return { stop }
+    if (Date.now() > deadline) {
+      await stop()
+      throw new Error(`the registry in ${host.namespace} did not answer on 127.0.0.1:${port}`)
+    }
+    await sleep(100)
+  }
+}
+
+/** Builds `tag` with `behaviour` in the host's engine and pushes it to the host's own registry. */
+async function publish(host: NamespaceHost, tag: string, behaviour: AppBehaviour): Promise<void> {
+  const built = await buildAppImage(host.engine, 'local/web', tag, behaviour, { healthBody: behaviour === 'healthy' ? HEALTHY_BODY : undefined })
+  const reference = `127.0.0.1:${registryPort}/${REPO}:${tag}`
+  await host.engine.docker(['tag', built.reference, reference])
+  await host.engine.docker(['push', reference])
+  await host.engine.docker(['image', 'rm', built.reference, reference])
+}
+
+beforeAll(async () => {
+  lab = await startNamespacedEngines(2)
+  // Any port: each namespace has a loopback of its own, and nothing else listens there.
+  registryPort = await freePort()
+  appPort = await freePort()
+  for (const host of lab.hosts) registries.push(await startNamespaceRegistry(host, registryPort))
+  const [first, second] = lab.hosts as [NamespaceHost, NamespaceHost]
+  await Promise.all([
+    publish(first, 'v1', 'healthy'),
+    publish(second, 'v1', 'healthy'),
+    publish(first, 'v2', 'healthy'),
+    // The same tag, broken on the second host only.
+    publish(second, 'v2', 'wrong-body')
+  ])
+
+  workspace = mkdtempSync(join(tmpdir(), 'deploy-action-itg-multi-'))
+  mkdirSync(join(workspace, '.github'))
+  writeFileSync(
+    join(workspace, '.github', 'deploy.yml'),
+    [
+      `image: 127.0.0.1:${registryPort}/${REPO}`,
+      `name: ${NAME}`,
+      'hosts:',
+      ...lab.hosts.flatMap((host) => [`  - docker-host: ${host.engine.dockerHost}`, `    address: ${host.address}`]),
+      'container:',
+      '  network: host',
+      '  init: true',
+      '  stop-timeout: 2s',
+      '  env:',
+      `    PORT: "${appPort}"`,
+      // Inside its namespace the app must answer on the namespace's address, not only its loopback.
+      '    BIND: "0.0.0.0"',
+      'health:',
+      `  url: http://{host}:${appPort}/health`,
+      `  expect-body: "${HEALTHY_BODY}"`,
+      '  interval: 150ms',
+      '  timeout: 1s',
+      '  deadline: 4s',
+      '  healthy-threshold: 2',
+      'rollback:',
+      '  to: previous',
+      ''
+    ].join('\n')
+  )
+}, 120_000)
+
+afterAll(async () => {
+  await Promise.all(registries.map((registry) => registry.stop()))
+  await lab?.stop()
+  if (workspace) await rm(workspace, { recursive: true, force: true })
+}, 90_000)
+
+function deploy(tag: string): Promise<ActionResult> {
+  return runAction({ workspace, inputs: { tag }, timeoutMs: 120_000 })
+}
+
+/** What each host serves on the app port, read from the test process at the namespace's address. */
+async function servedVersions(): Promise<string[]> {
+  return Promise.all(
+    lab.hosts.map((host) =>
+      httpGet(`http://${host.address}:${appPort}/version`).then(
+        (response) => response.body,
+        (error: Error) => `unreachable: ${error.message}`
+      )
+    )
+  )
+}
+
+/** The summary's Hosts table as [host, before, now, outcome] rows. */
+function hostRows(summary: string): string[][] {
+  const section = /<h3>Hosts<\/h3>\s*<table>([\s\S]*?)<\/table>/.exec(summary)?.[1] ?? ''
+  return [...section.matchAll(/<tr>((?:<td>[\s\S]*?<\/td>)+)<\/tr>/g)].map((row) =>
+    [...(row[1] ?? '').matchAll(/<td>([\s\S]*?)<\/td>/g)].map((cell) => (cell[1] ?? '').replace(/<[^>]+>/g, ''))
+  )
+}
+
+/** Step titles in the order they ran, from the log groups of stdout. */
+function stepOrder(stdout: string): string[] {
+  return [...stdout.matchAll(/^::group::(.*)$/gm)].map((match) => match[1] ?? '')
+}
+
+describe('two hosts in two network namespaces', () => {
+  it('deploys to both, one after the other, each checked at its own address', async () => {
+    const result = await deploy('v1')
+    expect({ exit: result.exitCode, result: result.outputs.result }).toEqual({ exit: 0, result: 'deployed' })
+    expect(await servedVersions()).toEqual(['v1', 'v1'])
+    const [first, second] = lab.hosts as [NamespaceHost, NamespaceHost]
+    // {host} became each namespace's address.
+    expect(result.stdout).toContain(`at http://${first.address}:${appPort}/health`)
+    expect(result.stdout).toContain(`at http://${second.address}:${appPort}/health`)
+    expect(hostRows(result.summary)).toEqual([
+      [first.engine.dockerHost, '–', 'v1', 'deployed v1'],
+      [second.engine.dockerHost, '–', 'v1', 'deployed v1']
+    ])
+    // Host 1 is switched and verified before host 2 is touched.
+    const order = stepOrder(result.stdout).filter((title) => /switch|verify/.test(title))
+    expect(order).toEqual([
+      `Deploy · switch (${first.engine.dockerHost})`,
+      `Deploy · verify (${first.engine.dockerHost})`,
+      `Deploy · switch (${second.engine.dockerHost})`,
+      `Deploy · verify (${second.engine.dockerHost})`
+    ])
+  }, 120_000)
+
+  it('rolls back the first host too when the second fails, so the fleet stays on one version', async () => {
+    const result = await deploy('v2')
+    expect(result.exitCode).toBe(1)
+    expect(result.outputs.result).toBe('rolled-back')
+    expect(result.outputs.tag).toBe('v1')
+    const [first, second] = lab.hosts as [NamespaceHost, NamespaceHost]
+    const errors = result.annotations.filter((annotation) => annotation.level === 'error').map((annotation) => annotation.message)
+    expect(errors.join('\n')).toContain(`Deploy of v2 failed on ${second.engine.dockerHost}`)
+    // Host 1 was healthy on v2 before host 2 was tried; then both went back to v1.
+    const order = stepOrder(result.stdout).filter((title) => /switch|verify|restore/.test(title))
+    expect(order).toEqual([
+      `Deploy · switch (${first.engine.dockerHost})`,
+      `Deploy · verify (${first.engine.dockerHost})`,
+      `Deploy · switch (${second.engine.dockerHost})`,
+      `Deploy · verify (${second.engine.dockerHost})`,
+      `Rollback · restore (${second.engine.dockerHost})`,
+      `Rollback · verify (${second.engine.dockerHost})`,
+      `Rollback · restore (${first.engine.dockerHost})`,
+      `Rollback · verify (${first.engine.dockerHost})`
+    ])
+    expect(hostRows(result.summary)).toEqual([
+      [first.engine.dockerHost, 'v1', 'v1', 'rolled back to v1'],
+      [second.engine.dockerHost, 'v1', 'v1', 'rolled back to v1']
+    ])
+    expect(await servedVersions()).toEqual(['v1', 'v1'])
+  }, 120_000)
+})

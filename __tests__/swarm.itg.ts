@@ -1,0 +1,257 @@
+/**
+ * `strategy: swarm` (issue 6) on a real single-node Swarm: a private engine joined to a private
+ * swarm that listens on 127.0.0.1 only, with its own docker_gwbridge (own subnet, own bridge name)
+ * and no ingress network; the service uses host networking and serves on a loopback port.
+ * The bundled action runs as the runner runs it, pulling from a registry with auth; the GitHub
+ * Releases API is the local fake. One service goes through create, a healthy update, an update
+ * that Swarm itself rolls back, and an update whose HTTP check fails, re-deployed to the last release.
+ */
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals'
+import { spawnSync } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs'
+import { rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { runAction, type ActionResult } from '../test-support/action-run.js'
+import { startEngine, type Engine } from '../test-support/engine.js'
+import { start as startFakeGitHub, type FakeGitHub } from '../test-support/fake-github.js'
+import { buildAppImage, type AppBehaviour } from '../test-support/images.js'
+import { freePort, httpGet } from '../test-support/net.js'
+import { startRegistry, type Registry } from '../test-support/registry.js'
+
+const REPO = 'acme/web'
+const SERVICE = 'web'
+/** Distinctive, so the wrong-body image's `not ok` fails `expect-body`. */
+const HEALTHY_BODY = 'status: green'
+
+const IMAGES: { tag: string; behaviour: AppBehaviour }[] = [
+  { tag: 'v1', behaviour: 'healthy' },
+  { tag: 'v2', behaviour: 'healthy' },
+  { tag: 'v3-exits', behaviour: 'exits' },
+  { tag: 'v3-wrong-body', behaviour: 'wrong-body' }
+]
+
+let engine: Engine
+let registry: Registry
+let github: FakeGitHub
+let image: string
+let port: number
+let workspace: string
+/** The bridge this test created for docker_gwbridge, deleted in afterAll if the engine left it. */
+let gatewayBridge: string | undefined
+
+/** A /24 in 10.252.0.0/16 that no address or route here uses yet. */
+function freeGatewaySubnet(): string {
+  const used = new Set<number>()
+  for (const args of [['-4', '-o', 'addr', 'show'], ['-4', 'route', 'show', 'table', 'all']]) {
+    const listing = spawnSync('ip', args, { encoding: 'utf8' }).stdout ?? ''
+    for (const match of listing.matchAll(/10\.252\.(\d+)\./g)) used.add(Number(match[1]))
+  }
+  const free = Array.from({ length: 254 }, (_, index) => index + 1).filter((octet) => !used.has(octet))
+  const octet = free[Math.floor(Math.random() * free.length)]
+  if (octet === undefined) throw new Error('no free /24 in 10.252.0.0/16 for docker_gwbridge')
+  return `10.252.${octet}.0/24`
+}
+
+/**
+ * Turns the engine into a single-node swarm that touches nothing outside this test: the gateway
+ * bridge gets a subnet and interface name of its own (the default docker_gwbridge name and
+ * 172.18.0.0/16 could clash with another engine on this machine), the swarm listens on 127.0.0.1
+ * on free ports, and the ingress overlay, which host networking does not need, is removed.
+ */
+async function initSwarm(target: Engine): Promise<void> {
+  gatewayBridge = `dagw${randomBytes(4).toString('hex')}`
+  await target.docker([
+    'network', 'create',
+    '--subnet', freeGatewaySubnet(),
+    '--opt', `com.docker.network.bridge.name=${gatewayBridge}`,
+    '--opt', 'com.docker.network.bridge.enable_icc=false',
+    '--opt', 'com.docker.network.bridge.enable_ip_masquerade=false',
+    'docker_gwbridge'
+  ])
+  const listenPort = await freePort()
+  const dataPathPort = await freePort()
+  await target.docker([
+    'swarm', 'init',
+    '--advertise-addr', '127.0.0.1',
+    '--listen-addr', `127.0.0.1:${listenPort}`,
+    '--data-path-addr', '127.0.0.1',
+    '--data-path-port', String(dataPathPort)
+  ])
+  // `docker network rm ingress` asks for confirmation on stdin.
+  await target.docker(['network', 'rm', 'ingress'], { input: 'y\n' })
+}
+
+async function leaveSwarm(target: Engine): Promise<void> {
+  await target.dockerResult(['service', 'rm', SERVICE]).catch(() => undefined)
+  await target.dockerResult(['swarm', 'leave', '--force'], { timeoutMs: 30_000 }).catch(() => undefined)
+  await target.dockerResult(['network', 'rm', 'docker_gwbridge']).catch(() => undefined)
+}
+
+beforeAll(async () => {
+  engine = await startEngine()
+  await initSwarm(engine)
+  registry = await startRegistry(engine)
+  github = await startFakeGitHub()
+  image = `${registry.address}/${REPO}`
+  for (const { tag, behaviour } of IMAGES) {
+    const built = await buildAppImage(engine, 'local/web', tag, behaviour, { healthBody: behaviour === 'wrong-body' ? undefined : HEALTHY_BODY })
+    const pushed = await registry.push(engine, built.reference, REPO, tag)
+    await engine.docker(['image', 'rm', built.reference, pushed.reference])
+  }
+  port = await freePort()
+  workspace = mkdtempSync(join(tmpdir(), 'deploy-action-itg-swarm-'))
+  mkdirSync(join(workspace, '.github'))
+  writeFileSync(
+    join(workspace, '.github', 'deploy.yml'),
+    [
+      `image: ${image}`,
+      `name: ${SERVICE}`,
+      'strategy: swarm',
+      'container:',
+      '  network: host',
+      '  init: true',
+      '  stop-timeout: 2s',
+      '  env:',
+      `    PORT: "${port}"`,
+      '  secrets: [APP_TOKEN]',
+      '  labels: { team: web }',
+      'swarm:',
+      '  replicas: 1',
+      '  order: stop-first',
+      // Swarm watches each new task this long; a task that exits within it triggers the rollback.
+      '  monitor: 2s',
+      'health:',
+      `  url: http://127.0.0.1:${port}/health`,
+      `  expect-body: "${HEALTHY_BODY}"`,
+      '  interval: 150ms',
+      '  timeout: 1s',
+      '  deadline: 5s',
+      '  healthy-threshold: 2',
+      ''
+    ].join('\n')
+  )
+}, 120_000)
+
+afterAll(async () => {
+  await github?.stop()
+  await registry?.stop()
+  if (engine) await leaveSwarm(engine)
+  await engine?.stop()
+  // dockerd removes the bridge with the network; delete it only if it was left behind.
+  if (gatewayBridge && spawnSync('ip', ['link', 'show', gatewayBridge], { stdio: 'ignore' }).status === 0) {
+    spawnSync('ip', ['link', 'delete', gatewayBridge], { stdio: 'ignore' })
+  }
+  if (workspace) await rm(workspace, { recursive: true, force: true })
+}, 90_000)
+
+const APP_TOKEN = 'swarm-secret-value-4711'
+
+function deploy(tag: string): Promise<ActionResult> {
+  return runAction({
+    workspace,
+    dockerHost: engine.dockerHost,
+    github: { apiUrl: github.url },
+    env: { APP_TOKEN },
+    inputs: { tag, 'registry-username': registry.username, 'registry-password': registry.password },
+    timeoutMs: 120_000
+  })
+}
+
+/** The verdict of a run, with its error annotations, so a failed expectation shows why. */
+function outcome(result: ActionResult): { exit: number | null; result?: string; tag?: string; errors: string[] } {
+  const errors = result.annotations.filter((annotation) => annotation.level === 'error').map((annotation) => annotation.message)
+  return { exit: result.exitCode, result: result.outputs.result, tag: result.outputs.tag, errors }
+}
+
+interface ServiceState {
+  image: string
+  labels: Record<string, string>
+  env: string[]
+  containerLabels: Record<string, string>
+  updateState?: string
+}
+
+async function serviceState(): Promise<ServiceState> {
+  const [raw] = JSON.parse(await engine.docker(['service', 'inspect', SERVICE])) as {
+    Spec: { Labels: Record<string, string>; TaskTemplate: { ContainerSpec: { Image: string; Env: string[]; Labels?: Record<string, string> } } }
+    UpdateStatus?: { State: string }
+  }[]
+  if (!raw) throw new Error('no service')
+  const container = raw.Spec.TaskTemplate.ContainerSpec
+  return { image: container.Image, labels: raw.Spec.Labels, env: container.Env, containerLabels: container.Labels ?? {}, updateState: raw.UpdateStatus?.State }
+}
+
+async function serving(): Promise<string> {
+  return (await httpGet(`http://127.0.0.1:${port}/version`)).body
+}
+
+describe('strategy: swarm on a single-node swarm', () => {
+  it('creates the service on the first deploy', async () => {
+    const result = await deploy('v1')
+    expect(outcome(result)).toEqual({ exit: 0, result: 'deployed', tag: 'v1', errors: [] })
+    expect(await serving()).toBe('v1')
+    const service = await serviceState()
+    // Swarm resolved the tag to the registry digest: what runs is pinned.
+    expect(service.image).toMatch(new RegExp(`^${image}:v1@sha256:[0-9a-f]{64}$`))
+    expect(service.labels).toMatchObject({ 'deploy-action.tag': 'v1', 'deploy-action.commit': expect.any(String) })
+    expect(service.containerLabels).toEqual({ team: 'web' })
+    // The secret reached the task's environment by name, never through argv or the log.
+    expect(service.env).toContain(`APP_TOKEN=${APP_TOKEN}`)
+    // Only the runner's mask command names it; the runner hides it everywhere else.
+    expect(result.stdout.split('\n').filter((line) => !line.startsWith('::add-mask::')).join('\n')).not.toContain(APP_TOKEN)
+    // Created, never updated: Swarm has no update status yet.
+    expect(service.updateState).toBeUndefined()
+  }, 90_000)
+
+  it('updates the image and waits for Swarm to report the update completed', async () => {
+    const result = await deploy('v2')
+    expect(outcome(result)).toEqual({ exit: 0, result: 'deployed', tag: 'v2', errors: [] })
+    expect(result.outputs['previous-tag']).toBe('v1')
+    expect(await serving()).toBe('v2')
+    const service = await serviceState()
+    expect(service.updateState).toBe('completed')
+    expect(service.labels['deploy-action.tag']).toBe('v2')
+  }, 90_000)
+
+  it('reports an update that Swarm itself rolled back as a failed deploy, with the task errors in the summary', async () => {
+    github.setReleases([{ tag: 'v2', publishedAt: '2026-02-01T10:00:00Z' }])
+    const result = await deploy('v3-exits')
+    expect(outcome(result)).toMatchObject({ exit: 1, result: 'rolled-back', tag: 'v2' })
+    const errors = outcome(result).errors.join('\n')
+    expect(errors).toContain('Swarm rolled the update back')
+    expect(errors).toContain('task: non-zero exit (1)')
+    expect(result.summary).toContain('docker service ps --no-trunc (task errors)')
+    expect(result.summary).toMatch(/web\.1 [^\n]*:v3-exits: Failed [^\n]*: task: non-zero exit \(1\)/)
+    expect(result.summary).toContain('required configuration is missing')
+    // Swarm already runs v2 again: the action verifies it rather than deploying it once more.
+    expect(result.stdout).toContain('::notice title=Rollback · restore::v2 runs already: Swarm put it back by itself')
+    // Swarm put v2 back (labels included); the action only verified it.
+    const service = await serviceState()
+    expect(service.updateState).toBe('rollback_completed')
+    expect(service.labels['deploy-action.tag']).toBe('v2')
+    expect(await serving()).toBe('v2')
+  }, 120_000)
+
+  it('re-deploys the last release when the HTTP check fails after Swarm converged', async () => {
+    github.setReleases([
+      { tag: 'v1', publishedAt: '2026-01-01T10:00:00Z' },
+      { tag: 'v2', publishedAt: '2026-02-01T10:00:00Z' }
+    ])
+    const result = await deploy('v3-wrong-body')
+    expect(outcome(result)).toMatchObject({ exit: 1, result: 'rolled-back', tag: 'v2' })
+    const errors = outcome(result).errors.join('\n')
+    expect(errors).toMatch(/v3-wrong-body failed/)
+    expect(result.stdout).toContain('::notice title=Rollback · restore::pulled and started v2')
+    expect(result.summary).toContain('v3-wrong-body is unhealthy')
+    // Swarm had completed the update; the action then updated the service back to v2.
+    const service = await serviceState()
+    expect(service.updateState).toBe('completed')
+    expect(service.image).toMatch(new RegExp(`^${image}:v2@sha256:`))
+    expect(service.labels['deploy-action.tag']).toBe('v2')
+    // A redeployed old release does not claim this run's commit.
+    expect(service.labels['deploy-action.commit']).toBeUndefined()
+    expect(await serving()).toBe('v2')
+  }, 120_000)
+})
