@@ -52,6 +52,8 @@ export class Pipeline {
   private releasesCache?: Promise<GitHubRelease[]>
   /** The last GitHub Deployment created: the one that describes what runs when the run ends. */
   deploymentId?: number
+  /** Called as each host's switch begins (by index), so the saved state names the hosts to check after a cancel. */
+  onSwitchStart?: (hostIndex: number) => void
 
   constructor(
     readonly settings: DeploySettings,
@@ -172,8 +174,11 @@ export class Pipeline {
   }
 
   private async switchAndVerifyEachHost(release: Release): Promise<Failure | undefined> {
-    for (const host of this.hosts) {
+    for (const [index, host] of this.hosts.entries()) {
+      // Cancelled: start no further switch; the post step repairs the hosts already switched.
+      if (this.signal?.aborted) return { host, reason: 'cancelled before the switch', transcript: [] }
       core.saveState(State.Phase, Phase.Switching)
+      this.onSwitchStart?.(index)
       try {
         await this.reporter.step(this.title(this.scope, 'switch', host), async (step) => {
           host.outcome = 'switching'
@@ -211,6 +216,7 @@ export class Pipeline {
           settings: this.settings.health,
           signal: this.signal
         })
+        if (!verdict.healthy && this.signal?.aborted) throw new Error(`cancelled before ${release.tag} was shown healthy`)
         if (!verdict.healthy) throw new Error(`${release.tag} is unhealthy: ${verdict.reason}`)
         step.detail(`${release.tag} is healthy${url ? ` at ${url}` : ''} after ${formatDuration(verdict.durationMs)}`)
       })
@@ -290,6 +296,29 @@ export class Pipeline {
     }
     await this.finishDeployment(deployment, unhealthy.length > 0 ? 'failure' : 'success')
     if (this.primary.now?.tag === release.tag) release.digest ??= this.primary.now.digest
+    const fallback = this.primary.before
+    if (unhealthy.length > 0 && fallback && fallback.tag !== target.tag && !this.signal?.aborted) {
+      // The target could not be put back (a release whose image was never pushed, or was deleted);
+      // what ran before is still kept as -previous, and serving it beats serving nothing.
+      const targetFailed = `The rollback to ${target.tag} failed (${unhealthy.join('; ')})`
+      this.reporter.warning('Rollback · target', `${targetFailed}; putting back ${fallback.tag}, which ran before.`)
+      const retry = await this.startDeployment(fallback, fallback.tag)
+      const stillUnhealthy: string[] = []
+      for (const host of affected) {
+        const restored = await this.restoreHost(host, host.before ?? fallback)
+        if (!restored.healthy) stillUnhealthy.push(`${host.strategy.host}: ${restored.reason}`)
+      }
+      await this.finishDeployment(retry, stillUnhealthy.length > 0 ? 'failure' : 'success')
+      if (stillUnhealthy.length === 0) {
+        return {
+          result: DeployResult.RolledBack,
+          release: this.primary.now ?? fallback,
+          headline: `${cause}. ${targetFailed}, so ${fallback.tag}, which ran before, was put back: it runs now and is healthy.`,
+          ...evidence
+        }
+      }
+      unhealthy.push(...stillUnhealthy)
+    }
     if (unhealthy.length > 0) {
       return {
         result: DeployResult.Failed,
@@ -312,7 +341,13 @@ export class Pipeline {
       await this.reporter.step(this.title('Rollback', 'restore', host), async (step) => {
         if (host.now?.tag !== target.tag || host.outcome !== `deployed ${target.tag}`) {
           const method = await host.strategy.restore(target)
-          step.detail(method === 'reused-previous' ? `restarted the kept ${this.settings.name}-previous (${target.tag})` : `pulled and started ${target.tag}`)
+          step.detail(
+            method === 'reused-previous'
+              ? `restarted the kept ${this.settings.name}-previous (${target.tag})`
+              : method === 'already-running'
+                ? `${target.tag} runs already: Swarm put it back by itself`
+                : `pulled and started ${target.tag}`
+          )
         }
       })
       const verdict = await this.verify('Rollback', host, target)
@@ -391,7 +426,9 @@ export class Pipeline {
   private healthUrl(host: HostTarget): string | undefined {
     const url = this.settings.health.url
     if (!url) return undefined
-    return url.replace('{host}', hostAddress(host.strategy.host))
+    // A `hosts:` entry may name the address explicitly: a unix:// socket has none of its own.
+    const address = this.settings.hostAddresses?.[host.strategy.host] ?? hostAddress(host.strategy.host)
+    return url.replaceAll('{host}', address)
   }
 }
 
