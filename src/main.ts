@@ -6,7 +6,7 @@ import { formatDuration } from './config/duration.js'
 import { DeployLock, describeHolder, FleetLock, lockLeaseMs } from './lock.js'
 import { Pipeline, type Outcome } from './pipeline.js'
 import { sentence } from './report/format.js'
-import { errorMessage, Reporter, type StepStatus } from './report/reporter.js'
+import { errorMessage, Reporter } from './report/reporter.js'
 import { resolveSettings } from './resolve-settings.js'
 import type { DeploySettings, Release } from './settings.js'
 
@@ -74,45 +74,33 @@ interface StoryContext {
  */
 async function takeLock(settings: DeploySettings, tag: string, context: StoryContext): Promise<void> {
   const { lock, checkpoint, reporter, signal } = context
-  const title = 'Deploy · lock'
+  const title = `${settings.command === 'rollback' ? 'Rollback' : 'Deploy'} · lock`
   if (settings.dryRun) return reporter.skipped(title, 'dry run: no lock taken')
-  // Recorded in the summary's table, but annotated only when it waited or took over: a notice for
-  // every uneventful lock would spend the runner's ten notices on nothing.
-  const record = { title, status: 'ok' as StepStatus, durationMs: 0, detail: '' }
-  reporter.steps.push(record)
-  const started = Date.now()
-  core.startGroup(title)
   // Saved before the first create: a cancel may kill the docker client after the daemon created
   // the lock, and the post step must still find and release it (it only removes a lock it owns).
   checkpoint.update({ lock: { owner: lock.owner, hosts: lock.hosts } })
-  try {
-    const results = await lock.acquire({
-      holder: settings.run.runUrl,
-      tag: tag || '(chosen after the lock)',
-      leaseMs: lockLeaseMs(settings),
-      timeoutMs: settings.lock.timeoutMs,
-      signal,
-      onWait: (holder) => core.info(`Waiting up to ${formatDuration(settings.lock.timeoutMs)} (lock.timeout) for the deploy lock, held by ${describeHolder(holder)}`),
-      onTakeover: (holder) => {
-        record.status = 'warning'
-        reporter.warning(title, `Took over an expired deploy lock: ${describeHolder(holder)}.`)
+  await reporter.step(
+    title,
+    async (step) => {
+      const results = await lock.acquire({
+        holder: settings.run.runUrl,
+        tag: tag || '(chosen after the lock)',
+        leaseMs: lockLeaseMs(settings),
+        timeoutMs: settings.lock.timeoutMs,
+        signal,
+        onWait: (holder) => core.info(`Waiting up to ${formatDuration(settings.lock.timeoutMs)} (lock.timeout) for the deploy lock, held by ${describeHolder(holder)}`),
+        onTakeover: (holder) => step.warn(`Took over an expired deploy lock: ${describeHolder(holder)}.`)
+      })
+      const waited = results.find((result) => result.waitedFor)
+      if (waited?.waitedFor) {
+        step.notable()
+        step.detail(`waited ${formatDuration(Math.round(waited.waitedMs / 1000) * 1000)} for ${describeHolder(waited.waitedFor)}`)
+      } else {
+        step.detail(`${settings.name} is locked for this run${lock.heldHosts.length > 1 ? ` on ${lock.heldHosts.length} hosts` : ''}`)
       }
-    })
-    const waited = results.find((result) => result.waitedFor)
-    record.detail = waited?.waitedFor
-      ? `waited ${formatDuration(Math.round(waited.waitedMs / 1000) * 1000)} for ${describeHolder(waited.waitedFor)}`
-      : `${settings.name} is locked for this run${lock.heldHosts.length > 1 ? ` on ${lock.heldHosts.length} hosts` : ''}`
-    if (waited && record.status === 'ok') reporter.succeed(title, record.detail)
-    core.info(record.detail)
-  } catch (error) {
-    // The verdict's error annotation carries this cause (the holder); the table shows the step.
-    record.status = 'failed'
-    record.detail = errorMessage(error)
-    throw error
-  } finally {
-    record.durationMs = Date.now() - started
-    core.endGroup()
-  }
+    },
+    { quiet: true }
+  )
 }
 
 /** Inputs and config become one settings object, or error annotations at their lines and nothing runs. */

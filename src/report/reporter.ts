@@ -21,6 +21,16 @@ export interface StepContext {
   detail(text: string): void
   /** A fallback or a degraded path: a warning annotation, and the step shows as a warning. */
   warn(text: string): void
+  /** In a quiet step: this run has news (e.g. it had to wait), so it does get its notice. */
+  notable(): void
+}
+
+export interface StepOptions {
+  /**
+   * No notice when the step succeeds without news. For steps that run every time and rarely say
+   * anything (the deploy lock): a notice each would spend the runner's ten notices on nothing.
+   */
+  quiet?: boolean
 }
 
 /** A failure that was already annotated by the step that saw it, so no one annotates it again. */
@@ -54,11 +64,15 @@ export class Reporter {
    * Runs one step inside a log group titled like `Deploy · pull`. Success: a notice with the
    * duration. Failure: an error annotation with the cause, then a `ReportedError` is thrown.
    */
-  async step<T>(title: string, work: (step: StepContext) => Promise<T>): Promise<T> {
+  async step<T>(title: string, work: (step: StepContext) => Promise<T>, options: StepOptions = {}): Promise<T> {
     const started = Date.now()
     const record: StepRecord = { title, status: 'ok', durationMs: 0, detail: '' }
     this.steps.push(record)
+    let announce = !options.quiet
     const context: StepContext = {
+      notable: () => {
+        announce = true
+      },
       detail: (text) => {
         record.detail = text
       },
@@ -72,7 +86,7 @@ export class Reporter {
     try {
       const value = await work(context)
       record.durationMs = Date.now() - started
-      if (record.status === 'ok') {
+      if (record.status === 'ok' && announce) {
         this.annotations.annotate('notice', `${record.detail || 'done'} (${formatDuration(record.durationMs)})`, { title })
       }
       return value
