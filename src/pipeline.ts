@@ -399,6 +399,8 @@ export class Pipeline {
    * 422 to a ref it does not know).
    */
   private deployRef(tag: string): string {
+    // command: rollback deploys an older release: its tag names that code, this run's commit does not.
+    if (this.settings.command === 'rollback') return tag
     return this.settings.run.ref === `refs/tags/${tag}` || !this.settings.run.sha ? tag : this.settings.run.sha
   }
 
