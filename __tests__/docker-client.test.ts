@@ -101,6 +101,44 @@ describe('DockerClient', () => {
     expect(info).toMatchObject({ name: 'web', image: 'acme/web:v1', running: true, health: 'healthy', restartCount: 2, labels: { 'deploy-action.tag': 'v1' } })
   })
 
+  it('inspects several containers with one command, even when docker exits 1 for the missing ones', async () => {
+    const entry = (id: string, name: string, tag: string) => ({
+      Id: id,
+      Name: `/${name}`,
+      Image: 'sha256:111',
+      Config: { Image: `acme/web:${tag}`, Labels: { 'deploy-action.tag': tag } },
+      State: { Status: 'exited', Running: false, Restarting: false, ExitCode: 0, StartedAt: '' }
+    })
+    // Docker prints the found ones in one array (here out of order) and a line per missing name.
+    const runner = new RecordingRunner().answer(['container', 'inspect'], {
+      exitCode: 1,
+      stdout: JSON.stringify([entry('bbb', 'web-previous', 'v0'), entry('aaa', 'web', 'v1')]) + '\n',
+      stderr: 'Error: No such container: web-next\nError: No such container: web-previous-older\n'
+    })
+    const found = await new DockerClient(runner).inspectContainers(['web-next', 'web', 'web-previous', 'web-previous-older'])
+    expect(runner.commands).toEqual(['container inspect web-next web web-previous web-previous-older'])
+    expect(found.map((info) => info && `${info.name}=${info.labels['deploy-action.tag']}`)).toEqual([undefined, 'web=v1', 'web-previous=v0', undefined])
+    // A container asked for by id (as docker resolves it) is found under that id.
+    const byId = await new DockerClient(new RecordingRunner().answer(['container', 'inspect'], { stdout: JSON.stringify([entry('abcdef', 'other', 'v3')]) })).inspectContainers(['abc'])
+    expect(byId[0]?.name).toBe('other')
+    expect(await new DockerClient(runner).inspectContainers([])).toEqual([])
+  })
+
+  it('throws when an inspect fails for any reason but a missing container, or leaves a name unaccounted for', async () => {
+    const unreachable = new RecordingRunner().answer(['container', 'inspect'], {
+      exitCode: 1,
+      stdout: '[]\n',
+      stderr: 'Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?\n'
+    })
+    await expect(new DockerClient(unreachable).inspectContainers(['web', 'web-previous'])).rejects.toThrow(/docker container inspect failed: Cannot connect/)
+    await expect(new DockerClient(unreachable).inspectContainer('web')).rejects.toBeInstanceOf(DockerCommandError)
+    // One name reported missing, the other neither found nor reported: something else went wrong.
+    const partial = new RecordingRunner().answer(['container', 'inspect'], { exitCode: 1, stdout: '[]\n', stderr: 'Error: No such container: web\npermission denied\n' })
+    await expect(new DockerClient(partial).inspectContainers(['web', 'web-previous'])).rejects.toThrow(/permission denied/)
+    const garbled = new RecordingRunner().answer(['container', 'inspect'], { exitCode: 1, stdout: 'not json', stderr: 'Error: No such container: web' })
+    await expect(new DockerClient(garbled).inspectContainers(['web'])).rejects.toBeInstanceOf(DockerCommandError)
+  })
+
   it('reads the registry digest of the repository, and never passes a local image id off as one', async () => {
     const runner = new RecordingRunner().answer(['image', 'inspect'], {
       stdout: '["other/repo@sha256:aaa","127.0.0.1:5001/acme/web@sha256:bbb"]\n'
@@ -114,7 +152,8 @@ describe('DockerClient', () => {
 
   it('treats a missing container as absent when removing it, and other errors as errors', async () => {
     const missing = new RecordingRunner().answer(['container', 'rm'], { exitCode: 1, stderr: 'Error: No such container: web-next' })
-    await expect(new DockerClient(missing).removeContainer('web-next')).resolves.toBeUndefined()
+    await expect(new DockerClient(missing).removeContainer('web-next')).resolves.toBe(false)
+    await expect(new DockerClient(new RecordingRunner()).removeContainer('web-next')).resolves.toBe(true)
     const broken = new RecordingRunner().answer(['container', 'rm'], { exitCode: 1, stderr: 'Cannot connect to the Docker daemon' })
     await expect(new DockerClient(broken).removeContainer('web')).rejects.toThrow('Cannot connect to the Docker daemon')
   })

@@ -78,6 +78,45 @@ describe('DeployLock', () => {
     expect(engine.calls.filter((call) => call.argv[1] === 'import')).toHaveLength(1)
   })
 
+  it('on a host that has the lock image, takes the lock with one docker command and releases it with one', async () => {
+    const engine = new FakeDockerEngine()
+    engine.images.add(LOCK_IMAGE)
+    const lock = new DeployLock(new DockerClient(engine), 'web')
+    await lock.acquire({ ...base, owner: 'run-42-a', clock: fakeClock() })
+    const id = engine.containers.get('web-deploy-lock')?.id
+    expect(engine.commands).toEqual([expect.stringMatching(/^container create --pull never --name web-deploy-lock .* deploy-action-lock:v1 deploy-action-lock$/)])
+    await expect(lock.release('run-42-a')).resolves.toBe(true)
+    // By the id its own create returned, so no read of the owner is needed.
+    expect(engine.commands.slice(1)).toEqual([`container rm --force ${id}`])
+    expect(engine.containers.has('web-deploy-lock')).toBe(false)
+  })
+
+  it('imports the lock image only once: a create that still finds no image fails with docker’s error', async () => {
+    const engine = new FakeDockerEngine()
+    // An import that does not stick (e.g. pruned at once): no endless loop.
+    const forgetful = { run: async (argv: readonly string[], options?: Parameters<FakeDockerEngine['run']>[1]) => {
+      const result = await engine.run(argv, options)
+      engine.images.delete(LOCK_IMAGE)
+      return result
+    } }
+    const lock = new DeployLock(new DockerClient(forgetful), 'web')
+    await expect(lock.acquire({ ...base, owner: 'run-42-a', clock: fakeClock() })).rejects.toThrow(/No such image: deploy-action-lock:v1/)
+    expect(engine.commands.filter((command) => command.startsWith('image import'))).toHaveLength(1)
+    // Docker said no container was created: there is nothing to release.
+    expect(lock.mayHold).toBe(false)
+  })
+
+  it('after its lease ran out and another deploy took the lock over, the release by id leaves the new holder’s lock alone', async () => {
+    const engine = new FakeDockerEngine()
+    engine.images.add(LOCK_IMAGE)
+    const lock = new DeployLock(new DockerClient(engine), 'web')
+    await lock.acquire({ ...base, owner: 'run-42-a', clock: fakeClock() })
+    engine.containers.delete('web-deploy-lock')
+    holdBy(engine, 'run-43-a')
+    await expect(lock.release('run-42-a')).resolves.toBe(false)
+    expect(engine.containers.get('web-deploy-lock')?.labels[LockLabel.Owner]).toBe('run-43-a')
+  })
+
   it('waits, polling, and fails after the timeout with an error that names the holder', async () => {
     const engine = new FakeDockerEngine()
     holdBy(engine, 'run-41-a')
@@ -201,9 +240,12 @@ describe('FleetLock', () => {
     )
     expect(fleet.hosts).toEqual(['ssh://b', 'ssh://a'])
     await expect(fleet.acquire({ ...base, timeoutMs: 0, clock: fakeClock() })).rejects.toBeInstanceOf(LockTimeoutError)
-    // a was locked first (sorted), then released when b timed out.
-    expect(engines['ssh://a'].commands.filter((command) => command.startsWith('container create') || command.startsWith('container rm'))).toEqual([
-      expect.stringMatching(/^container create --name web-deploy-lock /),
+    // a was locked first (sorted; its first create found no lock image, imported it and created
+    // again), then released by the id its create returned when b timed out.
+    expect(engines['ssh://a'].commands.filter((command) => /^(container create|container rm|image import)/.test(command))).toEqual([
+      expect.stringMatching(/^container create --pull never --name web-deploy-lock /),
+      'image import --message deploy-action lock - deploy-action-lock:v1',
+      expect.stringMatching(/^container create --pull never --name web-deploy-lock /),
       expect.stringMatching(/^container rm --force 0+1$/)
     ])
     expect(engines['ssh://a'].containers.has('web-deploy-lock')).toBe(false)
@@ -234,6 +276,7 @@ describe('FleetLock', () => {
 describe('a create whose docker client was killed', () => {
   it('may have been carried out by the daemon: the release still finds and removes our lock', async () => {
     const engine = new FakeDockerEngine()
+    engine.images.add(LOCK_IMAGE)
     // The daemon creates the container, but the client is killed (cancel) before it answers.
     const dying = {
       run: async (argv: readonly string[], options?: Parameters<FakeDockerEngine['run']>[1]) => {
@@ -244,16 +287,18 @@ describe('a create whose docker client was killed', () => {
     }
     const fleet = new FleetLock([{ lock: new DeployLock(new DockerClient(dying), 'web'), dockerHost: undefined }], 'me')
     await expect(fleet.acquire({ ...base, clock: fakeClock() })).rejects.toThrow('was cancelled')
-    // The failed acquire already released what it may hold.
+    // The failed acquire already released what it may hold: it read the lock, saw its own token, removed it by id.
+    expect(engine.commands.slice(1)).toEqual(['container inspect web-deploy-lock', expect.stringMatching(/^container rm --force 0+1$/)])
     expect(engine.containers.has('web-deploy-lock')).toBe(false)
 
     const unreachable = new FakeDockerEngine()
     unreachable.unreachable = true
     const never = new FleetLock([{ lock: new DeployLock(new DockerClient(unreachable), 'web'), dockerHost: undefined }], 'me')
     await expect(never.acquire({ ...base, clock: fakeClock() })).rejects.toThrow(/Cannot connect/)
-    // No create was ever sent, so there is nothing to release and nothing to complain about.
-    expect(unreachable.commands.some((command) => command.startsWith('container create'))).toBe(false)
+    // The one create sent never reached a daemon, so there is nothing to release and nothing to complain about.
+    expect(unreachable.commands).toEqual([expect.stringMatching(/^container create --pull never --name web-deploy-lock /)])
     await expect(never.release()).resolves.toEqual([])
+    expect(unreachable.commands).toHaveLength(1)
   })
 })
 
@@ -263,12 +308,14 @@ describe('lock helpers', () => {
     const docker = new DockerClient(runner)
     await expect(docker.createLockContainer('web-deploy-lock', LOCK_IMAGE, { 'deploy-action.lock.tag': 'v1; rm -rf /' })).resolves.toBe(false)
     expect(runner.calls[0]?.argv).toEqual([
-      'container', 'create', '--name', 'web-deploy-lock', '--network', 'none',
+      'container', 'create', '--pull', 'never', '--name', 'web-deploy-lock', '--network', 'none',
       '--label', 'deploy-action.lock.tag=v1; rm -rf /',
       LOCK_IMAGE, 'deploy-action-lock'
     ])
     const broken = new DockerClient(new RecordingRunner().answer(['container', 'create'], { exitCode: 1, stderr: 'no space left on device' }))
     await expect(broken.createLockContainer('web-deploy-lock', LOCK_IMAGE, {})).rejects.toThrow('no space left on device')
+    const created = new DockerClient(new RecordingRunner().answer(['container', 'create'], { stdout: 'abc123\n' }))
+    await expect(created.createLockContainer('web-deploy-lock', LOCK_IMAGE, {})).resolves.toBe('abc123')
   })
 
   it('makes owner tokens unique per run attempt', () => {

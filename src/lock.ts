@@ -14,6 +14,7 @@
 import { randomBytes } from 'node:crypto'
 import { setTimeout as sleepFor } from 'node:timers/promises'
 import type { DockerClient } from './docker/client.js'
+import { DockerCommandError } from './docker/runner.js'
 import { formatDuration } from './config/duration.js'
 import type { DeploySettings } from './settings.js'
 
@@ -145,6 +146,8 @@ export function lockLeaseMs(settings: Pick<DeploySettings, 'hosts' | 'health' | 
 export class DeployLock {
   readonly lockName: string
   private createSent = false
+  /** The lock container this deploy holds and its owner token, when known: release removes it by id without reading it first. */
+  private held: { id: string; owner: string } | undefined
 
   constructor(
     private readonly docker: DockerClient,
@@ -192,20 +195,36 @@ export class DeployLock {
     const tookOver: LockHolder[] = []
     let waitedFor: LockHolder | undefined
     let vanished = 0
-    if (!(await this.docker.imageExists(LOCK_IMAGE))) await this.docker.importEmptyImage(LOCK_IMAGE)
+    let imported = false
 
     for (;;) {
       options.signal?.throwIfAborted()
       const now = clock.now()
+      const sentBefore = this.createSent
       this.createSent = true
-      const created = await this.docker.createLockContainer(this.lockName, LOCK_IMAGE, {
-        [LockLabel.Owner]: options.owner,
-        [LockLabel.Holder]: options.holder,
-        [LockLabel.Tag]: options.tag,
-        [LockLabel.Since]: new Date(now).toISOString(),
-        [LockLabel.Expires]: new Date(now + options.leaseMs).toISOString()
-      })
-      if (created) return { waitedMs: clock.now() - started, waitedFor, tookOver }
+      let created: string | false
+      try {
+        created = await this.docker.createLockContainer(this.lockName, LOCK_IMAGE, {
+          [LockLabel.Owner]: options.owner,
+          [LockLabel.Holder]: options.holder,
+          [LockLabel.Tag]: options.tag,
+          [LockLabel.Since]: new Date(now).toISOString(),
+          [LockLabel.Expires]: new Date(now + options.leaseMs).toISOString()
+        })
+      } catch (error) {
+        // Docker's answer says no container was created: nothing to release for this attempt.
+        if (certainlyNotCreated(error)) this.createSent = sentBefore
+        // The first deploy on this host: import the empty image once, then create again. Asking
+        // first would cost every later deploy a docker command.
+        if (imported || !isMissingImage(error)) throw error
+        await this.docker.importEmptyImage(LOCK_IMAGE)
+        imported = true
+        continue
+      }
+      if (created !== false) {
+        this.held = created ? { id: created, owner: options.owner } : undefined
+        return { waitedMs: clock.now() - started, waitedFor, tookOver }
+      }
 
       const holder = await this.read()
       if (!holder) {
@@ -214,7 +233,10 @@ export class DeployLock {
       } else {
         vanished = 0
         // Ours already (a retried step of the same attempt): holding it twice is holding it.
-        if (holder.owner === options.owner) return { waitedMs: clock.now() - started, waitedFor, tookOver }
+        if (holder.owner === options.owner) {
+          this.held = { id: holder.id, owner: options.owner }
+          return { waitedMs: clock.now() - started, waitedFor, tookOver }
+        }
         if (leaseExpired(holder, clock.now())) {
           options.onTakeover?.(holder)
           tookOver.push(holder)
@@ -239,6 +261,14 @@ export class DeployLock {
    * (taken over after our lease ran out) is left alone.
    */
   async release(owner: string): Promise<boolean> {
+    if (this.held?.owner === owner) {
+      // This deploy's own create (or read) gave the id, so that container is ours: no need to read
+      // its owner first. A lock taken over after our lease ran out has another id and stays.
+      const removed = await this.docker.removeContainer(this.held.id)
+      this.held = undefined
+      this.createSent = false
+      return removed
+    }
     const holder = await this.read()
     if (!holder || holder.owner !== owner) {
       this.createSent = false
@@ -248,6 +278,19 @@ export class DeployLock {
     this.createSent = false
     return true
   }
+}
+
+function isMissingImage(error: unknown): boolean {
+  return error instanceof DockerCommandError && /no such image/i.test(error.result.stderr)
+}
+
+/**
+ * A create that failed this way never reached the point of creating: the image is missing, or the
+ * client could not connect at all. Any other failure (a client killed mid-request) may have been
+ * carried out by the daemon, so the lock is then treated as possibly held.
+ */
+function certainlyNotCreated(error: unknown): boolean {
+  return error instanceof DockerCommandError && /no such image|cannot connect to the docker daemon/i.test(error.result.stderr)
 }
 
 /** Where the locks of one deploy are, for the post step: docker hosts (null: the default engine). */

@@ -15,7 +15,7 @@ export interface FakeContainer {
 }
 
 /** Flags of `docker container create` that take a value. */
-const VALUE_FLAGS = new Set(['--name', '--network', '--label', '--env', '--volume', '--restart', '--stop-timeout', '--publish'])
+const VALUE_FLAGS = new Set(['--name', '--network', '--label', '--env', '--volume', '--restart', '--stop-timeout', '--publish', '--pull'])
 
 export class FakeDockerEngine implements DockerRunner {
   readonly images = new Set<string>()
@@ -76,6 +76,7 @@ export class FakeDockerEngine implements DockerRunner {
     switch (verb) {
       case 'create': {
         let name = ''
+        let pull = 'missing'
         const labels: Record<string, string> = {}
         let index = 0
         while (index < rest.length && (rest[index] ?? '').startsWith('--')) {
@@ -86,6 +87,7 @@ export class FakeDockerEngine implements DockerRunner {
             continue
           }
           if (flag === '--name') name = value
+          if (flag === '--pull') pull = value
           if (flag === '--label') {
             const equals = value.indexOf('=')
             labels[value.slice(0, equals)] = value.slice(equals + 1)
@@ -93,7 +95,8 @@ export class FakeDockerEngine implements DockerRunner {
           index += 2
         }
         const image = rest[index] ?? ''
-        if (!this.images.has(image)) return fail(`Unable to find image '${image}' locally`)
+        // With `--pull never` docker fails at once; otherwise the CLI would ask a registry.
+        if (!this.images.has(image)) return fail(pull === 'never' ? `Error response from daemon: No such image: ${image}` : `Unable to find image '${image}' locally`)
         const clash = this.containers.get(name)
         if (clash) return fail(`Error response from daemon: Conflict. The container name "/${name}" is already in use by container "${clash.id}".`)
         const container: FakeContainer = { id: this.newId(), name, image, labels, running: false, exitCode: 0 }
@@ -101,9 +104,12 @@ export class FakeDockerEngine implements DockerRunner {
         return ok(`${container.id}\n`)
       }
       case 'inspect': {
-        const container = this.byNameOrId(rest[rest.length - 1] ?? '')
-        if (!container) return fail(`Error: No such container: ${rest[rest.length - 1] ?? ''}`)
-        return ok(JSON.stringify([inspectJson(container)]))
+        // Like docker: the found ones as one array, a line on stderr and exit 1 for each missing one.
+        const refs = rest.filter((word) => !word.startsWith('--'))
+        const found = refs.map((ref) => this.byNameOrId(ref))
+        const missing = refs.filter((_, index) => !found[index]).map((ref) => `Error: No such container: ${ref}\n`)
+        const stdout = JSON.stringify(found.filter((container) => container !== undefined).map(inspectJson))
+        return { exitCode: missing.length > 0 ? 1 : 0, stdout: `${stdout}\n`, stderr: missing.join('') }
       }
       case 'rm': {
         const container = this.byNameOrId(rest[rest.length - 1] ?? '')

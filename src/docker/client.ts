@@ -108,32 +108,42 @@ export class DockerClient {
 
   /** The container's state and labels, or undefined when there is no such container. */
   async inspectContainer(name: string): Promise<ContainerInfo | undefined> {
-    const result = await this.exec(['container', 'inspect', name], {
-      allowFailure: true,
-      timeoutMs: 30_000
-    })
+    const [info] = await this.inspectContainers([name])
+    return info
+  }
+
+  /**
+   * Several containers with one `docker container inspect a b c`: one CLI process instead of one
+   * per name. The result lines up with `names`; undefined where there is no such container.
+   *
+   * Docker prints the containers it found as one JSON array and exits 1 when any name is missing,
+   * with one "No such container" line per missing name on stderr. That exit is read as "absent";
+   * any other error (an unreachable daemon, a denied socket) throws, as for a single inspect.
+   */
+  async inspectContainers(names: readonly string[]): Promise<(ContainerInfo | undefined)[]> {
+    if (names.length === 0) return []
+    const argv = ['container', 'inspect', ...names]
+    const result = await this.exec(argv, { allowFailure: true, timeoutMs: 30_000 })
+    let found: DockerInspect[]
+    try {
+      found = (JSON.parse(result.stdout.trim() || '[]') as DockerInspect[] | null) ?? []
+    } catch (error) {
+      if (result.exitCode !== 0) throw new DockerCommandError(argv, result)
+      throw error
+    }
     if (result.exitCode !== 0) {
-      if (NO_SUCH.test(result.stderr)) return undefined
-      throw new DockerCommandError(['container', 'inspect', name], result)
+      // Every name must be accounted for, found or reported missing: anything else is a real error.
+      const missing = result.stderr.split('\n').filter((line) => NO_SUCH.test(line)).length
+      if (missing === 0 || found.length + missing < names.length) throw new DockerCommandError(argv, result)
     }
-    const [raw] = JSON.parse(result.stdout) as DockerInspect[]
-    if (!raw) return undefined
-    return {
-      id: raw.Id,
-      name: raw.Name.replace(/^\//, ''),
-      image: raw.Config.Image,
-      imageId: raw.Image,
-      labels: raw.Config.Labels ?? {},
-      status: raw.State.Status,
-      running: raw.State.Running,
-      restarting: raw.State.Restarting,
-      exitCode: raw.State.ExitCode,
-      error: raw.State.Error ?? '',
-      oomKilled: raw.State.OOMKilled ?? false,
-      startedAt: raw.State.StartedAt,
-      health: raw.State.Health?.Status,
-      restartCount: raw.RestartCount ?? 0
-    }
+    // Matched the way docker resolves a reference: a full id, a name, then an id prefix.
+    return names.map((name) => {
+      const raw =
+        found.find((entry) => entry.Id === name) ??
+        found.find((entry) => entry.Name === `/${name}`) ??
+        found.find((entry) => entry.Id.startsWith(name))
+      return raw && containerInfo(raw)
+    })
   }
 
   /** Creates (does not start) a container from a prepared argv (see `run-args.ts`); returns its id. */
@@ -162,10 +172,11 @@ export class DockerClient {
     await this.exec(['container', 'rename', from, to], { mutates: true })
   }
 
-  /** Removes a container, running or not; a missing container is not an error. */
-  async removeContainer(name: string): Promise<void> {
+  /** Removes a container, running or not; a missing container is not an error. True when one was removed. */
+  async removeContainer(name: string): Promise<boolean> {
     const result = await this.exec(['container', 'rm', '--force', name], { mutates: true, allowFailure: true })
     if (result.exitCode !== 0 && !NO_SUCH.test(result.stderr)) throw new DockerCommandError(['container', 'rm', name], result)
+    return result.exitCode === 0
   }
 
   /**
@@ -178,15 +189,17 @@ export class DockerClient {
   }
 
   /**
-   * Creates a container that is never started, as a lock. Docker refuses a second container of
-   * the same name atomically, so false means another holder has it.
+   * Creates a container that is never started, as a lock, and returns its id. Docker refuses a
+   * second container of the same name atomically, so false means another holder has it.
+   * `--pull never`: a missing lock image fails at once with "No such image" (the caller imports
+   * it) instead of the CLI asking a registry for it.
    */
-  async createLockContainer(name: string, image: string, labels: Record<string, string>): Promise<boolean> {
-    const argv = ['container', 'create', '--name', name, '--network', 'none']
+  async createLockContainer(name: string, image: string, labels: Record<string, string>): Promise<string | false> {
+    const argv = ['container', 'create', '--pull', 'never', '--name', name, '--network', 'none']
     for (const [key, value] of Object.entries(labels)) argv.push('--label', `${key}=${value}`)
     argv.push(image, 'deploy-action-lock')
     const result = await this.exec(argv, { mutates: true, allowFailure: true, timeoutMs: 60_000 })
-    if (result.exitCode === 0) return true
+    if (result.exitCode === 0) return result.stdout.trim()
     if (/conflict|already in use/i.test(result.stderr)) return false
     throw new DockerCommandError(argv, result)
   }
@@ -198,6 +211,25 @@ export class DockerClient {
       timeoutMs: 30_000
     })
     return (result.stdout + result.stderr).trimEnd()
+  }
+}
+
+function containerInfo(raw: DockerInspect): ContainerInfo {
+  return {
+    id: raw.Id,
+    name: raw.Name.replace(/^\//, ''),
+    image: raw.Config.Image,
+    imageId: raw.Image,
+    labels: raw.Config.Labels ?? {},
+    status: raw.State.Status,
+    running: raw.State.Running,
+    restarting: raw.State.Restarting,
+    exitCode: raw.State.ExitCode,
+    error: raw.State.Error ?? '',
+    oomKilled: raw.State.OOMKilled ?? false,
+    startedAt: raw.State.StartedAt,
+    health: raw.State.Health?.Status,
+    restartCount: raw.RestartCount ?? 0
   }
 }
 

@@ -1,4 +1,6 @@
-import { getOctokit } from '@actions/github'
+import type { getOctokit } from '@actions/github'
+
+type Octokit = ReturnType<typeof getOctokit>
 
 /** The fields of a GitHub release that the rollback-target rules read. */
 export interface GitHubRelease {
@@ -93,7 +95,12 @@ const DESCRIPTION_LIMIT = 140
  * a fallback and a warning without knowing Octokit's error shapes.
  */
 export class GitHubClient {
-  private readonly octokit: ReturnType<typeof getOctokit> | undefined
+  /**
+   * Octokit is loaded with a dynamic `import()`, started here: a deploy without a token never
+   * loads it, and one with a token loads it while the first docker commands run instead of
+   * before them (the action's cold start).
+   */
+  private readonly octokit: Promise<Octokit> | undefined
   private readonly owner: string
   private readonly repo: string
   private readonly maxPages: number
@@ -107,12 +114,18 @@ export class GitHubClient {
     this.repo = repo
     this.maxPages = options.maxPages ?? 3
     if (options.token) {
+      const token = options.token
       const timeoutMs = options.timeoutMs ?? 15_000
-      this.octokit = getOctokit(options.token, { baseUrl: options.apiUrl.replace(/\/+$/, '') })
-      // A hook rather than a per-call option: paginate drops request options on later pages.
-      this.octokit.hook.before('request', requestOptions => {
-        requestOptions.request = { ...requestOptions.request, signal: AbortSignal.timeout(timeoutMs) }
+      this.octokit = import('@actions/github').then(({ getOctokit }) => {
+        const octokit = getOctokit(token, { baseUrl: options.apiUrl.replace(/\/+$/, '') })
+        // A hook rather than a per-call option: paginate drops request options on later pages.
+        octokit.hook.before('request', requestOptions => {
+          requestOptions.request = { ...requestOptions.request, signal: AbortSignal.timeout(timeoutMs) }
+        })
+        return octokit
       })
+      // A load that fails is reported by the first call that needs it, not as an unhandled rejection.
+      this.octokit.catch(() => undefined)
     }
   }
 
@@ -216,10 +229,10 @@ export class GitHubClient {
     })
   }
 
-  private async call<T>(operation: string, body: (octokit: ReturnType<typeof getOctokit>) => Promise<T>): Promise<T> {
+  private async call<T>(operation: string, body: (octokit: Octokit) => Promise<T>): Promise<T> {
     if (!this.octokit) throw new GitHubApiError(operation, 'no-token', undefined, 'no github-token was given')
     try {
-      return await body(this.octokit)
+      return await body(await this.octokit)
     } catch (error) {
       throw toApiError(operation, error)
     }

@@ -1,5 +1,5 @@
 import { Label, Suffix } from '../constants.js'
-import type { DockerClient } from '../docker/client.js'
+import type { ContainerInfo, DockerClient } from '../docker/client.js'
 import { buildCreateArgv, secretEnvironment } from '../docker/run-args.js'
 import { containerStateProbe, type StateProbe } from '../health/state-probe.js'
 import type { DeploySettings, Release } from '../settings.js'
@@ -16,6 +16,12 @@ const FAILED_LOG_LINES = 50
  * option, a missing volume driver or a name clash fails while the old version still serves.
  */
 export class ReplaceStrategy implements DeployStrategy {
+  /**
+   * Whether `<name>-previous-older` may exist after the switch; undefined until a switch has
+   * looked. Spares the clean-up a command when the switch saw there is none.
+   */
+  private olderMayExist: boolean | undefined
+
   constructor(
     private readonly settings: DeploySettings,
     private readonly docker: DockerClient
@@ -37,15 +43,34 @@ export class ReplaceStrategy implements DeployStrategy {
 
   async switchTo(release: Release): Promise<void> {
     const next = this.name + Suffix.Next
+    const previousName = this.name + Suffix.Previous
+    const olderName = this.name + Suffix.Older
+    // One look at every name the switch touches: each docker command is a CLI process of its own.
+    const [leftover, running, previous, older] = await this.docker.inspectContainers([next, this.name, previousName, olderName])
     // A leftover from an interrupted run would block the name; it never served traffic.
-    await this.docker.removeContainer(next)
-    await this.createContainer(next, release, { withCommit: true })
+    if (leftover) await this.docker.removeContainer(next)
 
-    const running = await this.docker.inspectContainer(this.name)
+    if (running && previous && !older && !previous.running && !previous.restarting) {
+      // The usual case: moving the stopped previous aside is one rename that touches nothing that
+      // serves, so it runs beside the create. A failed create undoes it, as if it had come first.
+      const [created, movedAside] = await Promise.allSettled([
+        this.createContainer(next, release, { withCommit: true }),
+        this.docker.renameContainer(previousName, olderName)
+      ])
+      if (created.status === 'rejected') {
+        if (movedAside.status === 'fulfilled') await this.docker.renameContainer(olderName, previousName).catch(() => undefined)
+        throw created.reason
+      }
+      if (movedAside.status === 'rejected') throw movedAside.reason
+    } else {
+      await this.createContainer(next, release, { withCommit: true })
+      if (running) await this.makeRoomForPrevious(previous, older)
+    }
+    this.olderMayExist = Boolean((running && previous) || older)
+
     if (running) {
-      await this.makeRoomForPrevious()
       if (running.running || running.restarting) await this.docker.stopContainer(this.name, this.stopSeconds())
-      await this.docker.renameContainer(this.name, this.name + Suffix.Previous)
+      await this.docker.renameContainer(this.name, previousName)
     }
     await this.docker.renameContainer(next, this.name)
     await this.docker.startContainer(this.name)
@@ -56,6 +81,8 @@ export class ReplaceStrategy implements DeployStrategy {
   }
 
   async finalize(): Promise<void> {
+    // The switch's inspect showed there is no older previous, and it moved none aside.
+    if (this.olderMayExist === false) return
     await this.docker.removeContainer(this.name + Suffix.Older)
   }
 
@@ -71,8 +98,10 @@ export class ReplaceStrategy implements DeployStrategy {
     const imageRef = `${this.settings.image}:${target.tag}`
     const localDigest = target.digest ?? (await this.docker.imageDigest(imageRef, this.settings.image))
 
-    for (const suffix of [Suffix.Previous, Suffix.Older]) {
-      const kept = await this.docker.inspectContainer(this.name + suffix)
+    const suffixes = [Suffix.Previous, Suffix.Older]
+    const keptContainers = await this.docker.inspectContainers(suffixes.map((suffix) => this.name + suffix))
+    for (const [index, suffix] of suffixes.entries()) {
+      const kept = keptContainers[index]
       if (!kept || kept.labels[Label.Tag] !== target.tag) continue
       // The tag may have been re-pushed since; reuse the container only when it is the same image.
       if (localDigest && kept.labels[Label.Digest] && kept.labels[Label.Digest] !== localDigest) continue
@@ -88,11 +117,13 @@ export class ReplaceStrategy implements DeployStrategy {
     return 'redeployed'
   }
 
-  /** Only one `-previous` can exist: the one before it moves aside until the new version is healthy. */
-  private async makeRoomForPrevious(): Promise<void> {
-    const previous = await this.docker.inspectContainer(this.name + Suffix.Previous)
+  /**
+   * Only one `-previous` can exist: the one before it moves aside until the new version is
+   * healthy. Reads what the switch's inspect saw, so a missing container costs no command.
+   */
+  private async makeRoomForPrevious(previous: ContainerInfo | undefined, older: ContainerInfo | undefined): Promise<void> {
     if (!previous) return
-    await this.docker.removeContainer(this.name + Suffix.Older)
+    if (older) await this.docker.removeContainer(this.name + Suffix.Older)
     if (previous.running || previous.restarting) await this.docker.stopContainer(this.name + Suffix.Previous, this.stopSeconds())
     await this.docker.renameContainer(this.name + Suffix.Previous, this.name + Suffix.Older)
   }

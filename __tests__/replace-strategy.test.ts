@@ -1,0 +1,188 @@
+import { describe, expect, it } from '@jest/globals'
+import { setImmediate as nextTurn } from 'node:timers/promises'
+import { Label } from '../src/constants.js'
+import { DockerClient } from '../src/docker/client.js'
+import type { DockerRunOptions } from '../src/docker/runner.js'
+import type { DeploySettings } from '../src/settings.js'
+import { ReplaceStrategy } from '../src/strategies/replace.js'
+import { FakeDockerEngine } from '../test-support/fake-docker-engine.js'
+
+const IMAGE = '127.0.0.1:5999/acme/web'
+
+const settings: DeploySettings = {
+  command: 'deploy',
+  environment: 'production',
+  dryRun: false,
+  image: IMAGE,
+  tag: 'v2',
+  name: 'web',
+  strategy: 'replace',
+  container: { ports: [], env: {}, secrets: [], volumes: [], labels: {}, init: true, network: 'host' },
+  health: { expectStatus: [200], headers: {}, intervalMs: 20, timeoutMs: 200, deadlineMs: 2_000, healthyThreshold: 1, watchMs: 0 },
+  rollback: { onFailure: true, to: { kind: 'previous' } },
+  hooks: { preDeploy: [] },
+  lock: { timeoutMs: 1_000 },
+  swarm: {},
+  hosts: [undefined],
+  rollout: { parallel: 1 },
+  run: { repository: 'acme/web', sha: 'abc', ref: 'refs/heads/main', actor: 'octocat', runUrl: 'https://github.com/acme/web/actions/runs/42', apiUrl: 'http://127.0.0.1:9', workspace: '/tmp' }
+}
+
+const V2 = { tag: 'v2', digest: 'sha256:2222' }
+
+/** A fake engine whose commands take a turn of the event loop, and which logs when each starts and ends. */
+class TimedEngine extends FakeDockerEngine {
+  readonly events: string[] = []
+
+  override async run(argv: readonly string[], options: DockerRunOptions = {}) {
+    const named = argv.indexOf('--name')
+    const command = `${argv.slice(0, 2).join(' ')} ${named >= 0 ? argv[named + 1] : argv.at(-1)}`
+    this.events.push(`start ${command}`)
+    await nextTurn()
+    const result = await super.run(argv, options)
+    await nextTurn()
+    this.events.push(`end ${command}`)
+    return result
+  }
+}
+
+function engineWith(containers: { name: string; tag: string; running: boolean }[]): TimedEngine {
+  const engine = new TimedEngine()
+  engine.images.add(`${IMAGE}:v2`)
+  for (const { name, tag, running } of containers) engine.add({ name, image: `${IMAGE}:${tag}`, running, labels: { [Label.Tag]: tag } })
+  return engine
+}
+
+/** What each container name holds now: `web=v2 (running)`. */
+function state(engine: FakeDockerEngine): string[] {
+  return [...engine.containers.values()]
+    .map((container) => `${container.name}=${container.labels[Label.Tag] ?? '?'}${container.running ? ' (running)' : ''}`)
+    .sort()
+}
+
+/** The argv of every command, with the long create shortened to its name. */
+function commands(engine: FakeDockerEngine): string[] {
+  return engine.commands.map((command) => command.replace(/^(container create --name \S+) .*$/, '$1 …'))
+}
+
+describe('ReplaceStrategy.switchTo', () => {
+  it('upgrade with nothing kept yet: one inspect for all names, the new container created before the old one is stopped', async () => {
+    const engine = engineWith([{ name: 'web', tag: 'v1', running: true }])
+    const strategy = new ReplaceStrategy(settings, new DockerClient(engine))
+    await strategy.switchTo(V2)
+
+    expect(commands(engine)).toEqual([
+      'container inspect web-next web web-previous web-previous-older',
+      'container create --name web-next …',
+      'container stop web',
+      'container rename web web-previous',
+      'container rename web-next web',
+      'container start web'
+    ])
+    expect(state(engine)).toEqual(['web-previous=v1', 'web=v2 (running)'])
+    // Nothing was moved aside and the inspect saw no older previous: the clean-up has nothing to do.
+    await strategy.finalize()
+    expect(engine.commands).toHaveLength(6)
+  })
+
+  it('steady state: moves the stopped previous aside while the new container is created, and the clean-up removes it', async () => {
+    const engine = engineWith([
+      { name: 'web', tag: 'v1', running: true },
+      { name: 'web-previous', tag: 'v0', running: false }
+    ])
+    const strategy = new ReplaceStrategy(settings, new DockerClient(engine))
+    await strategy.switchTo(V2)
+
+    expect(commands(engine)).toEqual([
+      'container inspect web-next web web-previous web-previous-older',
+      'container create --name web-next …',
+      'container rename web-previous web-previous-older',
+      'container stop web',
+      'container rename web web-previous',
+      'container rename web-next web',
+      'container start web'
+    ])
+    // The create and the rename ran at the same time; the running container was touched only after both.
+    const events = engine.events
+    expect(events.indexOf('start container rename web-previous-older')).toBeLessThan(events.indexOf('end container create web-next'))
+    expect(events.indexOf('start container stop web')).toBeGreaterThan(events.indexOf('end container create web-next'))
+    expect(events.indexOf('start container stop web')).toBeGreaterThan(events.indexOf('end container rename web-previous-older'))
+    expect(state(engine)).toEqual(['web-previous-older=v0', 'web-previous=v1', 'web=v2 (running)'])
+
+    await strategy.finalize()
+    expect(engine.commands.at(-1)).toBe('container rm --force web-previous-older')
+    expect(state(engine)).toEqual(['web-previous=v1', 'web=v2 (running)'])
+  })
+
+  it('a failed create stops the switch before anything that serves is touched, and puts the kept previous back', async () => {
+    const engine = engineWith([
+      { name: 'web', tag: 'v1', running: true },
+      { name: 'web-previous', tag: 'v0', running: false }
+    ])
+    engine.images.delete(`${IMAGE}:v2`)
+    const strategy = new ReplaceStrategy(settings, new DockerClient(engine))
+
+    await expect(strategy.switchTo(V2)).rejects.toThrow(/Unable to find image/)
+    expect(commands(engine)).toEqual([
+      'container inspect web-next web web-previous web-previous-older',
+      'container create --name web-next …',
+      'container rename web-previous web-previous-older',
+      'container rename web-previous-older web-previous'
+    ])
+    expect(state(engine)).toEqual(['web-previous=v0', 'web=v1 (running)'])
+  })
+
+  it('a leftover -next, a running previous and an older previous: each handled in order, as before', async () => {
+    const engine = engineWith([
+      { name: 'web', tag: 'v1', running: true },
+      { name: 'web-next', tag: 'v9', running: false },
+      { name: 'web-previous', tag: 'v0', running: true },
+      { name: 'web-previous-older', tag: 'v-1', running: false }
+    ])
+    const strategy = new ReplaceStrategy(settings, new DockerClient(engine))
+    await strategy.switchTo(V2)
+
+    expect(commands(engine)).toEqual([
+      'container inspect web-next web web-previous web-previous-older',
+      'container rm --force web-next',
+      'container create --name web-next …',
+      'container rm --force web-previous-older',
+      'container stop web-previous',
+      'container rename web-previous web-previous-older',
+      'container stop web',
+      'container rename web web-previous',
+      'container rename web-next web',
+      'container start web'
+    ])
+    // Strictly one after another: the create has ended before the older previous is removed.
+    expect(engine.events.indexOf('start container rm web-previous-older')).toBeGreaterThan(engine.events.indexOf('end container create web-next'))
+    expect(state(engine)).toEqual(['web-previous-older=v0', 'web-previous=v1', 'web=v2 (running)'])
+  })
+
+  it('first deploy: no stop and no rename of anything that was running', async () => {
+    const engine = engineWith([])
+    const strategy = new ReplaceStrategy(settings, new DockerClient(engine))
+    await strategy.switchTo(V2)
+    expect(commands(engine)).toEqual([
+      'container inspect web-next web web-previous web-previous-older',
+      'container create --name web-next …',
+      'container rename web-next web',
+      'container start web'
+    ])
+    await strategy.finalize()
+    expect(engine.commands).toHaveLength(4)
+  })
+
+  it('a clean-up without a switch before it still removes the older previous', async () => {
+    const engine = engineWith([{ name: 'web-previous-older', tag: 'v0', running: false }])
+    await new ReplaceStrategy(settings, new DockerClient(engine)).finalize()
+    expect(engine.commands).toEqual(['container rm --force web-previous-older'])
+  })
+
+  it('stops at docker’s own error when the engine cannot be reached, before any change', async () => {
+    const engine = engineWith([{ name: 'web', tag: 'v1', running: true }])
+    engine.unreachable = true
+    await expect(new ReplaceStrategy(settings, new DockerClient(engine)).switchTo(V2)).rejects.toThrow(/Cannot connect to the Docker daemon/)
+    expect(engine.commands).toEqual(['container inspect web-next web web-previous web-previous-older'])
+  })
+})
