@@ -304,13 +304,15 @@ interface OverheadFigures {
   dockerCommands: number[]
   /** What one `docker container inspect` costs on this machine, measured beside each pair. */
   cliCallMs: number[]
+  /** From the action's verdict line (`Result`) to its exit: the time Node takes to finish after the last step. */
+  exitTailMs: number[]
 }
 
 async function benchOverhead(fixture: Fixture): Promise<OverheadFigures> {
   const scriptPath = join(fixture.scratch, 'upgrade.sh')
   writeFileSync(scriptPath, UPGRADE_SCRIPT)
   chmodSync(scriptPath, 0o755)
-  const figures: OverheadFigures = { action: [], script: [], ratios: [], steps: {}, dockerCommands: [], cliCallMs: [] }
+  const figures: OverheadFigures = { action: [], script: [], ratios: [], steps: {}, dockerCommands: [], cliCallMs: [], exitTailMs: [] }
 
   const byAction = async (): Promise<number> => {
     await resetToV1(fixture)
@@ -318,6 +320,8 @@ async function benchOverhead(fixture: Fixture): Promise<OverheadFigures> {
     expectResult(run, 'deployed', 'overhead: action upgrade')
     for (const [title, duration] of Object.entries(stepDurations(run.result))) (figures.steps[title] ??= []).push(duration)
     figures.dockerCommands.push(dockerCommandCount(run.result))
+    const verdictAt = run.chunks.find((chunk) => chunk.text.includes('::notice title=Result::'))?.at
+    figures.exitTailMs.push(verdictAt === undefined ? Number.NaN : run.endedAt - verdictAt)
     return run.endedAt - run.startedAt
   }
   const byScript = async (): Promise<number> => {
@@ -858,7 +862,8 @@ Runs (action / script / ratio): ${overhead.action.map((value, index) => `${ms(va
 The action ran a median of ${median(overhead.dockerCommands)} docker commands per upgrade (the script: 3); one \`docker container inspect\`
 costs a median of ${ms(median(overhead.cliCallMs))} on this machine. The script's busybox wget has no timeout (busybox 1.35's
 \`wget -T\` crashes); on loopback a refused connection returns at once. Where the action's time goes (median step
-durations from its own notices; the rest is Node loading the action, see figure 5):
+durations from its own notices; the rest is Node loading the action, see figure 5, and ${ms(median(overhead.exitTailMs))} from
+the action's verdict line to its exit, see the notes):
 
 | Step | Median |
 |---|---|
@@ -932,15 +937,28 @@ function renderNotes(results: Results): string {
     notes.push(
       `- **Overhead (missed).** The action ran a median of ${commands} docker commands per upgrade, the script 3 ` +
         `(plus one busybox wget per probe). Each docker command is a new CLI process; one \`docker container inspect\` ` +
-        `costs a median of ${ms(cli)} here, so the ${commands - 3} extra commands come to about ${ms((commands - 3) * cli)}, and ` +
-        `loading the action in Node about ${ms(coldMedian)} (figure 5): together most of the gap ` +
-        `(${ms(median(overhead.action) - median(overhead.script))}). The extra commands are the safety the action exists ` +
-        `for: it reads what runs (labels, digest) before touching anything, pulls, creates the new container as \`web-next\` ` +
-        `before it stops the old one (a bad option fails while the old version still serves), keeps the old one as ` +
-        `\`web-previous\` for an instant rollback, reads the container's state beside the HTTP probe, and removes the ` +
-        `older previous only once healthy. A ratio of ${TARGETS.overheadRatio} is out of reach while each command starts a CLI ` +
-        `process; the fix would be in src/docker/ (talk to the Engine API over the socket, or \`docker system dial-stdio\` ` +
-        `for ssh hosts, and run the independent reads concurrently) and was not made as part of the benchmark.`
+        `costs a median of ${ms(cli)} here, so the ${commands - 3} extra commands come to about ${ms((commands - 3) * cli)}; ` +
+        `loading the action in Node takes about ${ms(coldMedian)} (figure 5), and the process needs ` +
+        `${ms(median(overhead.exitTailMs))} from its verdict line to its exit (see the end of this note): together most of the gap ` +
+        `(${ms(median(overhead.action) - median(overhead.script))}). ` +
+        `The action used to run 17 commands here (commit 7708a1f). Five fewer save about ${ms(5 * cli)} of CLI time, less ` +
+        `than the run-to-run spread of this ratio on a shared machine, so compare the command counts rather than ` +
+        `ratios from different sessions. The switch now reads \`web-next\`, \`web\`, ` +
+        `\`web-previous\` and \`web-previous-older\` with one \`docker container inspect\` and removes only what it saw ` +
+        `(no leftover \`web-next\`, no older previous to clean up afterwards), the deploy lock is created at once ` +
+        `(\`--pull never\`; the empty lock image is imported only when docker says it is missing) and released by the ` +
+        `id its create returned, and where a stopped \`web-previous\` exists (every upgrade after the second; not in this ` +
+        `bench, which starts from v1 alone) it is moved aside while the new container is created. The commands left are ` +
+        `the safety the action exists for: the lock (create, remove), reading what runs before touching anything, the pull ` +
+        `and its registry digest, creating the new container as \`web-next\` before the old one is stopped (a bad option ` +
+        `fails while the old version still serves), keeping the old one as \`web-previous\` for an instant rollback (two ` +
+        `renames), and reading the container's state beside the HTTP probe. ` +
+        `The time after the verdict line is V8 optimising undici's WebAssembly HTTP parser (llhttp) on a background ` +
+        `thread once the probe has used it: Node waits for that job before it exits (with V8's \`--liftoff-only\` the wait ` +
+        `drops to a few ms; undici is loaded by @actions/core anyway, the probe is its only user). ` +
+        `A ratio of ${TARGETS.overheadRatio} stays out of reach while each docker command starts a CLI process: the fixes ` +
+        `would be talking to the Engine API over its socket (\`docker system dial-stdio\` for ssh hosts) instead of ` +
+        `running the CLI, and probing with node:http, whose parser is native, instead of undici.`
     )
   }
   const recoveryTarget = HEALTH.deadlineMs + TARGETS.recoveryMarginMs
@@ -969,12 +987,15 @@ function renderNotes(results: Results): string {
     notes.push(
       `- **Cold start (missed).** Node itself needs ${ms(coldFloor)} here to start and spawn one command (the "bare ` +
         `node" figure); the other ${ms(coldMedian - coldFloor)} are the action loading. A CPU profile of the bundle ` +
-        `(\`node --cpu-prof\`) puts most of that in three places: evaluating undici (about a third: @actions/core imports ` +
-        `@actions/http-client for its OIDC client, and that imports all of undici, fetch and WebSocket included, before ` +
-        `the first line of the action runs; the action's own probe needs only undici's Agent), compiling the one-file ESM ` +
-        `bundle (smaller since the build minifies), and reading the config (js-yaml and the zod schema). Not fixed: ` +
-        `undici is loaded by @actions/core's own imports, which the bundle cannot defer without aliasing a dependency; ` +
-        `moving @actions/github and the probe's undici behind a dynamic \`import()\` pays off only once that is solved.`
+        `(\`node --cpu-prof\`, mapped to the sources with ncc's source map) puts most of that in three places: evaluating ` +
+        `undici (about 65 ms: @actions/core imports @actions/http-client for its OIDC client, and that imports all of ` +
+        `undici, fetch and WebSocket included, before the first line of the action runs), compiling the ESM bundle ` +
+        `(about 45 ms), and evaluating zod and js-yaml and reading the config with them (about 60 ms). What the first ` +
+        `docker command does not need is no longer in its way: @actions/github and Octokit are loaded with a dynamic ` +
+        `\`import()\` into a chunk of their own (so the bundle is ${cold.bundleFiles} files in one directory), started when the ` +
+        `deploy begins and evaluated while the first docker commands run, and not at all without a token. Not fixed: ` +
+        `undici is loaded by @actions/core's own imports, which the bundle cannot defer without aliasing or patching a ` +
+        `dependency, and the config needs js-yaml and zod before anything can run.`
     )
   }
   notes.push(
@@ -982,7 +1003,8 @@ function renderNotes(results: Results): string {
       `@actions/http-client; one copy, shared by both @actions/http-client versions), zod (0.37 MB), js-yaml and ` +
       `@octokit's endpoint table, with their comments and whitespace. \`npm run build\` now minifies ` +
       `(\`ncc build --minify\`, which keeps function and class names, so error names and stack traces stay readable): ` +
-      `${(cold.bundleBytes / 1024 / 1024).toFixed(2)} MB.`
+      `${(cold.bundleBytes / 1024 / 1024).toFixed(2)} MB` +
+      (cold.bundleFiles > 1 ? `, all ${cold.bundleFiles} files together (Octokit is a chunk of its own that only a GitHub API call loads; see the cold start note).` : '.')
   )
   return `\n## Notes on the targets\n\n${notes.join('\n')}\n`
 }
@@ -1018,7 +1040,7 @@ async function main(): Promise<void> {
     log(`machine: ${machine.cores} cores, ${machine.memoryGiB} GiB, ${machine.kernel}, ${machine.docker}`)
     const wanted = (name: string): boolean => !ONLY || ONLY.has(name)
     const cold = wanted('cold') ? await benchColdStart(fixture) : { action: [], nodeFloor: [], bundleBytes: 0, bundleFiles: 0 }
-    const overhead = wanted('overhead') ? await benchOverhead(fixture) : { action: [], script: [], ratios: [], steps: {}, dockerCommands: [], cliCallMs: [] }
+    const overhead = wanted('overhead') ? await benchOverhead(fixture) : { action: [], script: [], ratios: [], steps: {}, dockerCommands: [], cliCallMs: [], exitTailMs: [] }
     const crash = wanted('crash') ? await benchCrashDetection(fixture) : { fromStart: [], fromExit: [] }
     const downtimeFigures = wanted('downtime') ? await benchDowntime(fixture) : { failed: [], longestGap: [], floor: [], probes: [] }
     const recovery = wanted('recovery')
