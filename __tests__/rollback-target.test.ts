@@ -8,30 +8,130 @@ function release(tag: string, day: number, kind: 'stable' | 'draft' | 'prereleas
   return { id: nextId++, tag_name: tag, draft: kind === 'draft', prerelease: kind === 'prerelease', published_at: kind === 'draft' ? null : at, created_at: at }
 }
 
-const RELEASES = [release('v1', 1), release('v2', 2), release('v3', 3), release('v4-rc', 4, 'prerelease')]
+const RELEASES = [release('v1.0.0', 1), release('v2.0.0', 2), release('v3.0.0', 3), release('v4.0.0-rc.1', 4, 'prerelease')]
 const serve = (releases: GitHubRelease[]) => async (): Promise<GitHubRelease[]> => releases
 const refuse = (error: unknown) => async (): Promise<GitHubRelease[]> => {
   throw error
 }
-const PREVIOUS = { tag: 'v2', digest: 'sha256:prev' }
+/** What ran before, when it is no release: the fallback of `last-release`. */
+const PREVIOUS = { tag: 'v2.1.0', digest: 'sha256:prev' }
+const LAST_RELEASE = { kind: 'last-release' } as const
+
+// v1.0.5 is a backport, published after v1.1.0; by date it looked like the newest release.
+const BACKPORT = [release('v1.0.0', 1), release('v1.1.0', 2), release('v1.0.5', 3)]
 
 describe('resolveRollbackTarget', () => {
-  it('last-release: the newest stable release other than the failed tag', async () => {
-    await expect(resolveRollbackTarget({ setting: { kind: 'last-release' }, failedTag: 'v3', previous: PREVIOUS, releases: serve(RELEASES) })).resolves.toEqual({
-      tag: 'v2',
+  it('last-release: the highest stable release below the failed tag', async () => {
+    await expect(resolveRollbackTarget({ setting: LAST_RELEASE, failedTag: 'v3.0.0', previous: PREVIOUS, releases: serve(RELEASES) })).resolves.toEqual({
+      tag: 'v2.0.0',
       source: 'last-release'
     })
-    await expect(resolveRollbackTarget({ setting: { kind: 'last-release' }, failedTag: 'v9', previous: PREVIOUS, releases: serve(RELEASES) })).resolves.toEqual({
-      tag: 'v3',
+    await expect(resolveRollbackTarget({ setting: LAST_RELEASE, failedTag: 'v9.0.0', previous: PREVIOUS, releases: serve(RELEASES) })).resolves.toEqual({
+      tag: 'v3.0.0',
       source: 'last-release'
     })
   })
 
   it('last-release with releases but no previous version (first deploy) still goes to the release', async () => {
-    await expect(resolveRollbackTarget({ setting: { kind: 'last-release' }, failedTag: 'v3', releases: serve(RELEASES) })).resolves.toEqual({
-      tag: 'v2',
+    await expect(resolveRollbackTarget({ setting: LAST_RELEASE, failedTag: 'v3.0.0', releases: serve(RELEASES) })).resolves.toEqual({
+      tag: 'v2.0.0',
       source: 'last-release'
     })
+  })
+
+  it('last-release goes by version, not publication date: a later backport is not the release before', async () => {
+    await expect(resolveRollbackTarget({ setting: LAST_RELEASE, failedTag: 'v1.2.0', releases: serve(BACKPORT) })).resolves.toEqual({
+      tag: 'v1.1.0',
+      source: 'last-release'
+    })
+    await expect(resolveRollbackTarget({ setting: LAST_RELEASE, failedTag: 'v1.2.0', previous: { tag: 'sha-0ld' }, releases: serve(BACKPORT) })).resolves.toEqual({
+      tag: 'v1.1.0',
+      source: 'last-release'
+    })
+  })
+
+  it('last-release never goes to a higher release than the failed one', async () => {
+    const resolved = await resolveRollbackTarget({ setting: LAST_RELEASE, failedTag: 'v1.0.0', previous: PREVIOUS, releases: serve(BACKPORT) })
+    expect(resolved).toMatchObject({ tag: 'v2.1.0', source: 'previous', warning: expect.stringMatching(/no stable release older than v1\.0\.0/) })
+  })
+
+  it('last-release matches tags with or without v, and answers in the image tags\' form', async () => {
+    const releases = serve([release('v1.4.0', 1), release('v1.5.0', 2)])
+    // The failed image is tagged without v: the release v1.5.0 is the failed version, and the target is written 1.4.0.
+    await expect(resolveRollbackTarget({ setting: LAST_RELEASE, failedTag: '1.5.0', releases })).resolves.toEqual({ tag: '1.4.0', source: 'last-release' })
+    await expect(resolveRollbackTarget({ setting: LAST_RELEASE, failedTag: '1.6.0', releases })).resolves.toEqual({ tag: '1.5.0', source: 'last-release' })
+    // Any image tag without v (here the previous one, which is no release) makes the target bare.
+    await expect(resolveRollbackTarget({ setting: LAST_RELEASE, failedTag: 'v1.6.0', previous: { tag: '1.5.1' }, releases })).resolves.toEqual({
+      tag: '1.5.0',
+      source: 'last-release'
+    })
+    // Images tagged with v, releases without: the target takes the v.
+    const bare = serve([release('1.4.0', 1), release('1.5.0', 2)])
+    await expect(resolveRollbackTarget({ setting: LAST_RELEASE, failedTag: 'v1.6.0', releases: bare })).resolves.toEqual({ tag: 'v1.5.0', source: 'last-release' })
+  })
+
+  it('last-release skips drafts and prereleases unless includePrereleases is set', async () => {
+    const releases = serve([
+      release('v1.0.0', 1),
+      release('v1.1.0-rc.1', 2, 'prerelease'),
+      release('v1.1.0', 3, 'draft'),
+      // Not flagged on GitHub, but a prerelease by its tag.
+      release('v1.1.1-beta.1', 4)
+    ])
+    await expect(resolveRollbackTarget({ setting: LAST_RELEASE, failedTag: 'v1.2.0', releases })).resolves.toEqual({ tag: 'v1.0.0', source: 'last-release' })
+    await expect(resolveRollbackTarget({ setting: LAST_RELEASE, failedTag: 'v1.2.0', releases, includePrereleases: true })).resolves.toEqual({
+      tag: 'v1.1.1-beta.1',
+      source: 'last-release'
+    })
+    await expect(resolveRollbackTarget({ setting: LAST_RELEASE, failedTag: 'v1.1.1-beta.1', releases, includePrereleases: true })).resolves.toEqual({
+      tag: 'v1.1.0-rc.1',
+      source: 'last-release'
+    })
+  })
+
+  it('last-release prefers the version that ran before when it is a release, with its digest', async () => {
+    const releases = serve([...BACKPORT, release('v1.2.0', 4)])
+    // v1.2.0 is the highest release below v1.3.0, but 1.1.0 (v1.1.0 without v) is what ran.
+    await expect(
+      resolveRollbackTarget({ setting: LAST_RELEASE, failedTag: 'v1.3.0', previous: { tag: '1.1.0', digest: 'sha256:kept' }, releases })
+    ).resolves.toEqual({ tag: '1.1.0', source: 'previous', digest: 'sha256:kept' })
+    // A failed downgrade goes back to the higher release that ran.
+    await expect(resolveRollbackTarget({ setting: LAST_RELEASE, failedTag: 'v1.0.5', previous: { tag: 'v1.2.0' }, releases })).resolves.toEqual({
+      tag: 'v1.2.0',
+      source: 'previous'
+    })
+  })
+
+  it('last-release does not prefer the previous version when it failed, is a prerelease or is no release', async () => {
+    const releases = serve([...BACKPORT, release('v1.2.0', 4), release('v1.2.1-rc.1', 5, 'prerelease')])
+    const from = (previous: string, failedTag = 'v1.3.0', includePrereleases = false) =>
+      resolveRollbackTarget({ setting: LAST_RELEASE, failedTag, previous: { tag: previous, digest: 'sha256:x' }, releases, includePrereleases })
+    await expect(from('v1.2.0', '1.2.0')).resolves.toEqual({ tag: '1.1.0', source: 'last-release' })
+    await expect(from('v1.2.1-rc.1')).resolves.toEqual({ tag: 'v1.2.0', source: 'last-release' })
+    await expect(from('v1.2.1-rc.1', 'v1.3.0', true)).resolves.toEqual({ tag: 'v1.2.1-rc.1', source: 'previous', digest: 'sha256:x' })
+    await expect(from('v1.2.7')).resolves.toEqual({ tag: 'v1.2.0', source: 'last-release' })
+  })
+
+  it('last-release after a failed tag that is no version goes to the highest release, and says so', async () => {
+    const resolved = await resolveRollbackTarget({ setting: LAST_RELEASE, failedTag: 'sha-abc123', previous: { tag: 'sha-0ld' }, releases: serve(BACKPORT) })
+    expect(resolved).toMatchObject({ tag: 'v1.1.0', source: 'last-release' })
+    expect(resolved?.warning).toMatch(/sha-abc123 is not a semantic version.*highest release, v1\.1\.0\.$/)
+    // The previous version's form decides the tag's.
+    await expect(resolveRollbackTarget({ setting: LAST_RELEASE, failedTag: 'sha-abc123', previous: { tag: '0.9.0' }, releases: serve(BACKPORT) })).resolves.toMatchObject({
+      tag: '1.1.0',
+      source: 'last-release'
+    })
+  })
+
+  it('last-release ignores releases whose tag is no version, and names them when nothing else is left', async () => {
+    const withLatest = serve([release('v1.0.0', 1), release('latest', 9)])
+    await expect(resolveRollbackTarget({ setting: LAST_RELEASE, failedTag: 'v2.0.0', releases: withLatest })).resolves.toEqual({
+      tag: 'v1.0.0',
+      source: 'last-release'
+    })
+    const resolved = await resolveRollbackTarget({ setting: LAST_RELEASE, failedTag: 'v3.0.0', previous: PREVIOUS, releases: serve([release('v1', 1), release('v2', 2)]) })
+    expect(resolved).toMatchObject({ tag: 'v2.1.0', source: 'previous' })
+    expect(resolved?.warning).toMatch(/no stable release older than v3\.0\.0; releases whose tag is no semantic version \(v1, v2\) are not ordered\./)
   })
 
   const fallbacks: [string, () => Promise<GitHubRelease[]>, RegExp][] = [
@@ -44,19 +144,20 @@ describe('resolveRollbackTarget', () => {
     ['an HTTP error', refuse(new GitHubApiError('list releases', 'http', 403, 'HTTP 403')), /answered HTTP 403 \(the token needs permissions: contents: read\)/],
     ['an HTTP 502', refuse(new GitHubApiError('list releases', 'http', 502, 'HTTP 502')), /answered HTTP 502\. /],
     ['an unexpected error', refuse(new Error('boom')), /could not be read \(boom\)/],
-    ['no release but the failed one', serve([release('v3', 3), release('v4-rc', 4, 'prerelease')]), /no published release other than v3/],
-    ['no release at all', serve([]), /no published release other than v3/]
+    ['no release but the failed one', serve([release('v3.0.0', 3), release('v4.0.0-rc.1', 4, 'prerelease')]), /no stable release older than v3\.0\.0\./],
+    ['no release at all', serve([]), /no stable release older than v3\.0\.0\./],
+    ['only higher releases', serve([release('v3.5.0', 3)]), /no stable release older than v3\.0\.0\./]
   ]
 
   it.each(fallbacks)('last-release falls back to the previous version on %s, and says why', async (_, releases, why) => {
-    const resolved = await resolveRollbackTarget({ setting: { kind: 'last-release' }, failedTag: 'v3', previous: PREVIOUS, releases })
-    expect(resolved).toMatchObject({ tag: 'v2', source: 'previous', digest: 'sha256:prev' })
+    const resolved = await resolveRollbackTarget({ setting: LAST_RELEASE, failedTag: 'v3.0.0', previous: PREVIOUS, releases })
+    expect(resolved).toMatchObject({ tag: 'v2.1.0', source: 'previous', digest: 'sha256:prev' })
     expect(resolved?.warning).toMatch(why)
-    expect(resolved?.warning).toMatch(/Rolling back to the tag that ran before, v2\.$/)
+    expect(resolved?.warning).toMatch(/Rolling back to the tag that ran before, v2\.1\.0\.$/)
   })
 
   it.each(fallbacks)('last-release with nothing before and %s: nothing to roll back to', async (_, releases) => {
-    await expect(resolveRollbackTarget({ setting: { kind: 'last-release' }, failedTag: 'v3', releases })).resolves.toBeUndefined()
+    await expect(resolveRollbackTarget({ setting: LAST_RELEASE, failedTag: 'v3.0.0', releases })).resolves.toBeUndefined()
   })
 
   it('previous: the version that ran before, even with the same tag (a moved tag), and never asks GitHub', async () => {
@@ -66,7 +167,7 @@ describe('resolveRollbackTarget', () => {
       source: 'previous',
       digest: 'sha256:old'
     })
-    await expect(resolveRollbackTarget({ setting: { kind: 'previous' }, failedTag: 'v3', releases })).resolves.toBeUndefined()
+    await expect(resolveRollbackTarget({ setting: { kind: 'previous' }, failedTag: 'v3.0.0', releases })).resolves.toBeUndefined()
     expect(releases).not.toHaveBeenCalled()
   })
 
@@ -82,29 +183,56 @@ describe('resolveRollbackTarget', () => {
 describe('resolveManualRollbackTarget', () => {
   it('uses rollback-to when given, without asking GitHub', async () => {
     const releases = jest.fn(serve(RELEASES))
-    await expect(resolveManualRollbackTarget({ rollbackTo: ' v1 ', running: { tag: 'v3' }, releases })).resolves.toEqual({ tag: 'v1', source: 'tag' })
+    await expect(resolveManualRollbackTarget({ rollbackTo: ' v1 ', running: { tag: 'v3.0.0' }, releases })).resolves.toEqual({ tag: 'v1', source: 'tag' })
     expect(releases).not.toHaveBeenCalled()
   })
 
-  it('otherwise goes to the release before the one that runs', async () => {
-    await expect(resolveManualRollbackTarget({ rollbackTo: '', running: { tag: 'v3' }, releases: serve(RELEASES) })).resolves.toEqual({
-      tag: 'v2',
+  it('otherwise goes to the highest release below the one that runs, or the highest when nothing runs', async () => {
+    await expect(resolveManualRollbackTarget({ rollbackTo: '', running: { tag: 'v3.0.0' }, releases: serve(RELEASES) })).resolves.toEqual({
+      tag: 'v2.0.0',
       source: 'last-release'
     })
-    await expect(resolveManualRollbackTarget({ running: { tag: 'sha-abc' }, releases: serve(RELEASES) })).resolves.toEqual({ tag: 'v3', source: 'last-release' })
-    await expect(resolveManualRollbackTarget({ releases: serve(RELEASES) })).resolves.toEqual({ tag: 'v3', source: 'last-release' })
+    await expect(resolveManualRollbackTarget({ releases: serve(RELEASES) })).resolves.toEqual({ tag: 'v3.0.0', source: 'last-release' })
+  })
+
+  it('goes by version, not publication date: a later backport is not the release before', async () => {
+    const releases = serve([...BACKPORT, release('v1.2.0', 4)])
+    await expect(resolveManualRollbackTarget({ running: { tag: 'v1.2.0' }, releases })).resolves.toEqual({ tag: 'v1.1.0', source: 'last-release' })
+    await expect(resolveManualRollbackTarget({ running: { tag: 'v1.1.0' }, releases })).resolves.toEqual({ tag: 'v1.0.5', source: 'last-release' })
+  })
+
+  it('reads the running tag with or without v, and answers in its form', async () => {
+    await expect(resolveManualRollbackTarget({ running: { tag: '3.0.0' }, releases: serve(RELEASES) })).resolves.toEqual({ tag: '2.0.0', source: 'last-release' })
+    await expect(resolveManualRollbackTarget({ running: { tag: '2.5.0' }, releases: serve(RELEASES) })).resolves.toEqual({ tag: '2.0.0', source: 'last-release' })
+  })
+
+  it('skips prereleases unless includePrereleases is set', async () => {
+    await expect(resolveManualRollbackTarget({ running: { tag: 'v4.0.0' }, releases: serve(RELEASES) })).resolves.toEqual({ tag: 'v3.0.0', source: 'last-release' })
+    await expect(resolveManualRollbackTarget({ running: { tag: 'v4.0.0' }, releases: serve(RELEASES), includePrereleases: true })).resolves.toEqual({
+      tag: 'v4.0.0-rc.1',
+      source: 'last-release'
+    })
+  })
+
+  it('when what runs is no version, goes to the highest release and says so', async () => {
+    const resolved = await resolveManualRollbackTarget({ running: { tag: 'sha-abc' }, releases: serve(RELEASES) })
+    expect(resolved).toMatchObject({ tag: 'v3.0.0', source: 'last-release' })
+    expect(resolved.warning).toMatch(/sha-abc, which runs now, is not a semantic version.*highest release, v3\.0\.0\.$/)
   })
 
   it('fails clearly when no release is older than the running one', async () => {
-    const attempt = resolveManualRollbackTarget({ running: { tag: 'v1' }, releases: serve(RELEASES) })
+    const attempt = resolveManualRollbackTarget({ running: { tag: 'v1.0.0' }, releases: serve(RELEASES) })
     await expect(attempt).rejects.toThrow(RollbackTargetError)
-    await expect(attempt).rejects.toThrow(/no published release older than v1, which runs now.*Set rollback-to/)
+    await expect(attempt).rejects.toThrow(/no published release older than v1\.0\.0, which runs now.*Set rollback-to/)
     await expect(resolveManualRollbackTarget({ releases: serve([]) })).rejects.toThrow(/There is no published release \(drafts/)
+    await expect(resolveManualRollbackTarget({ running: { tag: 'v3.0.0' }, releases: serve([release('v1', 1)]) })).rejects.toThrow(
+      /older than v3\.0\.0, which runs now \(drafts and prereleases do not count; releases whose tag is no semantic version \(v1\) are not ordered\)/
+    )
   })
 
   it('fails clearly when the releases cannot be read', async () => {
     const attempt = resolveManualRollbackTarget({
-      running: { tag: 'v3' },
+      running: { tag: 'v3.0.0' },
       releases: refuse(new GitHubApiError('list releases', 'http', 401, 'HTTP 401'))
     })
     await expect(attempt).rejects.toThrow(RollbackTargetError)

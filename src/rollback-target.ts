@@ -1,10 +1,15 @@
 import { GitHubApiError, type GitHubRelease } from './github/client.js'
-import { newestReleaseTag, releaseOlderThan } from './github/releases.js'
+import { findRelease, highestRelease, parseVersionTag, releaseBelow, sameVersion, type ReleaseOrderOptions } from './github/releases.js'
 import type { Release, RollbackTarget } from './settings.js'
 
 /** Where a rollback goes, where that choice came from, and why a fallback was taken. */
 export interface ResolvedRollbackTarget {
+  /** The image tag to deploy, in the image tags' `v` convention (see `imageTagForm`). */
   tag: string
+  /**
+   * `previous`: the version that ran before, with its digest, so the rollback can restart the
+   * kept container; `last-release`: a release read from GitHub; `tag`: a tag named by the user.
+   */
   source: 'last-release' | 'previous' | 'tag'
   /** The digest that ran before; set only when the target is the previous version. */
   digest?: string
@@ -12,7 +17,7 @@ export interface ResolvedRollbackTarget {
   warning?: string
 }
 
-export interface RollbackTargetRequest {
+export interface RollbackTargetRequest extends ReleaseOrderOptions {
   /** `rollback.to` of the config. */
   setting: RollbackTarget
   /** The tag whose deploy just failed. */
@@ -25,9 +30,21 @@ export interface RollbackTargetRequest {
 
 /**
  * Chooses the automatic rollback target after a failed deploy, by `rollback.to`:
- * a literal tag; the version that ran before; or the newest stable release other than the failed
- * tag, falling back to the version that ran before (with a warning saying why) when there is no
- * token, the API cannot be reached or refuses, or no other release exists.
+ * - `tag`: that tag, with a warning when it is the one that failed.
+ * - `previous`: the version that ran before, with its digest.
+ * - `last-release`, in this order:
+ *   1. the version that ran before (source `previous`, with its digest, so the kept container is
+ *      reused) when its tag names a qualifying release, with or without `v`, and is not the failed
+ *      version, even when a higher release below the failed one exists: it is known to have run;
+ *   2. when the failed tag is a semantic version, the qualifying release with the highest version
+ *      strictly lower than it, by semver, never by publication date;
+ *   3. when it is not (a commit SHA, `latest`), the qualifying release with the highest version,
+ *      with a warning, since nothing tells which release came before such a tag.
+ *   Qualifying: published, not a draft, tagged with a semantic version, and not a prerelease
+ *   unless `includePrereleases`. The tag returned for 2 and 3 follows the image tags' `v`
+ *   convention (see `imageTagForm`), judged from the failed and previous tags. When none
+ *   qualifies, or there is no token, or the API cannot be reached or refuses, it falls back to the
+ *   version that ran before with a warning saying why.
  * Undefined when there is nothing to go back to (a first deploy without a usable release).
  */
 export async function resolveRollbackTarget(request: RollbackTargetRequest): Promise<ResolvedRollbackTarget | undefined> {
@@ -44,11 +61,28 @@ export async function resolveRollbackTarget(request: RollbackTargetRequest): Pro
     case 'previous':
       return previous ? fromPrevious(previous) : undefined
     case 'last-release': {
+      const options: ReleaseOrderOptions = { includePrereleases: request.includePrereleases === true }
       let reason: string
       try {
-        const tag = newestReleaseTag(await request.releases(), { exclude: failedTag })
-        if (tag) return { tag, source: 'last-release' }
-        reason = `there is no published release other than ${failedTag}`
+        const releases = await request.releases()
+        if (previous && !sameVersion(previous.tag, failedTag) && findRelease(releases, previous.tag, options)) return fromPrevious(previous)
+        const imageTags = [failedTag, previous?.tag]
+        if (parseVersionTag(failedTag)) {
+          const below = releaseBelow(releases, failedTag, options)
+          if (below) return { tag: imageTagForm(below.tag_name, imageTags), source: 'last-release' }
+          reason = `there is no ${releaseKind(options)} older than ${failedTag}${unversionedNote(releases)}`
+        } else {
+          const highest = highestRelease(releases, options)
+          if (highest) {
+            const tag = imageTagForm(highest.tag_name, imageTags)
+            return {
+              tag,
+              source: 'last-release',
+              warning: `${failedTag} is not a semantic version, so there is no telling which release came before it; rolling back to the highest release, ${tag}.`
+            }
+          }
+          reason = `there is no ${releaseKind(options)} tagged with a semantic version${unversionedNote(releases)}`
+        }
       } catch (error) {
         reason = describeReleasesFailure(error)
       }
@@ -61,7 +95,7 @@ export async function resolveRollbackTarget(request: RollbackTargetRequest): Pro
   }
 }
 
-export interface ManualRollbackRequest {
+export interface ManualRollbackRequest extends ReleaseOrderOptions {
   /** The `rollback-to` input; empty or undefined means "the release before what runs now". */
   rollbackTo?: string
   /** What runs now; undefined when nothing does. */
@@ -75,8 +109,11 @@ export class RollbackTargetError extends Error {
 }
 
 /**
- * Chooses the target of `command: rollback`: `rollback-to` when given, otherwise the newest
- * stable release older than the tag that runs now (the newest release when nothing runs).
+ * Chooses the target of `command: rollback`: `rollback-to` when given; otherwise the qualifying
+ * release (as for `resolveRollbackTarget`) with the highest version strictly lower than the tag
+ * that runs now, by semver; the highest release when nothing runs; and the highest release with a
+ * warning when what runs is not a semantic version. The tag follows the running tag's `v`
+ * convention (see `imageTagForm`).
  * Throws a `RollbackTargetError` when the releases cannot be read or none qualifies.
  */
 export async function resolveManualRollbackTarget(request: ManualRollbackRequest): Promise<ResolvedRollbackTarget> {
@@ -93,11 +130,54 @@ export async function resolveManualRollbackTarget(request: ManualRollbackRequest
       { cause: error }
     )
   }
+  const options: ReleaseOrderOptions = { includePrereleases: request.includePrereleases === true }
   const running = request.running?.tag
-  const tag = running === undefined ? newestReleaseTag(releases) : releaseOlderThan(releases, running)
-  if (tag) return { tag, source: 'last-release' }
-  const what = running === undefined ? 'There is no published release' : `There is no published release older than ${running}, which runs now`
-  throw new RollbackTargetError(`${what} (drafts and prereleases do not count). Set rollback-to to the tag to roll back to.`)
+  const versioned = running !== undefined && parseVersionTag(running) !== null
+  const chosen = versioned ? releaseBelow(releases, running, options) : highestRelease(releases, options)
+  if (chosen) {
+    const tag = imageTagForm(chosen.tag_name, [running])
+    if (running === undefined || versioned) return { tag, source: 'last-release' }
+    return {
+      tag,
+      source: 'last-release',
+      warning: `${running}, which runs now, is not a semantic version, so there is no telling which release came before it; rolling back to the highest release, ${tag}.`
+    }
+  }
+  const what = versioned ? `There is no published release older than ${running}, which runs now` : 'There is no published release'
+  const excluded = options.includePrereleases ? 'drafts do not count' : 'drafts and prereleases do not count'
+  throw new RollbackTargetError(`${what} (${excluded}${unversionedNote(releases)}). Set rollback-to to the tag to roll back to.`)
+}
+
+/**
+ * Writes a release's tag the way the image tags are written. Release tags and image tags often
+ * differ by a leading `v` (release `v1.5.0`, image `my/app:1.5.0`), and the rollback pulls an image,
+ * so the image convention wins. It is read from `imageTags` (the failed, previous or running tags),
+ * counting only those that are semantic versions:
+ * - none of them is a version: the release tag as published, since nothing shows another form;
+ * - any of them lacks the `v`: the version without `v` (`v1.5.0` gives `1.5.0`);
+ * - all of them have it: the version with `v` (`1.5.0` gives `v1.5.0`).
+ * A mixed history resolves to the bare form because the previous and failed images are known to
+ * exist under their tags, and one of them proves that bare tags are pushed.
+ */
+export function imageTagForm(releaseTag: string, imageTags: readonly (string | undefined)[]): string {
+  const versions = imageTags.filter((tag): tag is string => tag !== undefined && parseVersionTag(tag) !== null).map(tag => tag.trim())
+  if (versions.length === 0) return releaseTag
+  const bare = releaseTag.trim().replace(/^v/, '')
+  return versions.every(tag => tag.startsWith('v')) ? `v${bare}` : bare
+}
+
+function releaseKind(options: ReleaseOrderOptions): string {
+  return options.includePrereleases ? 'published release' : 'stable release'
+}
+
+/**
+ * Names a few releases left out for their tags, since a repository tagged `v1`, `v2` would
+ * otherwise wonder why none of its releases counts.
+ */
+function unversionedNote(releases: readonly GitHubRelease[]): string {
+  const tags = releases.filter(release => !release.draft && parseVersionTag(release.tag_name) === null).map(release => release.tag_name)
+  if (tags.length === 0) return ''
+  return `; releases whose tag is no semantic version (${tags.slice(0, 3).join(', ')}${tags.length > 3 ? ', …' : ''}) are not ordered`
 }
 
 function fromPrevious(previous: Release): ResolvedRollbackTarget {
