@@ -58,3 +58,49 @@ export class BoundedTranscript {
     return this.droppedCount
   }
 }
+
+/** Consecutive probes with the same result, shown as one row of the job summary. */
+export interface ProbeRun {
+  /** The run's first record: its time starts the run, and its result stands for every record. */
+  first: ProbeRecord
+  /** The run's last record; `first` itself for a run of one. */
+  last: ProbeRecord
+  /** How many records the run holds, at least 1. */
+  count: number
+  /** Shortest and longest latency among the run's records that have one; absent when none has. */
+  latencyMs?: { min: number; max: number }
+}
+
+/**
+ * Whether two records show the same result: same source, outcome, HTTP status, error and detail.
+ * Time and latency are left out, since they differ on every probe.
+ */
+export function sameProbeResult(a: ProbeRecord, b: ProbeRecord): boolean {
+  return a.source === b.source && a.ok === b.ok && a.status === b.status && a.error === b.error && a.detail === b.detail
+}
+
+/**
+ * Folds runs of consecutive records with the same result (see `sameProbeResult`) into one
+ * `ProbeRun` each, keeping their order. A 60 s deadline probed every 500 ms otherwise fills the
+ * summary with 120 identical `connection refused` rows that hide the one that changed. Expects the
+ * records in the order they happened; does not sort them.
+ */
+export function collapseProbeRuns(records: readonly ProbeRecord[]): ProbeRun[] {
+  const runs: ProbeRun[] = []
+  for (const record of records) {
+    const run = runs.at(-1)
+    if (run && sameProbeResult(run.last, record)) {
+      run.last = record
+      run.count++
+      run.latencyMs = widen(run.latencyMs, record.latencyMs)
+    } else {
+      runs.push({ first: record, last: record, count: 1, ...(record.latencyMs !== undefined && { latencyMs: { min: record.latencyMs, max: record.latencyMs } }) })
+    }
+  }
+  return runs
+}
+
+function widen(range: ProbeRun['latencyMs'], latencyMs: number | undefined): ProbeRun['latencyMs'] {
+  if (latencyMs === undefined) return range
+  return range ? { min: Math.min(range.min, latencyMs), max: Math.max(range.max, latencyMs) } : { min: latencyMs, max: latencyMs }
+}

@@ -1,4 +1,4 @@
-import type { ProbeRecord } from '../health/transcript.js'
+import { collapseProbeRuns, type ProbeRecord } from '../health/transcript.js'
 import type { Release } from '../settings.js'
 import { formatDuration } from './format.js'
 import type { StepRecord } from './reporter.js'
@@ -90,19 +90,21 @@ export function renderSummary(report: SummaryReport): string {
   }
   if (report.transcript && report.transcript.length > 0) {
     // State reads and HTTP probes run side by side; show them in the order they happened.
-    const rows = [...report.transcript].sort((a, b) => a.elapsedMs - b.elapsedMs).slice(-MAX_TRANSCRIPT_ROWS)
-    const dropped = report.transcript.length - rows.length
+    const sorted = [...report.transcript].sort((a, b) => a.elapsedMs - b.elapsedMs)
+    // The row limit counts rows, so it applies after the collapse; the note counts probes.
+    const rows = collapseProbeRuns(sorted).slice(-MAX_TRANSCRIPT_ROWS)
+    const dropped = report.transcript.length - rows.reduce((sum, run) => sum + run.count, 0)
     parts.push(
       `<details${report.ok ? '' : ' open'}><summary>Health probes (${report.transcript.length})</summary>` +
         (dropped > 0 ? `<p>${dropped} earlier probes left out.</p>` : '') +
         table(
           ['Time', 'After', 'Check', 'Result', 'Latency'],
-          rows.map((probe) => [
-            escapeHtml(probe.at),
-            escapeHtml(formatDuration(probe.elapsedMs)),
-            escapeHtml(probe.source),
-            `${probe.ok ? '✅' : '❌'} ${escapeHtml(probeResult(probe))}`,
-            probe.latencyMs === undefined ? '–' : escapeHtml(formatDuration(probe.latencyMs))
+          rows.map((run) => [
+            escapeHtml(run.first.at),
+            escapeHtml(durationRange(run.first.elapsedMs, run.last.elapsedMs)),
+            escapeHtml(run.first.source),
+            `${run.first.ok ? '✅' : '❌'} ${escapeHtml(probeResult(run.first))}${run.count > 1 ? ` ×${run.count}` : ''}`,
+            run.latencyMs ? escapeHtml(durationRange(run.latencyMs.min, run.latencyMs.max)) : '–'
           ])
         ) +
         '</details>'
@@ -125,6 +127,13 @@ function probeResult(probe: ProbeRecord): string {
   if (probe.error) parts.push(probe.error)
   if (probe.detail) parts.push(probe.detail)
   return parts.join(' · ') || (probe.ok ? 'ok' : 'failed')
+}
+
+/** `1.2 s – 4.8 s` for a run whose ends differ once formatted, otherwise the one duration. */
+function durationRange(fromMs: number, toMs: number): string {
+  const from = formatDuration(fromMs)
+  const to = formatDuration(toMs)
+  return from === to ? from : `${from} – ${to}`
 }
 
 function releaseCell(release: Release | undefined): string {
