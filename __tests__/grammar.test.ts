@@ -17,6 +17,8 @@ import {
   checkText,
   checkVolume,
   MAX_NAME_LENGTH,
+  mountDestination,
+  publishedHostPorts,
   registryHost
 } from '../src/config/grammar.js'
 
@@ -95,6 +97,38 @@ describe('checkVolume', () => {
     valid(checkVolume, ['data:/var/lib/app', '/srv/data:/data', '/srv/data:/data:ro', 'data:/data:ro,z', '/:/host']))
   it('rejects malformed and hostile volumes', () =>
     invalid(checkVolume, [...HOSTILE, '/data', 'data', 'data:relative', 'd:/x', '../x:/data', '/a/../b:/data', 'data:/data:bogus', '/a,b:/data', '/a:/b:ro:rw', 'data:/x"y']))
+  it('rejects the container root as a target, however it is spelled, as docker does', () => {
+    invalid(checkVolume, ['data:/', '/srv:/:ro', 'data:/.', 'data://', 'data:/./', 'data:/\\'])
+    expect(checkVolume('data:/')).toMatch(/must be a directory below "\/" \(docker refuses to mount over the container's root\)$/)
+  })
+})
+
+describe('mountDestination', () => {
+  it("cleans a container path like Go's path.Clean, which docker compares mount points with", () => {
+    expect(mountDestination('/data')).toBe('/data')
+    expect(mountDestination('/data/')).toBe('/data')
+    expect(mountDestination('/var/./lib//app/.')).toBe('/var/lib/app')
+    expect(mountDestination('/a/b/../c')).toBe('/a/c')
+    expect(mountDestination('//')).toBe('/')
+    expect(mountDestination('/..')).toBe('/')
+  })
+})
+
+describe('publishedHostPorts', () => {
+  it('gives the address, protocol and host port range of a mapping', () => {
+    expect(publishedHostPorts('8080:80')).toEqual({ protocol: 'tcp', ports: { from: 8080, to: 8080 } })
+    expect(publishedHostPorts('127.0.0.1:8000-8002:8000-8002/udp')).toEqual({ address: '127.0.0.1', protocol: 'udp', ports: { from: 8000, to: 8002 } })
+    expect(publishedHostPorts('[::1]:8080:80/sctp')).toEqual({ address: '::1', protocol: 'sctp', ports: { from: 8080, to: 8080 } })
+    expect(publishedHostPorts('8000-8000:80')).toEqual({ protocol: 'tcp', ports: { from: 8000, to: 8000 } })
+  })
+  it('has no host ports where docker picks one', () => {
+    expect(publishedHostPorts('80')).toEqual({ protocol: 'tcp' })
+    expect(publishedHostPorts('127.0.0.1::80')).toEqual({ address: '127.0.0.1', protocol: 'tcp' })
+    expect(publishedHostPorts('8000-8010:80')).toEqual({ protocol: 'tcp' })
+  })
+  it('is undefined for an invalid mapping', () => {
+    for (const value of ['0:80', '8080:80/http', '9000-9002:9000-9001', '']) expect(publishedHostPorts(value)).toBeUndefined()
+  })
 })
 
 describe('checkDockerHost', () => {

@@ -299,11 +299,69 @@ export function checkVolume(value: string): string | undefined {
     return `expected ${what}; "${source}" is neither a volume name nor an absolute path`
   }
   if (!checkAbsolutePath(target)) return `expected ${what}; "${target}" must be an absolute path without "..", commas or quotes`
+  // Docker reads \ as / here before it cleans the path, and refuses a mount that would hide the image's root.
+  if (mountDestination(target.replaceAll('\\', '/')) === '/') {
+    return `expected ${what}; the container path must be a directory below "/" (docker refuses to mount over the container's root)`
+  }
   if (options !== undefined) {
     const unknown = options.split(',').find((option) => !VOLUME_OPTIONS.has(option))
     if (unknown !== undefined) return `expected ${what}; unknown option "${unknown}" (use ro, rw, z, Z, nocopy or a propagation mode)`
   }
   return undefined
+}
+
+/**
+ * An absolute container path the way docker compares mount points (Go's `path.Clean`): `/data/`,
+ * `/data/.` and `//data` are all `/data`.
+ */
+export function mountDestination(target: string): string {
+  const parts: string[] = []
+  for (const part of target.split('/')) {
+    if (part === '' || part === '.') continue
+    if (part === '..') parts.pop()
+    else parts.push(part)
+  }
+  return `/${parts.join('/')}`
+}
+
+/** What one `docker run -p` mapping claims on the host. */
+export interface HostPorts {
+  /** The bind address as written, without brackets; absent when docker binds every address. */
+  address?: string
+  protocol: string
+  /**
+   * The host ports it takes, `from` to `to`; absent when docker picks one (no host port, or a
+   * host range for one container port).
+   */
+  ports?: { from: number; to: number }
+}
+
+/** The host side of a valid port mapping; undefined for an invalid one. */
+export function publishedHostPorts(value: string): HostPorts | undefined {
+  if (checkPortMapping(value) !== undefined) return undefined
+  let rest = value
+  let protocol = 'tcp'
+  const slash = rest.lastIndexOf('/')
+  if (slash !== -1) {
+    protocol = rest.slice(slash + 1)
+    rest = rest.slice(0, slash)
+  }
+  let address: string | undefined
+  if (rest.startsWith('[')) {
+    const close = rest.indexOf(']:')
+    address = rest.slice(1, close)
+    rest = rest.slice(close + 2)
+  }
+  const parts = rest.split(':')
+  if (parts.length === 3) address = parts.shift()
+  const containerPart = parts.pop() ?? ''
+  const hostPart = parts.pop()
+  const picked: HostPorts = address === undefined ? { protocol } : { address, protocol }
+  if (hostPart === undefined || hostPart === '') return picked
+  const [from = 0, to = from] = hostPart.split('-').map(Number)
+  // `8000-8010:80` asks docker for any one free port of the range, so no single port is taken for sure.
+  if (to !== from && !containerPart.includes('-')) return picked
+  return { ...picked, ports: { from, to } }
 }
 
 /**

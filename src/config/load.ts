@@ -9,6 +9,7 @@ import { CORE_SCHEMA, EVENT_ID, YAMLException, load, mergeTag, parseEvents, type
 import type { z } from 'zod'
 import { ConfigSchema, EnvironmentSchema, type EnvironmentConfig } from './schema.js'
 import { hasUnsafeCharacters } from './grammar.js'
+import { portClashes, volumeClashes } from './clashes.js'
 import { YamlPositions, type PositionTarget } from './positions.js'
 import type { ConfigProblem } from './problems.js'
 
@@ -258,6 +259,7 @@ export function parseConfigText(source: string, options: ParseConfigOptions): Lo
     for (const issue of parsed.error.issues) problems.push(...issueProblems(issue, raw, ConfigSchema, [], at))
   }
   problems.push(...inlineSecretProblems(raw, at))
+  problems.push(...containerClashProblems(raw, at))
   problems.push(...environmentSelectionProblems(raw, environment, at))
   if (!parsed.success) return done(problems)
 
@@ -557,18 +559,45 @@ export function looksLikeSecretName(name: string): boolean {
   return words.some((word) => SECRET_WORDS.has(word))
 }
 
+/** The top level and each `environments.<name>` block, with the key path of each. */
+function settingsBlocks(raw: Record<string, unknown>): { path: PropertyKey[]; settings: unknown }[] {
+  const blocks: { path: PropertyKey[]; settings: unknown }[] = [{ path: [], settings: raw }]
+  const environments = raw['environments']
+  if (isPlainObject(environments)) {
+    for (const [name, settings] of Object.entries(environments)) blocks.push({ path: ['environments', name], settings })
+  }
+  return blocks
+}
+
 function envBlocks(raw: Record<string, unknown>): { path: PropertyKey[]; env: Record<string, unknown> }[] {
   const blocks: { path: PropertyKey[]; env: Record<string, unknown> }[] = []
-  const add = (settings: unknown, base: PropertyKey[]): void => {
+  for (const { path: base, settings } of settingsBlocks(raw)) {
     const env = valueAt(settings, ['container', 'env'])
     if (isPlainObject(env)) blocks.push({ path: [...base, 'container', 'env'], env })
   }
-  add(raw, [])
-  const environments = raw['environments']
-  if (isPlainObject(environments)) {
-    for (const [name, settings] of Object.entries(environments)) add(settings, ['environments', name])
-  }
   return blocks
+}
+
+/**
+ * Volumes on one container path and host ports published twice (see `clashes.ts`), in every
+ * block, whichever environment is selected, like the schema's checks. An environment's list
+ * replaces the top-level one when merged (`deepMerge`), never joins it, so checking each list as
+ * written is checking what every environment runs, and points at the list the user must change.
+ */
+function containerClashProblems(raw: Record<string, unknown>, at: At): ConfigProblem[] {
+  const problems: ConfigProblem[] = []
+  for (const { path: base } of settingsBlocks(raw)) {
+    for (const [key, findClashes] of [['volumes', volumeClashes], ['ports', portClashes]] as const) {
+      const listPath = [...base, 'container', key]
+      const list = valueAt(raw, listPath)
+      if (!Array.isArray(list)) continue
+      for (const { index, message } of findClashes(list, formatPath(listPath))) {
+        const itemPath = [...listPath, index]
+        problems.push({ ...at(itemPath, 'value'), title: titleFor(itemPath), message, severity: 'error' })
+      }
+    }
+  }
+  return problems
 }
 
 /**
