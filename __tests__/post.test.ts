@@ -1,11 +1,11 @@
 import { afterEach, beforeEach, describe, expect, it, jest } from '@jest/globals'
-import type { RestoreState } from '../src/cancellation.js'
 import { Label } from '../src/constants.js'
-import { DockerClient } from '../src/docker/client.js'
 import { LOCK_IMAGE, LockLabel } from '../src/lock.js'
 import { post } from '../src/post.js'
 import type { DeploySettings } from '../src/settings.js'
+import { memoryStateStore, Phase, StateKey, type SavedRun } from '../src/state.js'
 import { FakeDockerEngine } from '../test-support/fake-docker-engine.js'
+import { storyDependencies } from '../test-support/story.js'
 
 const settings: DeploySettings = {
   command: 'deploy',
@@ -28,9 +28,10 @@ const settings: DeploySettings = {
 
 const V1 = { tag: 'v1', digest: 'sha256:1111' }
 
-function restoreState(change: Partial<RestoreState> = {}): RestoreState {
+function restoreState(change: Partial<SavedRun> = {}): SavedRun {
   return {
-    version: 1,
+    version: 2,
+    phase: Phase.Switching,
     command: 'deploy',
     environment: 'production',
     name: 'web',
@@ -66,16 +67,13 @@ beforeEach(() => {
 })
 afterEach(() => {
   jest.restoreAllMocks()
-  delete process.env.STATE_phase
-  delete process.env.STATE_restore
   process.exitCode = undefined
 })
 
-async function runPost(engine: FakeDockerEngine, phase: string, state: RestoreState | undefined): Promise<{ annotations: string[] }> {
-  process.env.STATE_phase = phase
-  if (state) process.env.STATE_restore = JSON.stringify(state)
-  else delete process.env.STATE_restore
-  await post(undefined, { docker: (host) => new DockerClient(engine, { label: host ?? 'local' }), settings: () => settings })
+async function runPost(engine: FakeDockerEngine, phase: string, state: SavedRun | undefined, engines: Record<string, FakeDockerEngine> = { local: engine }, postSettings = settings): Promise<{ annotations: string[] }> {
+  const store = memoryStateStore()
+  if (state) store.save(StateKey.Run, JSON.stringify({ ...state, phase }))
+  await post(undefined, { state: store, dependencies: () => storyDependencies({ engines, state: store }), settings: () => postSettings })
   return { annotations: stdout.join('').split('\n').filter((line) => /^::(error|warning|notice)/.test(line)) }
 }
 
@@ -86,14 +84,14 @@ describe('post step', () => {
     app(engine, 'web-previous', 'v1', false, V1.digest)
     lockHeldBy(engine, 'run-42-a')
 
-    const { annotations } = await runPost(engine, 'verifying', restoreState())
+    const { annotations } = await runPost(engine, 'switching', restoreState())
 
     expect(engine.containers.get('web')).toMatchObject({ running: true, labels: { [Label.Tag]: 'v1' } })
     expect(engine.containers.has('web-previous')).toBe(false)
     expect(engine.containers.has('web-deploy-lock')).toBe(false)
     expect(engine.commands).toEqual(expect.arrayContaining(['container rename web-previous web', 'container start web']))
     expect(process.exitCode).toBeUndefined()
-    expect(annotations).toContainEqual(expect.stringMatching(/^::warning title=Post · restored::The deploy of v2 was interrupted while verifying\. v1, which ran before, runs again and is healthy\./))
+    expect(annotations).toContainEqual(expect.stringMatching(/^::warning title=Post · restored::The deploy of v2 was interrupted while switching\. v1, which ran before, runs again and is healthy\./))
     expect(annotations).toContainEqual(expect.stringMatching(/^::notice title=Post · verify::v1 is healthy/))
   })
 
@@ -102,11 +100,12 @@ describe('post step', () => {
     app(engine, 'web', 'v1', true, V1.digest)
     app(engine, 'web-previous', 'v0', false)
 
-    await runPost(engine, 'verifying', restoreState())
+    await runPost(engine, 'switching', restoreState())
 
     const mutations = engine.commands.filter((command) => /^container (rename|start|stop|create)|^pull/.test(command))
     expect(mutations).toEqual([])
-    expect(engine.commands.filter((command) => command.startsWith('container rm'))).toEqual(['container rm --force web-next'])
+    // It looked and found nothing to remove: not even a leftover -next.
+    expect(engine.commands.filter((command) => command.startsWith('container rm'))).toEqual([])
     expect(engine.containers.get('web')?.labels[Label.Tag]).toBe('v1')
     expect(process.exitCode).toBeUndefined()
   })
@@ -120,7 +119,7 @@ describe('post step', () => {
 
     expect([...engine.containers.keys()]).toEqual([])
     expect(process.exitCode).toBeUndefined()
-    expect(annotations).toContainEqual(expect.stringContaining('Nothing ran before (first deploy), so the unverified web was removed; nothing runs now.'))
+    expect(annotations).toContainEqual(expect.stringContaining('Nothing ran before (first deploy), so what it started was removed; nothing runs now.'))
   })
 
   it('mid-switch: puts -previous-older back as -previous and starts the stopped old version again', async () => {
@@ -172,7 +171,7 @@ describe('post step', () => {
     await runPost(engine, 'done', restoreState({ lock: undefined }))
     await runPost(engine, 'preparing', restoreState({ reached: [], lock: undefined }))
     await runPost(engine, '', undefined)
-    await runPost(engine, 'verifying', undefined)
+    await runPost(engine, 'switching', undefined)
     expect(engine.commands).toEqual([])
     expect(process.exitCode).toBeUndefined()
   })
@@ -184,9 +183,7 @@ describe('post step', () => {
     app(first, 'web-previous', 'v1', false, V1.digest)
     app(second, 'web', 'v1', false, V1.digest) // untouched host; stopped on purpose by someone
     const engines: Record<string, FakeDockerEngine> = { 'ssh://a': first, 'ssh://b': second }
-    process.env.STATE_phase = 'verifying'
-    process.env.STATE_restore = JSON.stringify(restoreState({ hosts: ['ssh://a', 'ssh://b'], before: [V1, V1], reached: [0], lock: undefined }))
-    await post(undefined, { docker: (host) => new DockerClient(engines[host ?? ''] as FakeDockerEngine, { label: host ?? 'local' }), settings: () => ({ ...settings, hosts: ['ssh://a', 'ssh://b'] }) })
+    await runPost(first, 'switching', restoreState({ hosts: ['ssh://a', 'ssh://b'], before: [V1, V1], reached: [0], lock: undefined }), engines, { ...settings, hosts: ['ssh://a', 'ssh://b'] })
 
     expect(first.containers.get('web')).toMatchObject({ running: true, labels: { [Label.Tag]: 'v1' } })
     expect(second.commands).toEqual([])
@@ -195,11 +192,11 @@ describe('post step', () => {
 
   it('reports a saved record it cannot trust as nothing to repair', async () => {
     const engine = new FakeDockerEngine()
-    process.env.STATE_phase = 'verifying'
-    process.env.STATE_restore = '{"version":99}'
-    await post(undefined, { docker: () => new DockerClient(engine), settings: () => settings })
-    process.env.STATE_restore = 'not json'
-    await post(undefined, { docker: () => new DockerClient(engine), settings: () => settings })
+    for (const text of ['{"version":99}', 'not json', JSON.stringify({ ...restoreState(), version: 1 })]) {
+      const store = memoryStateStore()
+      store.save(StateKey.Run, text)
+      await post(undefined, { state: store, dependencies: () => storyDependencies({ engines: { local: engine } }), settings: () => settings })
+    }
     expect(engine.commands).toEqual([])
   })
 })

@@ -231,10 +231,13 @@ describe('SwarmStrategy', () => {
     swarm.createFails = true
     const deploy = strategy()
     await expect(deploy.switchTo({ tag: 'v2' })).rejects.toThrow('a task of web (v2) failed: task: non-zero exit (1)')
-    const discarded = await deploy.discardFailed()
+    const discarded = await deploy.failureEvidence()
     expect(discarded.diagnostics).toContain('web.1 registry.example.com/acme/web:v2: failed 1 second ago: task: non-zero exit (1)')
     // The failed task's own container log, read on the node that ran it.
     expect(discarded.logs).toMatch(/^app: fatal: cannot start \(container-of-task\d+\)$/)
+    expect(swarm.commands('service rm')).toEqual([])
+    // Nothing ran before: the restore path removes the service this run created.
+    expect(await deploy.restore(undefined)).toBe('removed')
     expect(swarm.commands('service rm')).toEqual([['service', 'rm', 'web']])
   })
 
@@ -270,7 +273,7 @@ describe('SwarmStrategy', () => {
     )
     // Swarm put v1 back, labels included, so what runs is named correctly.
     expect(await deploy.current()).toMatchObject({ tag: 'v1' })
-    const discarded = await deploy.discardFailed()
+    const discarded = await deploy.failureEvidence()
     expect(discarded.diagnostics).toMatch(/^docker service ps --no-trunc \(task errors\):\nweb\.1 registry\.example\.com\/acme\/web:v2: failed 1 second ago: task: non-zero exit \(1\)$/)
     // The service stays: Swarm already runs v1 on it.
     expect(swarm.commands('service rm')).toEqual([])

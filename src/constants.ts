@@ -15,30 +15,6 @@ export enum DeployResult {
   Planned = 'planned'
 }
 
-/**
- * Keys saved with `core.saveState` for the post step, which runs in a fresh process and learns
- * from these what the main step left behind.
- */
-export enum State {
-  /** Set by the main step, so the post step knows it is the post step. */
-  IsPost = 'isPost',
-  /** Where the deploy was when the main step last saved: see `Phase`. */
-  Phase = 'phase',
-  /** JSON of what the post step needs to restore: container name, hosts, previous tag. */
-  Restore = 'restore'
-}
-
-/** Phases of a deploy, saved as they are entered so that an interrupted run can be repaired. */
-export enum Phase {
-  Validating = 'validating',
-  Preparing = 'preparing',
-  /** Between stopping the old version and a healthy verdict: an interruption here needs a restore. */
-  Switching = 'switching',
-  Verifying = 'verifying',
-  RollingBack = 'rolling-back',
-  Done = 'done'
-}
-
 /** Labels this action writes on every container it starts; they are how it knows what runs. */
 export const Label = {
   Tag: 'deploy-action.tag',

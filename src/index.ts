@@ -3,9 +3,9 @@
  * points at the same bundle). The main step saves `isPost`, so a non-empty state means post.
  */
 import * as core from '@actions/core'
-import { State } from './constants.js'
 import { run } from './main.js'
 import { post } from './post.js'
+import { isPostStep } from './state.js'
 
 // The runner cancels a step with SIGINT, then SIGTERM 7.5 s later. Abort probes and stop starting
 // new work; the post step repairs whatever the interruption left half done.
@@ -17,5 +17,10 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   })
 }
 
-if (core.getState(State.IsPost) === 'true') await post(cancellation.signal)
-else await run(cancellation.signal)
+try {
+  if (isPostStep()) await post(cancellation.signal)
+  else await run(cancellation.signal)
+} catch (error) {
+  // Every expected failure is reported by the story itself; this is the last line of defence.
+  core.setFailed(`Unexpected error: ${error instanceof Error ? error.message : String(error)}`)
+}

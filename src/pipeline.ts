@@ -1,91 +1,93 @@
 import * as core from '@actions/core'
-import { DeployResult, Phase, State } from './constants.js'
-import { DockerClient } from './docker/client.js'
+import { dockerClientFor, type Dependencies } from './dependencies.js'
+import type { DockerClient } from './docker/client.js'
 import { buildHookArgv, secretEnvironment } from './docker/run-args.js'
-import { ProcessDockerRunner } from './docker/runner.js'
-import { GitHubClient, type GitHubRelease } from './github/client.js'
+import type { GitHubRelease } from './github/client.js'
 import { DeploymentRecorder } from './github/deployments.js'
-import type { ProbeRecord } from './health/transcript.js'
 import { verifyHealth, type HealthVerdict } from './health/verify.js'
-import { formatDuration, sentence } from './report/format.js'
+import { DeployLock, FleetLock } from './lock.js'
+import type { Failure, Outcome } from './outcome.js'
+import { describeRestoreMethod, hostStatusText } from './report/outcome-text.js'
+import { formatDuration } from './report/format.js'
 import type { Reporter } from './report/reporter.js'
 import type { HostRow } from './report/summary.js'
-import { resolveManualRollbackTarget, resolveRollbackTarget, type ResolvedRollbackTarget } from './rollback-target.js'
-import type { DeploySettings, Release } from './settings.js'
+import { resolveManualRollbackTarget, resolveRollbackTarget } from './rollback-target.js'
+import { sameRelease, type DeploySettings, type Release } from './settings.js'
+import { Phase, type RunState } from './state.js'
 import { createStrategy, type DeployStrategy } from './strategies/index.js'
+import { SwitchNotStartedError } from './strategies/strategy.js'
+
+/** Where one host stands, as typed values; `report/outcome-text.ts` says it in words. */
+export type HostStatus =
+  | 'unchanged'
+  | 'switching'
+  | 'deployed'
+  | 'failed-to-start'
+  | 'unhealthy'
+  | 'restored'
+  | 'removed'
+  | 'restore-unhealthy'
+  | 'restore-failed'
 
 /** One docker host of the deploy, with what ran there before and what runs there now. */
-interface HostTarget {
+export interface HostTarget {
+  index: number
   strategy: DeployStrategy
   docker: DockerClient
   before?: Release
   now?: Release
-  outcome: string
+  status: HostStatus
 }
 
-/** What the report needs to know when the story ends, whichever way it ends. */
-export interface Outcome {
-  result: DeployResult
-  headline: string
-  release?: Release
-  transcript?: ProbeRecord[]
-  failedLogs?: string
-  diagnostics?: string
-}
+/** `Deploy`, `Rollback` or `Post`: the first word of every step title. */
+export type Scope = 'Deploy' | 'Rollback' | 'Post'
 
-/** Why a version was judged unhealthy, kept for the report. */
-interface Failure {
-  host: HostTarget
-  reason: string
-  transcript: ProbeRecord[]
-  logs?: string
+/** What putting a version back on some hosts came to. */
+interface PutBackResult {
+  /** One entry per host that does not serve its target healthily: `host: reason`. */
+  problems: string[]
 }
 
 /**
- * The steps of a deploy, each one a method that `main.ts` calls in order. The pipeline owns the
- * docker hosts, the strategy for each, and the GitHub client; every step reports itself.
+ * The steps of a deploy, each a method that `main.ts` (and `post.ts`) calls in order. The pipeline
+ * owns the hosts, the strategy for each and the GitHub Deployments; every step reports itself.
+ * Its docker engines, GitHub client, clock and saved state are passed in (`Dependencies`).
  */
 export class Pipeline {
   readonly hosts: HostTarget[]
-  private readonly github: GitHubClient
   private readonly deployments: DeploymentRecorder
   private releasesCache?: Promise<GitHubRelease[]>
   /** The last GitHub Deployment created: the one that describes what runs when the run ends. */
   deploymentId?: number
-  /** Called as each host's switch begins (by index), so the saved state names the hosts to check after a cancel. */
-  onSwitchStart?: (hostIndex: number) => void
 
   constructor(
     readonly settings: DeploySettings,
     private readonly reporter: Reporter,
-    private readonly signal?: AbortSignal
+    private readonly dependencies: Dependencies,
+    /** The saved record; the post step, which only reads it, passes none. */
+    private readonly state?: RunState,
+    private readonly scope: Scope = settings.command === 'rollback' ? 'Rollback' : 'Deploy'
   ) {
-    this.hosts = settings.hosts.map((dockerHost) => {
-      const docker = new DockerClient(new ProcessDockerRunner(dockerHost), {
-        dryRun: settings.dryRun,
-        signal,
-        label: dockerHost ?? 'local'
-      })
-      return { docker, strategy: createStrategy(settings, docker), outcome: 'unchanged' }
+    this.hosts = settings.hosts.map((dockerHost, index) => {
+      const docker = dockerClientFor(dependencies, dockerHost, { dryRun: settings.dryRun })
+      return { index, docker, strategy: createStrategy(settings, docker, dependencies.clock, dependencies.signal), status: 'unchanged' }
     })
-    this.github = new GitHubClient({ token: settings.githubToken, repository: settings.run.repository || 'unknown/unknown', apiUrl: settings.run.apiUrl })
     this.deployments = new DeploymentRecorder({
-      client: this.github,
+      client: dependencies.github,
       warn: (message) => reporter.warning('GitHub Deployment', message),
       debug: (message) => core.debug(message)
     })
   }
 
   /** The primary host: where hooks run and whose previous version decides the rollback target. */
-  private get primary(): HostTarget {
+  get primary(): HostTarget {
     const first = this.hosts[0]
     if (!first) throw new Error('No docker host to deploy to')
     return first
   }
 
-  /** `Deploy`, or `Rollback` for `command: rollback`: the first word of every step title. */
-  private get scope(): 'Deploy' | 'Rollback' {
-    return this.settings.command === 'rollback' ? 'Rollback' : 'Deploy'
+  get signal(): AbortSignal | undefined {
+    return this.dependencies.signal
   }
 
   /** Step title, with the host when there are several. */
@@ -93,7 +95,12 @@ export class Pipeline {
     return this.hosts.length > 1 && host ? `${scope} · ${step} (${host.strategy.host})` : `${scope} · ${step}`
   }
 
-  /** Reads what runs on every host from the labels this action wrote. */
+  /** The deploy lock of every host, taken in one fixed order. */
+  fleetLock(): FleetLock {
+    return new FleetLock(this.hosts.map((host) => ({ lock: new DeployLock(host.docker, this.settings.name), dockerHost: this.settings.hosts[host.index] })))
+  }
+
+  /** Reads what runs on every host: the labels this action wrote, or the image of a container started by hand. */
   async readWhatRuns(): Promise<Release | undefined> {
     for (const host of this.hosts) {
       await this.reporter.step(this.title(this.scope, 'current', host), async (step) => {
@@ -107,7 +114,7 @@ export class Pipeline {
     return this.primary.before
   }
 
-  /** `command: rollback`: the `rollback-to` input, or the newest release older than what runs now. */
+  /** `command: rollback`: the `rollback-to` input, or the release before what runs now. */
   async chooseManualRollbackTarget(running: Release | undefined): Promise<string> {
     return this.reporter.step('Rollback · target', async (step) => {
       const target = await resolveManualRollbackTarget({
@@ -115,7 +122,7 @@ export class Pipeline {
         running,
         releases: () => this.releases()
       })
-      step.detail(target.source === 'tag' ? `rollback-to: ${target.tag}` : `newest release older than ${running?.tag ?? 'nothing'}: ${target.tag}`)
+      step.detail(target.source === 'tag' ? `rollback-to: ${target.tag}` : `the release before ${running?.tag ?? 'nothing'}: ${target.tag}`)
       return target.tag
     })
   }
@@ -151,8 +158,15 @@ export class Pipeline {
     const imageRef = `${this.settings.image}:${release.tag}`
     await this.reporter.step(`${this.scope} · hooks`, async (step) => {
       for (const [index, hook] of hooks.entries()) {
-        const argv = buildHookArgv(imageRef, this.settings.container, hook, `${this.settings.name}-hook`)
-        const result = await this.primary.docker.runToCompletion(argv, secretEnvironment(this.settings.container.secrets), 30 * 60_000)
+        const argv = buildHookArgv(imageRef, this.settings.container, hook, this.hookContainerName)
+        let result
+        try {
+          result = await this.primary.docker.runToCompletion(argv, secretEnvironment(this.settings.container.secrets), 30 * 60_000)
+        } catch (error) {
+          // The client was stopped (a time-out, a cancel): the container runs on in the daemon.
+          await this.removeHookContainer()
+          throw error
+        }
         if (result.exitCode !== 0) {
           const output = (result.stderr || result.stdout).trim().split('\n').slice(-5).join('\n')
           throw new Error(`pre-deploy hook ${index + 1} (${hook.join(' ')}) exited with code ${result.exitCode}${output ? `: ${output}` : ''}`)
@@ -162,59 +176,78 @@ export class Pipeline {
     })
   }
 
+  private get hookContainerName(): string {
+    return `${this.settings.name}-hook`
+  }
+
+  /** Removes a hook container a stopped client left running; no hook container is ever left behind. */
+  async removeHookContainer(): Promise<void> {
+    if (this.settings.hooks.preDeploy.length === 0) return
+    await this.primary.docker.removeContainer(this.hookContainerName).catch((error: unknown) => {
+      this.reporter.warning(`${this.scope} · hooks`, `Could not remove the hook container ${this.hookContainerName}: ${errorText(error)}`)
+    })
+  }
+
   /**
    * Switches host after host, each verified before the next. Returns the first failure, after
-   * which no further host is touched; undefined when every host is healthy.
+   * which no further host is touched; undefined when every host is healthy. The healthy verdict
+   * is saved before anything else happens, so a late cancel never takes a healthy version away.
    */
   async switchAndVerify(release: Release): Promise<Failure | undefined> {
     const deployment = await this.startDeployment(release, this.deployRef(release.tag))
     const failure = await this.switchAndVerifyEachHost(release)
+    if (!failure) this.state?.enter(Phase.Verified)
     await this.finishDeployment(deployment, failure ? 'failure' : 'success')
     return failure
   }
 
   private async switchAndVerifyEachHost(release: Release): Promise<Failure | undefined> {
-    for (const [index, host] of this.hosts.entries()) {
-      // Cancelled: start no further switch; the post step repairs the hosts already switched.
-      if (this.signal?.aborted) return { host, reason: 'cancelled before the switch', transcript: [] }
-      core.saveState(State.Phase, Phase.Switching)
-      this.onSwitchStart?.(index)
+    for (const host of this.hosts) {
+      // Cancelled: start no further switch; the post step puts back the hosts already switched.
+      if (this.signal?.aborted) return this.failure(host, release, 'cancelled before the switch', 'start')
+      this.state?.reach(host.index)
+      host.status = 'switching'
       try {
         await this.reporter.step(this.title(this.scope, 'switch', host), async (step) => {
-          host.outcome = 'switching'
           await host.strategy.switchTo(release)
           host.now = release
-          step.detail(`${this.settings.name} now runs ${release.tag}${host.before ? `; ${host.before.tag} kept as ${this.settings.name}-previous` : ''}`)
+          step.detail(`${this.settings.name} now runs ${release.tag}${host.before ? `; ${host.before.tag} is kept for a rollback` : ''}`)
         })
       } catch (error) {
-        host.outcome = 'failed to start'
-        return { host, reason: errorText(error), transcript: [] }
+        host.status = 'failed-to-start'
+        const untouched = causeOf(error) instanceof SwitchNotStartedError
+        return this.failure(host, release, errorText(error), 'start', untouched)
       }
-      core.saveState(State.Phase, Phase.Verifying)
       const verdict = await this.verify(this.scope, host, release)
       if (!verdict.healthy) {
-        host.outcome = 'unhealthy'
-        return { host, reason: verdict.reason, transcript: verdict.transcript }
+        host.status = 'unhealthy'
+        return { ...this.failure(host, release, verdict.reason, 'health'), transcript: verdict.transcript }
       }
-      host.outcome = `deployed ${release.tag}`
+      host.status = 'deployed'
     }
     return undefined
+  }
+
+  private failure(host: HostTarget, release: Release, reason: string, stage: Failure['stage'], untouched = false): Failure {
+    return { host: host.strategy.host, fleet: this.hosts.length > 1, tag: release.tag, reason, stage, transcript: [], hostIndex: host.index, untouched }
   }
 
   /**
    * Health-checks what was just started on one host, as its own step. A health check that cannot
    * even run (docker unreachable) is an unhealthy verdict too: the version was not shown healthy.
    */
-  private async verify(scope: string, host: HostTarget, release: Release): Promise<HealthVerdict> {
-    const url = this.healthUrl(host)
+  private async verify(scope: string, host: HostTarget, release: Release, options: { watch: boolean } = { watch: true }): Promise<HealthVerdict> {
+    const url = healthUrl(this.settings, host.strategy.host)
+    const settings = options.watch ? this.settings.health : { ...this.settings.health, watchMs: 0 }
     let verdict: HealthVerdict | undefined
     await this.reporter
       .step(this.title(scope, 'verify', host), async (step) => {
         verdict = await verifyHealth({
           state: host.strategy.stateProbe(),
-          http: url ? { url, settings: this.settings.health } : undefined,
-          settings: this.settings.health,
-          signal: this.signal
+          http: url ? { url, settings } : undefined,
+          settings,
+          signal: this.signal,
+          clock: this.dependencies.clock
         })
         if (!verdict.healthy && this.signal?.aborted) throw new Error(`cancelled before ${release.tag} was shown healthy`)
         if (!verdict.healthy) throw new Error(`${release.tag} is unhealthy: ${verdict.reason}`)
@@ -226,142 +259,144 @@ export class Pipeline {
     return verdict ?? { healthy: false, reason: 'the health check did not run', transcript: [], durationMs: 0, phase: 'start' }
   }
 
-  /** After every host is healthy: keep exactly one previous version on each. */
+  /**
+   * After every host is healthy: keep exactly one previous version on each. The new version
+   * serves and was shown healthy, so a clean-up problem is a warning, never a failed deploy.
+   */
   async finalize(): Promise<void> {
     for (const host of this.hosts) {
-      await this.reporter.step(this.title(this.scope, 'clean up', host), async (step) => {
-        await host.strategy.finalize()
-        step.detail(`kept ${host.before ? `${this.settings.name}-previous (${host.before.tag})` : 'no previous version'}`)
-      })
+      await this.reporter.step(
+        this.title(this.scope, 'clean up', host),
+        async (step) => {
+          try {
+            await host.strategy.finalize()
+            step.detail(`kept ${host.before ? `${host.before.tag} for a rollback` : 'no previous version'}`)
+          } catch (error) {
+            step.warn(`Could not remove what is kept beyond the one previous version: ${errorText(error)}. ${this.settings.name} runs and is healthy; the next deploy tries again.`)
+          }
+        },
+        { quiet: true }
+      )
     }
   }
 
   /**
-   * After a failure: keeps the failed version's logs, then puts the rollback target back on the
-   * failed host and on every host already switched, so the fleet never stays on mixed versions.
-   * Returns what the report says; the job fails whatever the rollback's outcome.
+   * After a failure: keeps the evidence, then puts a known version back on the failed host and on
+   * every host already switched, so the fleet never stays on mixed or unverified versions.
+   *
+   * - Nothing that serves was touched (docker refused the new container on the first host): the
+   *   version that ran is checked where it is.
+   * - `command: rollback`: what ran before the rollback goes back.
+   * - Otherwise `rollback.to` chooses; when that target cannot be put back, what ran before does.
    */
-  async rollBack(failure: Failure, failedTag: string, scope: 'Deploy' | 'Rollback'): Promise<Outcome> {
-    core.saveState(State.Phase, Phase.RollingBack)
-    const discarded = await this.reporter
-      .step(this.title('Rollback', 'remove failed', failure.host), async (step) => {
-        const kept = await failure.host.strategy.discardFailed()
-        step.detail(`removed ${this.settings.name} (${failedTag}), kept its last log lines for the report`)
-        return kept
-      })
-      .catch(() => ({ logs: '', diagnostics: undefined }))
-    const evidence = { transcript: failure.transcript, failedLogs: discarded.logs, diagnostics: discarded.diagnostics }
-    const where = this.hosts.length > 1 ? ` on ${failure.host.strategy.host}` : ''
-    const cause = `${scope} of ${failedTag} failed${where}: ${sentence(failure.reason)}`.replace(/\.$/, '')
+  async recover(failure: Failure): Promise<Outcome> {
+    this.state?.enter(Phase.RollingBack)
+    const failedHost = this.hosts[failure.hostIndex] ?? this.primary
+    if (!failure.untouched) {
+      const evidence = await failedHost.strategy.failureEvidence().catch(() => ({ logs: '', diagnostics: undefined }))
+      failure.logs = evidence.logs
+      if (evidence.diagnostics) failure.diagnostics = evidence.diagnostics
+    }
+    const affected = this.hosts.slice(0, failure.hostIndex + 1).reverse()
+    const nothingSwitched = failure.untouched && failure.hostIndex === 0
+    const ranBefore = (host: HostTarget): Release | undefined => host.before
 
-    if (!this.settings.rollback.onFailure) {
-      return { result: DeployResult.Failed, headline: `${cause}. rollback.on-failure is false, so nothing was restored.`, ...evidence }
+    if (!this.settings.rollback.onFailure && !nothingSwitched) return { kind: 'not-restored', failure }
+
+    if (this.settings.command === 'rollback' || nothingSwitched) {
+      const result = await this.putBack(affected, ranBefore, 'Rollback')
+      if (result.problems.length > 0) return { kind: 'restore-failed', failure, reasons: result.problems }
+      const release = this.primary.now
+      if (!release) return { kind: 'first-deploy-removed', failure }
+      return this.settings.command === 'rollback'
+        ? { kind: 'rollback-failed-restored', failure, restore: { release } }
+        : { kind: 'rolled-back', failure, restore: { release } }
     }
 
-    let target: ResolvedRollbackTarget | undefined
+    const target = await this.chooseRollbackTarget(failure.tag)
+    if (!target) {
+      const result = await this.putBack(affected, () => undefined, 'Rollback')
+      if (result.problems.length > 0) return { kind: 'restore-failed', failure, reasons: result.problems }
+      return { kind: 'first-deploy-removed', failure }
+    }
+
+    // The rollback is a deployment of its own, so the environment's history shows what really runs.
+    const deployment = await this.startDeployment(target, target.tag)
+    const first = await this.putBack(affected, () => target, 'Rollback')
+    await this.finishDeployment(deployment, first.problems.length > 0 ? 'failure' : 'success')
+    if (first.problems.length === 0) return { kind: 'rolled-back', failure, restore: { release: this.primary.now ?? target } }
+
+    const targetFailed = { tag: target.tag, reason: first.problems.join('; ') }
+    const canFallBack = affected.every((host) => host.before !== undefined) && affected.some((host) => !sameRelease(host.before, target))
+    if (!canFallBack || this.signal?.aborted) return { kind: 'restore-failed', failure, reasons: first.problems }
+    // The target could not be put back (a release whose image was never pushed, or was deleted);
+    // what ran before is still kept, and serving it beats serving nothing.
+    this.reporter.warning('Rollback · target', `The rollback to ${target.tag} failed (${targetFailed.reason}); putting back what ran before.`)
+    const fallback = this.primary.before as Release
+    const retry = await this.startDeployment(fallback, fallback.tag)
+    const second = await this.putBack(affected, ranBefore, 'Rollback')
+    await this.finishDeployment(retry, second.problems.length > 0 ? 'failure' : 'success')
+    if (second.problems.length > 0) return { kind: 'restore-failed', failure, reasons: [...first.problems, ...second.problems] }
+    return { kind: 'rolled-back', failure, restore: { release: this.primary.now ?? fallback, targetFailed } }
+  }
+
+  /** `rollback.to` for a failed deploy: a tag, what ran before, or the release before the failed tag. */
+  private async chooseRollbackTarget(failedTag: string): Promise<Release | undefined> {
     try {
-      target = await this.reporter.step('Rollback · target', async (step) => {
-        const chosen =
-          scope === 'Rollback'
-            ? this.primary.before && { tag: this.primary.before.tag, digest: this.primary.before.digest, source: 'previous' as const }
-            : await resolveRollbackTarget({
-                setting: this.settings.rollback.to,
-                failedTag,
-                previous: this.primary.before,
-                releases: () => this.releases()
-              })
+      return await this.reporter.step('Rollback · target', async (step) => {
+        const chosen = await resolveRollbackTarget({
+          setting: this.settings.rollback.to,
+          failedTag,
+          previous: this.primary.before,
+          releases: () => this.releases()
+        })
         if (chosen?.warning) step.warn(chosen.warning)
         step.detail(chosen ? `${chosen.tag} (${chosen.source})` : 'nothing to roll back to')
-        return chosen
+        if (!chosen) return undefined
+        // What ran before, when chosen, is put back as exactly that (a container started by hand included).
+        return sameRelease(chosen, this.primary.before) ? this.primary.before : { tag: chosen.tag, ...(chosen.digest && { digest: chosen.digest }) }
       })
     } catch {
-      target = undefined
-    }
-    if (!target) {
-      return {
-        result: DeployResult.Failed,
-        headline: `${cause}. There is nothing to roll back to (first deploy), so ${this.settings.name} is not running${where}.`,
-        ...evidence
-      }
-    }
-
-    const affected = this.hosts.slice(0, this.hosts.indexOf(failure.host) + 1).reverse()
-    const unhealthy: string[] = []
-    const release: Release = { tag: target.tag, digest: target.digest }
-    // The rollback is a deployment of its own, so the environment's history shows what really runs.
-    const deployment = await this.startDeployment(release, target.tag)
-    for (const host of affected) {
-      const restored = await this.restoreHost(host, target)
-      if (!restored.healthy) unhealthy.push(`${host.strategy.host}: ${restored.reason}`)
-    }
-    await this.finishDeployment(deployment, unhealthy.length > 0 ? 'failure' : 'success')
-    if (this.primary.now?.tag === release.tag) release.digest ??= this.primary.now.digest
-    const fallback = this.primary.before
-    if (unhealthy.length > 0 && fallback && fallback.tag !== target.tag && !this.signal?.aborted) {
-      // The target could not be put back (a release whose image was never pushed, or was deleted);
-      // what ran before is still kept as -previous, and serving it beats serving nothing.
-      const targetFailed = `The rollback to ${target.tag} failed (${unhealthy.join('; ')})`
-      this.reporter.warning('Rollback · target', `${targetFailed}; putting back ${fallback.tag}, which ran before.`)
-      const retry = await this.startDeployment(fallback, fallback.tag)
-      const stillUnhealthy: string[] = []
-      for (const host of affected) {
-        const restored = await this.restoreHost(host, host.before ?? fallback)
-        if (!restored.healthy) stillUnhealthy.push(`${host.strategy.host}: ${restored.reason}`)
-      }
-      await this.finishDeployment(retry, stillUnhealthy.length > 0 ? 'failure' : 'success')
-      if (stillUnhealthy.length === 0) {
-        return {
-          result: DeployResult.RolledBack,
-          release: this.primary.now ?? fallback,
-          headline: `${cause}. ${targetFailed}, so ${fallback.tag}, which ran before, was put back: it runs now and is healthy.`,
-          ...evidence
-        }
-      }
-      unhealthy.push(...stillUnhealthy)
-    }
-    if (unhealthy.length > 0) {
-      return {
-        result: DeployResult.Failed,
-        release,
-        headline: `${cause}. The rollback to ${target.tag} failed too (${unhealthy.join('; ')}); check the service by hand: it may not be serving.`,
-        ...evidence
-      }
-    }
-    return {
-      result: DeployResult.RolledBack,
-      release,
-      headline: `${cause}. Rolled back: ${target.tag} runs now and is healthy.`,
-      ...evidence
+      // The choice could not be made (the step reported why): what ran before is the safe target.
+      return this.primary.before
     }
   }
 
-  /** Puts `target` back on one host and verifies it. */
-  private async restoreHost(host: HostTarget, target: Release): Promise<{ healthy: boolean; reason: string }> {
-    try {
-      await this.reporter.step(this.title('Rollback', 'restore', host), async (step) => {
-        if (host.now?.tag !== target.tag || host.outcome !== `deployed ${target.tag}`) {
+  /**
+   * The one restore path: makes each host serve its target (`undefined`: remove what this run
+   * started, nothing ran before), then shows it healthy. Automatic rollback, the fallback of
+   * `command: rollback` and the post step all come through here.
+   */
+  async putBack(hosts: HostTarget[], targetOf: (host: HostTarget) => Release | undefined, scope: Scope, options: { watch: boolean } = { watch: true }): Promise<PutBackResult> {
+    const problems: string[] = []
+    for (const host of hosts) {
+      const target = targetOf(host)
+      this.state?.reach(host.index)
+      try {
+        await this.reporter.step(this.title(scope, 'restore', host), async (step) => {
           const method = await host.strategy.restore(target)
-          step.detail(
-            method === 'reused-previous'
-              ? `restarted the kept ${this.settings.name}-previous (${target.tag})`
-              : method === 'already-running'
-                ? `${target.tag} runs already: Swarm put it back by itself`
-                : `pulled and started ${target.tag}`
-          )
-        }
-      })
-      const verdict = await this.verify('Rollback', host, target)
+          step.detail(describeRestoreMethod(method, this.settings.name, target))
+        })
+      } catch (error) {
+        host.status = 'restore-failed'
+        host.now = undefined
+        problems.push(`${host.strategy.host}: ${errorText(error)}`)
+        continue
+      }
+      if (!target) {
+        host.status = 'removed'
+        host.now = undefined
+        continue
+      }
+      const verdict = await this.verify(scope, host, target, options)
       // A release target is known by its tag only; what was restored carries its registry digest
       // in the labels this action wrote, and the outputs and summary should show it.
       const restored = await host.strategy.current().catch(() => undefined)
-      host.now = restored?.tag === target.tag ? restored : target
-      host.outcome = verdict.healthy ? `rolled back to ${target.tag}` : `rollback to ${target.tag} unhealthy`
-      return { healthy: verdict.healthy, reason: verdict.reason }
-    } catch (error) {
-      host.outcome = `rollback to ${target.tag} failed`
-      host.now = undefined
-      return { healthy: false, reason: errorText(error) }
+      host.now = sameRelease(restored, target) ? restored : target
+      host.status = verdict.healthy ? 'restored' : 'restore-unhealthy'
+      if (!verdict.healthy) problems.push(`${host.strategy.host}: ${verdict.reason}`)
     }
+    return { problems }
   }
 
   /** Dry run: says what would happen, including where a failure would roll back to. */
@@ -377,11 +412,7 @@ export class Pipeline {
       if (target?.warning) step.warn(target.warning)
       step.detail(target ? `a failed deploy would roll back to ${target.tag} (${target.source})` : 'a failed deploy would have nothing to roll back to')
     })
-    return {
-      result: DeployResult.Planned,
-      release: this.primary.before,
-      headline: `Dry run: would deploy ${this.settings.image}:${release.tag} to ${this.settings.environment}; nothing was changed.`
-    }
+    return { kind: 'planned', release, running: this.primary.before }
   }
 
   /** Every docker command a dry run skipped, in order, across hosts. */
@@ -390,7 +421,7 @@ export class Pipeline {
   }
 
   hostRows(): HostRow[] {
-    return this.hosts.map((host) => ({ host: host.strategy.host, before: host.before?.tag, now: host.now?.tag, outcome: host.outcome }))
+    return this.hosts.map((host) => ({ host: host.strategy.host, before: host.before?.tag, now: host.now?.tag, outcome: hostStatusText(host.status, host.now) }))
   }
 
   /**
@@ -405,6 +436,7 @@ export class Pipeline {
   }
 
   private async startDeployment(release: Release, ref: string): Promise<number | undefined> {
+    if (this.settings.dryRun) return undefined
     const id = await this.deployments.start({
       tag: release.tag,
       ref,
@@ -421,17 +453,18 @@ export class Pipeline {
 
   /** Releases are read at most once a run, and only when a rollback target needs them. */
   private releases(): Promise<GitHubRelease[]> {
-    this.releasesCache ??= this.github.listReleases()
+    this.releasesCache ??= this.dependencies.github.listReleases()
     return this.releasesCache
   }
+}
 
-  private healthUrl(host: HostTarget): string | undefined {
-    const url = this.settings.health.url
-    if (!url) return undefined
-    // A `hosts:` entry may name the address explicitly: a unix:// socket has none of its own.
-    const address = this.settings.hostAddresses?.[host.strategy.host] ?? hostAddress(host.strategy.host)
-    return url.replaceAll('{host}', address)
-  }
+/** The health URL of one host: `{host}` becomes the address its `hosts:` entry names, or its docker host's. */
+export function healthUrl(settings: DeploySettings, dockerHost: string): string | undefined {
+  const url = settings.health.url
+  if (!url) return undefined
+  // A `hosts:` entry may name the address explicitly: a unix:// socket has none of its own.
+  const address = settings.hostAddresses?.[dockerHost] ?? hostAddress(dockerHost)
+  return url.replaceAll('{host}', address)
 }
 
 /** The address part of a docker host (`ssh://deploy@10.0.0.5:22` gives `10.0.0.5`); local is 127.0.0.1. */
@@ -440,7 +473,11 @@ export function hostAddress(dockerHost: string): string {
   return match?.[1] ?? '127.0.0.1'
 }
 
+/** The error a reported step wrapped. */
+function causeOf(error: unknown): unknown {
+  return error && typeof error === 'object' && 'original' in error ? (error as { original: unknown }).original : error
+}
+
 function errorText(error: unknown): string {
   return error instanceof Error ? error.message : String(error)
 }
-

@@ -111,6 +111,22 @@ export interface DeploySettings {
 
 /** One deployable version: a tag, and the digest when it is known. */
 export interface Release {
+  /**
+   * The image tag. For a container the action did not start and whose image reference has no tag
+   * (`repo@sha256:…`), its digest stands in: it names the version in messages and outputs.
+   */
   tag: string
   digest?: string
+  /**
+   * The exact image reference to start this version from, when it is not `<image>:<tag>`: a
+   * container started by hand from another reference is a version like any other.
+   */
+  imageRef?: string
+}
+
+/** True when two releases are the same version: the same tag, and the same digest where both are known. */
+export function sameRelease(a: Release | undefined, b: Release | undefined): boolean {
+  if (!a || !b) return false
+  if (a.tag !== b.tag) return false
+  return !a.digest || !b.digest || a.digest === b.digest
 }

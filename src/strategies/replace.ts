@@ -1,9 +1,10 @@
-import { Label, Suffix } from '../constants.js'
+import { Suffix } from '../constants.js'
 import type { ContainerInfo, DockerClient } from '../docker/client.js'
 import { buildCreateArgv, secretEnvironment } from '../docker/run-args.js'
 import { containerStateProbe, type StateProbe } from '../health/state-probe.js'
-import type { DeploySettings, Release } from '../settings.js'
-import type { DeployStrategy, RestoreMethod } from './strategy.js'
+import { sameRelease, type DeploySettings, type Release } from '../settings.js'
+import { releaseLabels, releaseOf } from './release-labels.js'
+import { SwitchNotStartedError, type DeployStrategy, type FailureEvidence, type RestoreMethod } from './strategy.js'
 
 /** How many log lines of a failed container the report keeps. */
 const FAILED_LOG_LINES = 50
@@ -13,7 +14,7 @@ const FAILED_LOG_LINES = 50
  * (the instant rollback), start the new one as `<name>`.
  *
  * The new container is created under `<name>-next` before anything running is touched, so a bad
- * option, a missing volume driver or a name clash fails while the old version still serves.
+ * option, a missing network or a name clash fails while the old version still serves.
  */
 export class ReplaceStrategy implements DeployStrategy {
   /**
@@ -35,45 +36,50 @@ export class ReplaceStrategy implements DeployStrategy {
     return this.settings.name
   }
 
+  private get names(): { next: string; live: string; previous: string; older: string } {
+    return { next: this.name + Suffix.Next, live: this.name, previous: this.name + Suffix.Previous, older: this.name + Suffix.Older }
+  }
+
   async current(): Promise<Release | undefined> {
     const running = await this.docker.inspectContainer(this.name)
-    if (!running) return undefined
-    return releaseOf(running.labels, running.image)
+    return running && releaseOf(running.labels, running.image)
   }
 
   async switchTo(release: Release): Promise<void> {
-    const next = this.name + Suffix.Next
-    const previousName = this.name + Suffix.Previous
-    const olderName = this.name + Suffix.Older
+    const names = this.names
     // One look at every name the switch touches: each docker command is a CLI process of its own.
-    const [leftover, running, previous, older] = await this.docker.inspectContainers([next, this.name, previousName, olderName])
-    // A leftover from an interrupted run would block the name; it never served traffic.
-    if (leftover) await this.docker.removeContainer(next)
-
-    if (running && previous && !older && !previous.running && !previous.restarting) {
-      // The usual case: moving the stopped previous aside is one rename that touches nothing that
-      // serves, so it runs beside the create. A failed create undoes it, as if it had come first.
-      const [created, movedAside] = await Promise.allSettled([
-        this.createContainer(next, release, { withCommit: true }),
-        this.docker.renameContainer(previousName, olderName)
-      ])
-      if (created.status === 'rejected') {
-        if (movedAside.status === 'fulfilled') await this.docker.renameContainer(olderName, previousName).catch(() => undefined)
-        throw created.reason
+    const [leftover, running, previous, older] = await this.docker.inspectContainers([names.next, names.live, names.previous, names.older])
+    try {
+      // A leftover from an interrupted run would block the name; it never served traffic.
+      if (leftover) await this.docker.removeContainer(names.next)
+      if (running && previous && !older && !previous.running && !previous.restarting) {
+        // The usual case: moving the stopped previous aside is one rename that touches nothing that
+        // serves, so it runs beside the create. A failed create undoes it, as if it had come first.
+        const [created, movedAside] = await Promise.allSettled([
+          this.createContainer(names.next, release, { withCommit: true }),
+          this.docker.renameContainer(names.previous, names.older)
+        ])
+        if (created.status === 'rejected') {
+          if (movedAside.status === 'fulfilled') await this.docker.renameContainer(names.older, names.previous).catch(() => undefined)
+          throw created.reason
+        }
+        if (movedAside.status === 'rejected') throw movedAside.reason
+      } else {
+        await this.createContainer(names.next, release, { withCommit: true })
+        if (running) await this.makeRoomForPrevious(previous, older)
       }
-      if (movedAside.status === 'rejected') throw movedAside.reason
-    } else {
-      await this.createContainer(next, release, { withCommit: true })
-      if (running) await this.makeRoomForPrevious(previous, older)
+    } catch (error) {
+      // Nothing that serves was touched; the restore path removes `-next` and heals the names.
+      throw new SwitchNotStartedError(error)
     }
     this.olderMayExist = Boolean((running && previous) || older)
 
     if (running) {
-      if (running.running || running.restarting) await this.docker.stopContainer(this.name, this.stopSeconds())
-      await this.docker.renameContainer(this.name, previousName)
+      if (running.running || running.restarting) await this.docker.stopContainer(names.live, this.stopSeconds())
+      await this.docker.renameContainer(names.live, names.previous)
     }
-    await this.docker.renameContainer(next, this.name)
-    await this.docker.startContainer(this.name)
+    await this.docker.renameContainer(names.next, names.live)
+    await this.docker.startContainer(names.live)
   }
 
   stateProbe(): StateProbe {
@@ -83,38 +89,78 @@ export class ReplaceStrategy implements DeployStrategy {
   async finalize(): Promise<void> {
     // The switch's inspect showed there is no older previous, and it moved none aside.
     if (this.olderMayExist === false) return
-    await this.docker.removeContainer(this.name + Suffix.Older)
+    await this.docker.removeContainer(this.names.older)
   }
 
-  async discardFailed(): Promise<{ logs: string }> {
-    const logs = await this.docker.containerLogs(this.name, FAILED_LOG_LINES).catch(() => '')
-    await this.docker.removeContainer(this.name)
-    await this.docker.removeContainer(this.name + Suffix.Next)
-    return { logs }
+  async failureEvidence(): Promise<FailureEvidence> {
+    return { logs: await this.docker.containerLogs(this.name, FAILED_LOG_LINES).catch(() => '') }
   }
 
-  async restore(target: Release): Promise<RestoreMethod> {
-    await this.docker.removeContainer(this.name)
-    const imageRef = `${this.settings.image}:${target.tag}`
-    const localDigest = target.digest ?? (await this.docker.imageDigest(imageRef, this.settings.image))
+  async restore(target: Release | undefined): Promise<RestoreMethod> {
+    const names = this.names
+    const [next, live, previous, older] = await this.docker.inspectContainers([names.next, names.live, names.previous, names.older])
+    // The new version while it was created: it never served.
+    if (next) await this.docker.removeContainer(names.next)
 
-    const suffixes = [Suffix.Previous, Suffix.Older]
-    const keptContainers = await this.docker.inspectContainers(suffixes.map((suffix) => this.name + suffix))
-    for (const [index, suffix] of suffixes.entries()) {
-      const kept = keptContainers[index]
-      if (!kept || kept.labels[Label.Tag] !== target.tag) continue
-      // The tag may have been re-pushed since; reuse the container only when it is the same image.
-      if (localDigest && kept.labels[Label.Digest] && kept.labels[Label.Digest] !== localDigest) continue
-      await this.docker.renameContainer(this.name + suffix, this.name)
-      await this.docker.startContainer(this.name)
-      return 'reused-previous'
+    if (live) {
+      if (target && sameRelease(releaseOf(live.labels, live.image), target)) {
+        // The switch never got to it, or was interrupted while it was stopped: start it again.
+        if (!live.running) await this.docker.startContainer(names.live)
+        await this.healKeptNames(previous, older)
+        return 'already-running'
+      }
+      await this.docker.removeContainer(names.live)
     }
 
+    const kept = await this.keptHolding(target, [
+      [names.previous, previous],
+      [names.older, older]
+    ])
+    if (kept) {
+      await this.docker.renameContainer(kept, names.live)
+      await this.docker.startContainer(names.live)
+      await this.healKeptNames(kept === names.previous ? undefined : previous, kept === names.older ? undefined : older)
+      return 'reused-previous'
+    }
+    await this.healKeptNames(previous, older)
+    if (!target) return live ? 'removed' : 'nothing'
+
+    const imageRef = target.imageRef ?? `${this.settings.image}:${target.tag}`
     if (!(await this.docker.imageExists(imageRef))) await this.docker.pull(imageRef)
-    const digest = await this.docker.imageDigest(imageRef, this.settings.image)
-    await this.createContainer(this.name, { tag: target.tag, digest }, { withCommit: false })
-    await this.docker.startContainer(this.name)
+    const digest = target.digest ?? (target.imageRef ? undefined : await this.docker.imageDigest(imageRef, this.settings.image))
+    await this.createContainer(names.live, { ...target, ...(digest && { digest }) }, { withCommit: false })
+    await this.docker.startContainer(names.live)
     return 'redeployed'
+  }
+
+  /**
+   * The kept container that holds exactly `target`. A target known by its tag only (a release)
+   * is compared by the local image's digest, since the tag may have been re-pushed since.
+   */
+  private async keptHolding(target: Release | undefined, kept: [string, ContainerInfo | undefined][]): Promise<string | undefined> {
+    if (!target) return undefined
+    let wanted = target
+    for (const [name, info] of kept) {
+      if (!info) continue
+      const holds = releaseOf(info.labels, info.image)
+      if (holds.tag !== target.tag) continue
+      if (!wanted.digest && holds.digest && !target.imageRef) {
+        const local = await this.docker.imageDigest(`${this.settings.image}:${target.tag}`, this.settings.image)
+        wanted = { ...target, ...(local && { digest: local }) }
+      }
+      if (sameRelease(holds, wanted)) return name
+    }
+    return undefined
+  }
+
+  /**
+   * An interruption between moving `-previous` aside and renaming the running container, or a
+   * restore that took `-previous`, leaves `-previous-older` without a `-previous`: the older one
+   * is the instant rollback again.
+   */
+  private async healKeptNames(previous: ContainerInfo | undefined, older: ContainerInfo | undefined): Promise<void> {
+    if (previous || !older) return
+    await this.docker.renameContainer(this.names.older, this.names.previous)
   }
 
   /**
@@ -123,29 +169,17 @@ export class ReplaceStrategy implements DeployStrategy {
    */
   private async makeRoomForPrevious(previous: ContainerInfo | undefined, older: ContainerInfo | undefined): Promise<void> {
     if (!previous) return
-    if (older) await this.docker.removeContainer(this.name + Suffix.Older)
-    if (previous.running || previous.restarting) await this.docker.stopContainer(this.name + Suffix.Previous, this.stopSeconds())
-    await this.docker.renameContainer(this.name + Suffix.Previous, this.name + Suffix.Older)
+    if (older) await this.docker.removeContainer(this.names.older)
+    if (previous.running || previous.restarting) await this.docker.stopContainer(this.names.previous, this.stopSeconds())
+    await this.docker.renameContainer(this.names.previous, this.names.older)
   }
 
   private async createContainer(name: string, release: Release, options: { withCommit: boolean }): Promise<void> {
-    const { run } = this.settings
-    const labels: Record<string, string> = {
-      [Label.Tag]: release.tag,
-      [Label.Image]: this.settings.image,
-      [Label.Environment]: this.settings.environment,
-      [Label.RunUrl]: run.runUrl,
-      [Label.Actor]: run.actor,
-      [Label.DeployedAt]: new Date().toISOString()
-    }
-    if (release.digest) labels[Label.Digest] = release.digest
-    // A redeployed old release was not built from this run's commit; do not claim it was.
-    if (options.withCommit && run.sha) labels[Label.Commit] = run.sha
     const argv = buildCreateArgv({
       name,
-      imageRef: `${this.settings.image}:${release.tag}`,
+      imageRef: release.imageRef ?? `${this.settings.image}:${release.tag}`,
       container: this.settings.container,
-      labels
+      labels: releaseLabels(this.settings, release, options)
     })
     await this.docker.createContainer(argv, secretEnvironment(this.settings.container.secrets))
   }
@@ -154,21 +188,4 @@ export class ReplaceStrategy implements DeployStrategy {
     const ms = this.settings.container.stopTimeoutMs
     return ms === undefined ? undefined : Math.ceil(ms / 1000)
   }
-}
-
-/**
- * The release a container holds, from the labels this action wrote; for a container started by
- * hand, the tag of its image reference.
- */
-export function releaseOf(labels: Record<string, string>, imageRef: string): Release | undefined {
-  const tag = labels[Label.Tag] ?? tagOfReference(imageRef)
-  if (!tag) return undefined
-  return { tag, digest: labels[Label.Digest] }
-}
-
-function tagOfReference(reference: string): string | undefined {
-  const withoutDigest = reference.split('@')[0] ?? ''
-  const lastSlash = withoutDigest.lastIndexOf('/')
-  const colon = withoutDigest.indexOf(':', lastSlash + 1)
-  return colon === -1 ? undefined : withoutDigest.slice(colon + 1)
 }

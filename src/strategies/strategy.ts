@@ -2,26 +2,50 @@ import type { StateProbe } from '../health/state-probe.js'
 import type { Release } from '../settings.js'
 
 /**
- * How a restore brought the target back: `reused-previous` restarted the kept previous version,
- * `redeployed` started the target anew, `already-running` found it running (an orchestrator such
- * as Swarm had put it back by itself) and left it as it was.
+ * How a restore brought a host back: `reused-previous` restarted the kept previous version,
+ * `redeployed` started the target anew, `already-running` found it serving (an orchestrator such
+ * as Swarm had put it back, or the switch never touched it) and left it as it was, `removed` took
+ * away what this run started where nothing ran before, and `nothing` found nothing to remove.
  */
-export type RestoreMethod = 'reused-previous' | 'redeployed' | 'already-running'
+export type RestoreMethod = 'reused-previous' | 'redeployed' | 'already-running' | 'removed' | 'nothing'
 
 /**
- * The contract every deploy strategy fulfils for one docker host. `main.ts` tells the deploy story
- * through these calls only; a new strategy is a new file that implements them, not a new `if`.
+ * Thrown by `switchTo` when it failed before touching what serves (docker refused to create the
+ * new container, or the Swarm update was refused): the version that ran still serves as it did.
+ */
+export class SwitchNotStartedError extends Error {
+  constructor(cause: unknown) {
+    super(cause instanceof Error ? cause.message : String(cause), { cause })
+    this.name = 'SwitchNotStartedError'
+  }
+}
+
+/** What a failed version left for the report. */
+export interface FailureEvidence {
+  logs: string
+  diagnostics?: string
+}
+
+/**
+ * The contract every deploy strategy fulfils for one docker host. The story is told through these
+ * calls only; a new strategy is a new file that implements them, not a new `if`.
+ *
+ * `restore` is the one way to put a host back. Automatic rollback, `command: rollback`'s fallback
+ * and the post step all call it, so a fix to how a host comes back is made once.
  */
 export interface DeployStrategy {
   /** Where this strategy deploys, for messages and the summary (`local`, `ssh://…`). */
   readonly host: string
 
-  /** What runs now, read from the labels the action wrote; undefined when nothing runs yet. */
+  /**
+   * What serves now: read from the labels the action wrote, or, for something the action did not
+   * start (a container started by hand), from its image reference. Undefined when nothing does.
+   */
   current(): Promise<Release | undefined>
 
   /**
-   * Replaces what runs with `release`, keeping what ran before for an instant rollback. Throws when
-   * the new version cannot be started; what ran before is then still kept and can be restored.
+   * Replaces what serves with `release`, keeping what ran before for an instant rollback. Throws
+   * `SwitchNotStartedError` when it failed before touching what serves, any other error after.
    */
   switchTo(release: Release): Promise<void>
 
@@ -31,9 +55,13 @@ export interface DeployStrategy {
   /** After a healthy verdict: drop what is kept beyond the one previous version. */
   finalize(): Promise<void>
 
-  /** After an unhealthy verdict: capture the failed version's last log lines, then remove it. */
-  discardFailed(): Promise<{ logs: string; diagnostics?: string }>
+  /** After a failure: the failed version's last log lines and diagnostics of this run, for the report. Changes nothing. */
+  failureEvidence(): Promise<FailureEvidence>
 
-  /** Brings `target` back, reusing the kept previous version when it holds that exact release. */
-  restore(target: Release): Promise<RestoreMethod>
+  /**
+   * Makes `target` serve on this host: keeps it when it serves already, else reuses a kept
+   * container holding exactly that release, else starts it anew. `undefined` means nothing ran
+   * before: what this action started is removed. Leftovers that never served (`-next`) go too.
+   */
+  restore(target: Release | undefined): Promise<RestoreMethod>
 }

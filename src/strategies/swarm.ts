@@ -1,14 +1,13 @@
 import * as core from '@actions/core'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { Label } from '../constants.js'
 import type { DockerClient } from '../docker/client.js'
 import { secretEnvironment } from '../docker/run-args.js'
 import { buildServiceCreateArgv, buildServiceUpdateArgv, type ServiceSpec } from '../docker/service-args.js'
 import { ServiceClient, type ServiceInfo, type TaskInfo, type TaskRow } from '../docker/service-client.js'
 import type { StateObservation, StateProbe } from '../health/state-probe.js'
-import type { DeploySettings, Release } from '../settings.js'
-import { releaseOf } from './replace.js'
-import type { DeployStrategy, RestoreMethod } from './strategy.js'
+import { sameRelease, type DeploySettings, type Release } from '../settings.js'
+import { releaseLabels, releaseOf, tagOfReference } from './release-labels.js'
+import { SwitchNotStartedError, type DeployStrategy, type FailureEvidence, type RestoreMethod } from './strategy.js'
 
 /** How many log lines of a failed task the report keeps. */
 const FAILED_LOG_LINES = 50
@@ -48,8 +47,6 @@ const systemClock: SwarmClock = {
  */
 export class SwarmStrategy implements DeployStrategy {
   private readonly services: ServiceClient
-  /** Set when this run created the service: a failed first deploy removes it again. */
-  private createdService = false
   /** The release this run switched to, to find its tasks and logs after a failure. */
   private switched?: Release
   /** Why the last switch failed, kept for the report. */
@@ -82,10 +79,12 @@ export class SwarmStrategy implements DeployStrategy {
   async switchTo(release: Release): Promise<void> {
     this.warnAboutStartFirst()
     this.switched = release
-    const service = await this.services.inspect(this.name)
+    this.failureRows = []
+    const service = await this.services.inspect(this.name).catch((error: unknown) => {
+      throw new SwitchNotStartedError(error)
+    })
     if (!service) {
       await this.services.create(buildServiceCreateArgv(this.spec(release, { withCommit: true })), this.secretEnv())
-      this.createdService = true
       if (!this.settings.dryRun) await this.waitForTasks(release)
       return
     }
@@ -100,28 +99,32 @@ export class SwarmStrategy implements DeployStrategy {
   async finalize(): Promise<void> {}
 
   /**
-   * Keeps the failed tasks' errors (`docker service ps --no-trunc`) and last log lines for the
-   * report. A service this run created is removed, as a failed first container is; an existing
-   * service keeps running what Swarm runs now until `restore` updates it, because removing it
-   * would take down every replica, including those Swarm already rolled back.
+   * The failed tasks' errors (`docker service ps --no-trunc`) and last log lines, of this run's
+   * release only: a task that failed in an earlier deploy is not this run's diagnosis.
    */
-  async discardFailed(): Promise<{ logs: string; diagnostics?: string }> {
+  async failureEvidence(): Promise<FailureEvidence> {
     const rows = this.failureRows.length > 0 ? this.failureRows : await this.services.processList(this.name).catch(() => [])
-    const diagnostics = describeTaskRows(rows)
+    const tag = this.switched?.tag
+    const diagnostics = describeTaskRows(rows.filter((row) => tag === undefined || imageTag(row.image) === tag))
     const logs = await this.failedLogs().catch(() => '')
-    if (this.createdService) await this.services.remove(this.name)
     return { logs, ...(diagnostics && { diagnostics }) }
   }
 
   /**
    * Re-deploys `target` with `docker service update --image`. When Swarm already rolled the
-   * update back to exactly that release and every task runs, it is kept as it is.
+   * update back to exactly that release, it is kept as it is. Without a target (nothing ran
+   * before this run) the service this run created is removed: the deploy lock kept anyone else
+   * from creating it meanwhile.
    */
-  async restore(target: Release): Promise<RestoreMethod> {
+  async restore(target: Release | undefined): Promise<RestoreMethod> {
     const service = await this.services.inspect(this.name)
+    if (!target) {
+      if (!service) return 'nothing'
+      await this.services.remove(this.name)
+      return 'removed'
+    }
     if (!service) {
       await this.services.create(buildServiceCreateArgv(this.spec(target, { withCommit: false })), this.secretEnv())
-      this.createdService = true
       if (!this.settings.dryRun) await this.waitForTasks(target)
       return 'redeployed'
     }
@@ -132,9 +135,7 @@ export class SwarmStrategy implements DeployStrategy {
 
   /** True when the service holds `target`'s labels (Swarm rolled back to it) and is not mid-update. */
   private alreadyRuns(service: ServiceInfo, target: Release): boolean {
-    const runs = releaseOf(service.labels, service.image)
-    if (runs?.tag !== target.tag) return false
-    if (target.digest && runs.digest && target.digest !== runs.digest) return false
+    if (!sameRelease(releaseOf(service.labels, service.image), target)) return false
     // Tasks that are still starting are fine: the verification after the restore waits for them.
     return !(service.updateStatus && ['updating', 'rollback_started'].includes(service.updateStatus.state))
   }
@@ -142,7 +143,12 @@ export class SwarmStrategy implements DeployStrategy {
   /** Sends the update and waits for Swarm's verdict on it. */
   private async update(service: ServiceInfo, release: Release, options: { withCommit: boolean }): Promise<void> {
     const before = service.updateStatus?.startedAt
-    await this.services.update(buildServiceUpdateArgv(this.spec(release, options), service), this.secretEnv())
+    try {
+      await this.services.update(buildServiceUpdateArgv(this.spec(release, options), service), this.secretEnv())
+    } catch (error) {
+      // Swarm refused the update (or was not reached): the spec is unchanged.
+      throw new SwitchNotStartedError(error)
+    }
     if (this.settings.dryRun) return
     await this.waitForUpdate(release, before)
   }
@@ -236,24 +242,12 @@ export class SwarmStrategy implements DeployStrategy {
   }
 
   private spec(release: Release, options: { withCommit: boolean }): ServiceSpec {
-    const { run } = this.settings
-    const labels: Record<string, string> = {
-      [Label.Tag]: release.tag,
-      [Label.Image]: this.settings.image,
-      [Label.Environment]: this.settings.environment,
-      [Label.RunUrl]: run.runUrl,
-      [Label.Actor]: run.actor,
-      [Label.DeployedAt]: new Date().toISOString()
-    }
-    if (release.digest) labels[Label.Digest] = release.digest
-    // A redeployed old release was not built from this run's commit; do not claim it was.
-    if (options.withCommit && run.sha) labels[Label.Commit] = run.sha
     return {
       name: this.name,
-      imageRef: `${this.settings.image}:${release.tag}`,
+      imageRef: release.imageRef ?? `${this.settings.image}:${release.tag}`,
       container: this.settings.container,
       swarm: this.settings.swarm,
-      labels
+      labels: releaseLabels(this.settings, release, options)
     }
   }
 
@@ -343,5 +337,5 @@ function withoutDigest(image: string): string {
 }
 
 function imageTag(image: string): string | undefined {
-  return releaseOf({}, image)?.tag
+  return tagOfReference(image.split('@')[0] ?? image)
 }
