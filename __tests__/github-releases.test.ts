@@ -31,8 +31,15 @@ describe('parseVersionTag and sameVersion', () => {
     expect(sameVersion('v1.5.0', 'v1.5.1')).toBe(false)
   })
 
-  it('refuse tags that are no full semantic version instead of coercing them', () => {
-    for (const tag of ['latest', 'sha-1234abc', 'v1', '1.2', 'nightly-42', '']) expect(parseVersionTag(tag)).toBeNull()
+  it('read short release tags as versions: v1 is 1.0.0, 1.2 is 1.2.0, v4-rc1 a prerelease of 4.0.0', () => {
+    expect(parseVersionTag('v1')?.version).toBe('1.0.0')
+    expect(parseVersionTag('1.2')?.version).toBe('1.2.0')
+    expect(parseVersionTag('v4-rc1')?.version).toBe('4.0.0-rc1')
+    expect(sameVersion('v1', '1.0.0')).toBe(true)
+  })
+
+  it('refuse tags that are no version instead of coercing them', () => {
+    for (const tag of ['latest', 'sha-1234abc', 'v01', '1.2.3.4', 'nightly-42', 'v', '']) expect(parseVersionTag(tag)).toBeNull()
     expect(sameVersion('latest', 'latest')).toBe(false)
   })
 })
@@ -50,7 +57,7 @@ describe('rollbackCandidates', () => {
       release('v1.1.0-beta.1', 3),
       release('v1.1.0', undefined, 'draft'),
       release('latest', 9),
-      release('v2', 8)
+      release('stable', 8)
     ]
     expect(tags(rollbackCandidates(releases).map(c => c.release))).toEqual(['v1.0.0'])
     expect(tags(rollbackCandidates(releases, { includePrereleases: true }).map(c => c.release))).toEqual(['v1.1.0-rc.1', 'v1.1.0-beta.1', 'v1.0.0'])
@@ -80,7 +87,7 @@ describe('highestRelease', () => {
   it('answers undefined when no release qualifies', () => {
     expect(highestRelease([])).toBeUndefined()
     expect(highestRelease([release('v1.0.0', 1)], { exclude: 'v1.0.0' })).toBeUndefined()
-    expect(highestRelease([release('v1.0.0-rc.1', 1, 'prerelease'), release('v2.0.0', undefined, 'draft'), release('v3', 3)])).toBeUndefined()
+    expect(highestRelease([release('v1.0.0-rc.1', 1, 'prerelease'), release('v2.0.0', undefined, 'draft'), release('stable', 3)])).toBeUndefined()
   })
 })
 

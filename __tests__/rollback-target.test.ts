@@ -129,9 +129,9 @@ describe('resolveRollbackTarget', () => {
       tag: 'v1.0.0',
       source: 'last-release'
     })
-    const resolved = await resolveRollbackTarget({ setting: LAST_RELEASE, failedTag: 'v3.0.0', previous: PREVIOUS, releases: serve([release('v1', 1), release('v2', 2)]) })
+    const resolved = await resolveRollbackTarget({ setting: LAST_RELEASE, failedTag: 'v3.0.0', previous: PREVIOUS, releases: serve([release('stable', 1), release('nightly-42', 2)]) })
     expect(resolved).toMatchObject({ tag: 'v2.1.0', source: 'previous' })
-    expect(resolved?.warning).toMatch(/no stable release older than v3\.0\.0; releases whose tag is no semantic version \(v1, v2\) are not ordered\./)
+    expect(resolved?.warning).toMatch(/no stable release older than v3\.0\.0; releases whose tag is no semantic version \(stable, nightly-42\) are not ordered\./)
   })
 
   const fallbacks: [string, () => Promise<GitHubRelease[]>, RegExp][] = [
@@ -225,9 +225,11 @@ describe('resolveManualRollbackTarget', () => {
     await expect(attempt).rejects.toThrow(RollbackTargetError)
     await expect(attempt).rejects.toThrow(/no published release older than v1\.0\.0, which runs now.*Set rollback-to/)
     await expect(resolveManualRollbackTarget({ releases: serve([]) })).rejects.toThrow(/There is no published release \(drafts/)
-    await expect(resolveManualRollbackTarget({ running: { tag: 'v3.0.0' }, releases: serve([release('v1', 1)]) })).rejects.toThrow(
-      /older than v3\.0\.0, which runs now \(drafts and prereleases do not count; releases whose tag is no semantic version \(v1\) are not ordered\)/
+    await expect(resolveManualRollbackTarget({ running: { tag: 'v3.0.0' }, releases: serve([release('stable', 1)]) })).rejects.toThrow(
+      /older than v3\.0\.0, which runs now \(drafts and prereleases do not count; releases whose tag is no semantic version \(stable\) are not ordered\)/
     )
+    // Short version tags are versions: v1 is the release before v3.0.0.
+    await expect(resolveManualRollbackTarget({ running: { tag: 'v3.0.0' }, releases: serve([release('v1', 1)]) })).resolves.toMatchObject({ tag: 'v1' })
   })
 
   it('fails clearly when the releases cannot be read', async () => {

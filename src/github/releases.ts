@@ -21,12 +21,18 @@ export interface VersionedRelease {
 
 /**
  * Reads an image or release tag as a semantic version, with or without a leading `v`
- * (`1.5.0` and `v1.5.0` are the same version); null for anything else (`latest`, a commit SHA,
- * `v1`, `1.2`). Partial versions are refused rather than coerced: coercion would read
- * `sha-1234abc` as 1234.0.0 and put it above every real release.
+ * (`1.5.0` and `v1.5.0` are the same version); null for anything else (`latest`, a commit SHA).
+ * Short versions (`v1`, `v1.2`, `v4-rc1`) are common release tags and read as `1.0.0`, `1.2.0`
+ * and `4.0.0-rc1`; nothing looser is coerced: coercion would read `sha-1234abc` as 1234.0.0 and
+ * put it above every real release.
  */
 export function parseVersionTag(tag: string): SemVer | null {
-  return parse(tag.trim())
+  const text = tag.trim()
+  const full = parse(text)
+  if (full) return full
+  const short = /^v?(0|[1-9]\d*)(?:\.(0|[1-9]\d*))?(-[0-9A-Za-z.-]+)?$/.exec(text)
+  if (!short) return null
+  return parse(`${short[1]}.${short[2] ?? '0'}.0${short[3] ?? ''}`)
 }
 
 /** Whether two tags name the same semantic version (`1.5.0` ≡ `v1.5.0`); false when either is no version. */
