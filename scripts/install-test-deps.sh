@@ -2,7 +2,9 @@
 # Installs what the integration tests start on this machine: a Docker Engine (dockerd and the
 # docker CLI), Debian's registry (docker-registry), htpasswd (apache2-utils) and the static busybox
 # that test images are made of (busybox-static), and `ip` (iproute2, not pulled in by docker.io)
-# for the multi-host tests' network namespaces. Idempotent: does nothing when all are present.
+# for the multi-host tests' network namespaces, and haproxy, whose binary and libraries make the
+# HAProxy test image for the proxy strategy (test-support/haproxy-image.ts). Idempotent: does
+# nothing when all are present.
 # Targets Debian 12; uses sudo only when not already root.
 set -euo pipefail
 
@@ -12,9 +14,11 @@ for command in dockerd docker docker-registry htpasswd ip; do
 done
 # Test images copy this exact binary: it must be the static build, not a dynamically linked busybox.
 [ -x /bin/busybox ] || missing+=(/bin/busybox)
+# The HAProxy test image copies Debian's binary from here (it is not on a non-root PATH).
+[ -x /usr/sbin/haproxy ] || missing+=(/usr/sbin/haproxy)
 
 if [ "${#missing[@]}" -eq 0 ]; then
-  echo "install-test-deps: dockerd, docker, docker-registry, htpasswd, ip and /bin/busybox are present"
+  echo "install-test-deps: dockerd, docker, docker-registry, htpasswd, ip, /bin/busybox and /usr/sbin/haproxy are present"
   exit 0
 fi
 
@@ -26,4 +30,4 @@ else
 fi
 # No terminal in CI: never let a package prompt (env, because sudo resets the environment).
 "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update
-"${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y docker.io docker-registry apache2-utils busybox-static iproute2
+"${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y docker.io docker-registry apache2-utils busybox-static iproute2 haproxy

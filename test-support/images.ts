@@ -171,3 +171,50 @@ export async function buildAppImage(
     await rm(work, { recursive: true, force: true })
   }
 }
+
+/**
+ * Writes the busybox root filesystem that every test image here is made of (static busybox at
+ * /bin/busybox with a link per applet, /tmp, a minimal /etc/passwd and /etc/group) into `root`.
+ * For other image builders, e.g. the HAProxy test image in haproxy-image.ts.
+ */
+export function writeBusyboxRootfs(root: string): void {
+  writeBusyboxRoot(root)
+}
+
+export interface SlowAppImageOptions extends Omit<AppImageOptions, 'files'> {
+  /** Default seconds `/cgi-bin/slow` takes (`ENV SLOW_SECONDS`, overridable per container). Default 3. */
+  slowSeconds?: number
+}
+
+/**
+ * A `healthy` app image (same `/health`, `/version`, `$BIND:$PORT`, prompt SIGTERM) that also
+ * serves slow requests: `GET /cgi-bin/slow` answers after `$SLOW_SECONDS` seconds (or after the
+ * number of seconds in the query string, `/cgi-bin/slow?1`) with body `<tag> slow`, so a load test
+ * can tell which version finished each slow request. `GET` or `POST /cgi-bin/version` answers
+ * `<tag>` (busybox httpd serves POST only through CGI). busybox httpd runs each CGI in a child
+ * process, so slow requests do not hold up other requests. For a user network run it with
+ * `-e BIND=0.0.0.0`.
+ */
+export async function buildSlowAppImage(engine: Engine, repo: string, tag: string, options: SlowAppImageOptions = {}): Promise<AppImage> {
+  const cgi = `#!/bin/sh
+# deploy-action test image: a request that takes a while, for drain tests
+seconds="$SLOW_SECONDS"
+case "$QUERY_STRING" in
+  ''|*[!0-9]*) ;;
+  *) seconds="$QUERY_STRING" ;;
+esac
+sleep "$seconds"
+printf 'Content-Type: text/plain\\r\\n\\r\\n%s slow' "$APP_VERSION"
+`
+  // busybox httpd answers POST only through CGI (501 for a static file).
+  const version = `#!/bin/sh
+# deploy-action test image: the version, for GET and POST
+[ -n "$CONTENT_LENGTH" ] && head -c "$CONTENT_LENGTH" >/dev/null
+printf 'Content-Type: text/plain\\r\\n\\r\\n%s' "$APP_VERSION"
+`
+  return buildAppImage(engine, repo, tag, 'healthy', {
+    ...options,
+    files: { '/www/cgi-bin/slow': { content: cgi, executable: true }, '/www/cgi-bin/version': { content: version, executable: true } },
+    changes: [`ENV SLOW_SECONDS=${options.slowSeconds ?? 3}`, ...(options.changes ?? [])]
+  })
+}
