@@ -262,7 +262,7 @@ describe('deploy with strategy: replace on a real engine', () => {
     expect(await serving(web)).toBe('200 v3')
     expect(await containersOf(web)).toEqual({ upgrade: { tag: 'v3', state: 'running' }, 'upgrade-previous': { tag: 'v1', state: 'exited' } })
     expect(annotation(upgrade, 'notice', 'Deploy · current')?.message).toMatch(/^upgrade runs v1/)
-    expect(annotation(upgrade, 'notice', 'Deploy · switch')?.message).toMatch(/^upgrade now runs v3; v1 kept as upgrade-previous/)
+    expect(annotation(upgrade, 'notice', 'Deploy · switch')?.message).toMatch(/^upgrade now runs v3; v1 is kept for a rollback/)
     expect(upgrade.summary).toMatch(/Ran before<\/td><td><code>v1<\/code>/)
     expect(upgrade.summary).toMatch(/Runs now<\/td><td><code>v3<\/code>/)
 
@@ -278,11 +278,11 @@ describe('deploy with strategy: replace on a real engine', () => {
   it('upgrade to an image that never listens: rolled back to the newest stable release other than the failed tag', async () => {
     const web = await site('never', { deadline: '3s' })
     await deployOk(web, 'v1')
-    // Newest first by publication: a draft, the failed tag itself, a prerelease, then v2: v2 is the
-    // newest published, non-draft, non-prerelease release other than the failed tag. It is not what
-    // ran before (v1), so the rollback has to pull and start it.
+    // A draft, the failed tag itself and a prerelease do not count; v2 is the highest stable
+    // release below the failed v4. What ran before (v1) is no release here, so it is not preferred,
+    // and the rollback has to pull and start v2.
     github.setReleases(
-      releases(['v1', 1], ['v2', 2], ['v3-rc.1', 3, { prerelease: true }], ['v4-never-listens', 4], ['v5', 5, { draft: true }])
+      releases(['v2', 2], ['v3-rc.1', 3, { prerelease: true }], ['v4-never-listens', 4], ['v5', 5, { draft: true }])
     )
     const result = await deploy(web, 'v4-never-listens')
 
@@ -329,8 +329,9 @@ describe('deploy with strategy: replace on a real engine', () => {
     const seconds = Number(/\(([\d.]+) ?s after the health check began\)/.exec(verify?.message ?? '')?.[1])
     expect(seconds).toBeLessThan(2)
 
-    expect(annotation(result, 'notice', 'Rollback · target')?.message).toMatch(/^v1 \(last-release\)/)
-    expect(annotation(result, 'notice', 'Rollback · restore')?.message).toMatch(/^restarted the kept exits-previous \(v1\)/)
+    // What ran before is a release: it is preferred, and its kept container is reused.
+    expect(annotation(result, 'notice', 'Rollback · target')?.message).toMatch(/^v1 \(previous\)/)
+    expect(annotation(result, 'notice', 'Rollback · restore')?.message).toMatch(/^restarted the kept v1/)
     expect(annotation(result, 'error', 'Deploy failed, rolled back')?.message).toMatch(/Rolled back: v1 runs now and is healthy\.$/)
     expect(result.summary).toContain('exited with code 1')
     expect(result.summary).toContain('Last log lines of the failed container')
@@ -362,7 +363,7 @@ describe('deploy with strategy: replace on a real engine', () => {
     expect(await serving(web, '/health')).toBe(`200 ${HEALTHY_BODY}`)
     expect(annotation(result, 'error', 'Deploy · verify')?.message).toMatch(new RegExp(`answered 200, but the body does not contain \\\\?"${HEALTHY_BODY}\\\\?"`))
     expect(annotation(result, 'notice', 'Rollback · target')?.message).toMatch(/^v1 \(previous\)/)
-    expect(annotation(result, 'notice', 'Rollback · restore')?.message).toMatch(/^restarted the kept body-previous \(v1\)/)
+    expect(annotation(result, 'notice', 'Rollback · restore')?.message).toMatch(/^restarted the kept v1/)
     // rollback.to: previous never asks for releases.
     expect(github.requests.slice(requestsBefore).filter((request) => request.path.endsWith('/releases'))).toEqual([])
     expect(result.summary).toContain('body does not contain')
@@ -380,7 +381,7 @@ describe('deploy with strategy: replace on a real engine', () => {
     expect(toOlder.exitCode).toBe(0)
     expect(toOlder.outputs).toMatchObject({ result: 'rolled-back', tag: 'v2', 'previous-tag': 'v3', image: `${image}:v2@${digests.get('v2')}` })
     expect(await serving(web)).toBe('200 v2')
-    expect(annotation(toOlder, 'notice', 'Rollback · target')?.message).toMatch(/^newest release older than v3: v2/)
+    expect(annotation(toOlder, 'notice', 'Rollback · target')?.message).toMatch(/^the release before v3: v2/)
     expect(annotation(toOlder, 'notice', 'Result')?.message).toBe('Rolled back production from v3 to v2; it is healthy.')
     expect(titles(toOlder, 'error')).toEqual([])
     expectSummaryBasics(toOlder, ['Rollback · current', 'Rollback · target', 'Rollback · login', 'Rollback · pull', 'Rollback · switch', 'Rollback · verify'])
@@ -464,7 +465,7 @@ describe('deploy with strategy: replace on a real engine', () => {
     expect(result.summary).toContain('Plan (dry run: nothing was changed)')
     expect(result.summary).toContain(`docker pull --quiet ${image}:v5`)
     expectNeverPrinted(result, registry.password)
-    expect(annotation(result, 'notice', 'Plan · rollback target')?.message).toMatch(/^a failed deploy would roll back to v2 \(last-release\)/)
+    expect(annotation(result, 'notice', 'Plan · rollback target')?.message).toMatch(/^a failed deploy would roll back to v1 \(previous\)/)
     expect(annotation(result, 'notice', 'Plan')?.message).toMatch(/^Dry run: would deploy .*:v5 to production; nothing was changed\.$/)
 
     // Only read-only docker commands ran.

@@ -98,9 +98,11 @@ export function servingRelease(outcome: Outcome): Release | undefined {
     case 'rollback-failed-restored':
       return outcome.restore.release
     case 'failed-before-switch':
-    case 'cancelled':
     case 'planned':
       return outcome.running
+    case 'cancelled':
+      // Switched and not yet shown healthy: what serves is for the post step to say.
+      return outcome.touched ? undefined : outcome.running
     case 'restore-failed':
       return outcome.release
     default:

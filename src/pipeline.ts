@@ -274,8 +274,7 @@ export class Pipeline {
           } catch (error) {
             step.warn(`Could not remove what is kept beyond the one previous version: ${errorText(error)}. ${this.settings.name} runs and is healthy; the next deploy tries again.`)
           }
-        },
-        { quiet: true }
+        }
       )
     }
   }
@@ -331,8 +330,8 @@ export class Pipeline {
     if (!canFallBack || this.signal?.aborted) return { kind: 'restore-failed', failure, reasons: first.problems }
     // The target could not be put back (a release whose image was never pushed, or was deleted);
     // what ran before is still kept, and serving it beats serving nothing.
-    this.reporter.warning('Rollback · target', `The rollback to ${target.tag} failed (${targetFailed.reason}); putting back what ran before.`)
     const fallback = this.primary.before as Release
+    this.reporter.warning('Rollback · target', `The rollback to ${target.tag} failed (${targetFailed.reason}); putting back ${fallback.tag}, which ran before.`)
     const retry = await this.startDeployment(fallback, fallback.tag)
     const second = await this.putBack(affected, ranBefore, 'Rollback')
     await this.finishDeployment(retry, second.problems.length > 0 ? 'failure' : 'success')

@@ -47,7 +47,7 @@ export function describeOutcome(outcome: Outcome, settings: DeploySettings, befo
     case 'first-deploy-removed':
       return {
         title: `${scope} failed`,
-        headline: `${failureCause(scope, outcome.failure)}. Nothing ran before (first deploy), so what this run started was removed: ${name} is not running${where(outcome.failure)}.`
+        headline: `${failureCause(scope, outcome.failure)}. There is nothing to roll back to (first deploy), so ${name} is not running${where(outcome.failure)}.`
       }
     case 'not-restored':
       return {
@@ -57,7 +57,7 @@ export function describeOutcome(outcome: Outcome, settings: DeploySettings, befo
     case 'restore-failed':
       return {
         title: `${scope} failed`,
-        headline: `${failureCause(scope, outcome.failure)}. Putting back a known version failed too (${outcome.reasons.join('; ')}); check ${name} by hand: it may not be serving.`
+        headline: `${failureCause(scope, outcome.failure)}. Putting back a known version failed too (${outcome.reasons.join('; ')}); the post step tries once more to put back what ran before, and says whether it serves.`
       }
     case 'failed-before-switch': {
       const still = !outcome.read ? '' : outcome.running ? `: ${outcome.running.tag} still runs` : ': nothing was running'
@@ -90,7 +90,7 @@ export function describeRestoreMethod(method: RestoreMethod, name: string, targe
     case 'reused-previous':
       return `restarted the kept ${target?.tag ?? 'version'}`
     case 'redeployed':
-      return `started ${target?.tag ?? 'the target'} anew`
+      return `pulled and started ${target?.tag ?? 'the target'}`
     case 'already-running':
       return `${target?.tag ?? 'it'} serves already`
     case 'removed':

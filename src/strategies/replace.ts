@@ -93,7 +93,9 @@ export class ReplaceStrategy implements DeployStrategy {
   }
 
   async failureEvidence(): Promise<FailureEvidence> {
-    return { logs: await this.docker.containerLogs(this.name, FAILED_LOG_LINES).catch(() => '') }
+    const logs = await this.docker.containerLogs(this.name, FAILED_LOG_LINES).catch(() => '')
+    // docker's own "No such container" is no line of the app's.
+    return { logs: /^Error.*no such container/i.test(logs) ? '' : logs }
   }
 
   async restore(target: Release | undefined): Promise<RestoreMethod> {

@@ -146,8 +146,10 @@ export class SwarmStrategy implements DeployStrategy {
     try {
       await this.services.update(buildServiceUpdateArgv(this.spec(release, options), service), this.secretEnv())
     } catch (error) {
-      // Swarm refused the update (or was not reached): the spec is unchanged.
-      throw new SwitchNotStartedError(error)
+      // Refused, or the client was cut off after Swarm accepted it: only a second look tells.
+      const after = await this.services.inspect(this.name).catch(() => undefined)
+      const unchanged = after !== undefined && after.image === service.image && sameRelease(releaseOf(after.labels, after.image), releaseOf(service.labels, service.image))
+      throw unchanged ? new SwitchNotStartedError(error) : error
     }
     if (this.settings.dryRun) return
     await this.waitForUpdate(release, before)

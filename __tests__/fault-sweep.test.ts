@@ -1,0 +1,193 @@
+/**
+ * The fault sweep: the whole deploy story (main step, then post step, as the runner runs them)
+ * on the in-memory engine, with the k-th docker command failing, for every k, and separately
+ * with a cancel before the k-th command. After each run the invariants of `src/outcome.ts` are
+ * asserted on the engine's state and on what the run reported.
+ */
+import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals'
+import { deploy } from '../src/main.js'
+import { resultOf, servingRelease, succeeded, type Outcome } from '../src/outcome.js'
+import { post } from '../src/post.js'
+import { Reporter } from '../src/report/reporter.js'
+import type { DeploySettings, StrategyName } from '../src/settings.js'
+import { memoryStateStore, type StateStore } from '../src/state.js'
+import { FakeDockerEngine, type FaultMode } from '../test-support/fake-docker-engine.js'
+import { storyDependencies, virtualClock } from '../test-support/story.js'
+
+const IMAGE = 'registry.test/acme/web'
+
+function settingsFor(strategy: StrategyName, change: Partial<DeploySettings> = {}): DeploySettings {
+  return {
+    command: 'deploy',
+    environment: 'production',
+    dryRun: false,
+    image: IMAGE,
+    tag: 'v2',
+    name: 'web',
+    strategy,
+    container: { ports: [], env: {}, secrets: [], volumes: [], labels: {}, init: true, network: 'host' },
+    health: { expectStatus: [200], headers: {}, intervalMs: 100, timeoutMs: 500, deadlineMs: 5_000, healthyThreshold: 2, watchMs: 1_000 },
+    rollback: { onFailure: true, to: { kind: 'previous' } },
+    hooks: { preDeploy: [] },
+    lock: { timeoutMs: 5_000 },
+    swarm: { replicas: 1 },
+    hosts: [undefined],
+    rollout: { parallel: 1 },
+    run: { repository: 'acme/web', sha: 'abc', ref: 'refs/heads/main', actor: 'octocat', runUrl: 'https://github.com/acme/web/actions/runs/42', apiUrl: 'http://127.0.0.1:9', workspace: '/tmp' },
+    ...change
+  }
+}
+
+interface Run {
+  engine: FakeDockerEngine
+  outcome: Outcome
+  exitCode: number
+}
+
+/** Runs one main step and its post step on `engine`, as the runner does. */
+async function runStory(engine: FakeDockerEngine, settings: DeploySettings, inject?: { fault?: { at: number; mode: FaultMode }; cancelAt?: number }): Promise<Run> {
+  const state: StateStore = memoryStateStore()
+  const cancellation = new AbortController()
+  const base = engine.commandCount
+  if (inject?.fault) engine.fault = { at: base + inject.fault.at, mode: inject.fault.mode }
+  const cancelAt = inject?.cancelAt
+  if (cancelAt !== undefined) engine.onCommand = (index) => void (index === base + cancelAt && cancellation.abort(new Error('cancelled by SIGINT')))
+  process.exitCode = undefined
+  const outcome = await deploy(settings, new Reporter(), storyDependencies({ engines: { local: engine }, state, clock: virtualClock(), signal: cancellation.signal }))
+  const exitCode = Number(process.exitCode ?? 0)
+  process.exitCode = undefined
+  // One fault, one cancel per run: the post step is a fresh process with a fresh signal.
+  engine.fault = undefined
+  engine.onCommand = undefined
+  await post(undefined, { state, settings: () => settings, dependencies: () => storyDependencies({ engines: { local: engine }, state, clock: virtualClock() }) })
+  process.exitCode = undefined
+  return { engine, outcome, exitCode }
+}
+
+interface Scenario {
+  name: string
+  /** Builds the engine as the runs before this one left it. */
+  seed(strategy: StrategyName): Promise<FakeDockerEngine>
+  settings(strategy: StrategyName): DeploySettings
+  /** The version that served before the run, and the one the run tries to make serve. */
+  before: string
+  wanted: string
+  /** Whether `wanted` can be shown healthy. */
+  wantedIsGood: boolean
+}
+
+async function seeded(strategy: StrategyName, tags: string[], crashing: string[] = []): Promise<FakeDockerEngine> {
+  const engine = new FakeDockerEngine()
+  for (const tag of crashing) engine.crashingImages.add(`${IMAGE}:${tag}`)
+  for (const tag of tags) {
+    const run = await runStory(engine, settingsFor(strategy, { tag }))
+    if (run.outcome.kind !== 'deployed') throw new Error(`seeding ${tag} did not deploy: ${run.outcome.kind}`)
+  }
+  return engine
+}
+
+const scenarios: Scenario[] = [
+  {
+    name: 'a healthy upgrade',
+    seed: (strategy) => seeded(strategy, ['v1']),
+    settings: (strategy) => settingsFor(strategy, { tag: 'v2' }),
+    before: 'v1',
+    wanted: 'v2',
+    wantedIsGood: true
+  },
+  {
+    name: 'a failed upgrade',
+    seed: (strategy) => seeded(strategy, ['v1'], ['v2']),
+    settings: (strategy) => settingsFor(strategy, { tag: 'v2' }),
+    before: 'v1',
+    wanted: 'v2',
+    wantedIsGood: false
+  },
+  {
+    name: 'a manual rollback',
+    seed: (strategy) => seeded(strategy, ['v1', 'v2']),
+    settings: (strategy) => settingsFor(strategy, { command: 'rollback', tag: 'v1' }),
+    before: 'v2',
+    wanted: 'v1',
+    wantedIsGood: true
+  }
+]
+
+/** What serves on the engine: the tag, when a good version serves at all. */
+function serving(engine: FakeDockerEngine): string | undefined {
+  const found = engine.describe('web')
+  if (!found.serves) return undefined
+  return found.service?.tag ?? found.container?.tag
+}
+
+/** The invariants of `src/outcome.ts`, after the main step and the post step. */
+function assertInvariants(run: Run, scenario: Scenario, settings: DeploySettings, label: string): void {
+  const { engine, outcome, exitCode } = run
+  const found = engine.describe('web')
+  const now = serving(engine)
+  const context = `${label}: outcome ${outcome.kind}, serving ${now ?? 'nothing'}, containers ${[...engine.containers.keys()].join(',')}`
+  // A good version serves: what served before, or the new one once shown healthy.
+  expect([context, now === scenario.before || (now === scenario.wanted && scenario.wantedIsGood)]).toEqual([context, true])
+  const result = resultOf(outcome)
+  if (result === 'deployed') expect([context, now]).toEqual([context, scenario.wanted])
+  if (result === 'rolled-back') expect([context, now]).toEqual([context, servingRelease(outcome)?.tag])
+  if (settings.command === 'rollback' && exitCode === 0) expect([context, now]).toEqual([context, scenario.wanted])
+  // The exit code follows the outcome.
+  expect([context, exitCode]).toEqual([context, succeeded(outcome) ? 0 : 1])
+  // The lock is released; nothing half-made is left.
+  expect([context, found.lockHeld]).toEqual([context, false])
+  expect([context, found.kept.filter((name) => name === 'web-next' || name === 'web-hook')]).toEqual([context, []])
+}
+
+let restoreWrite: (() => void) | undefined
+beforeAll(() => {
+  // Annotations and group markers go to stdout; the sweep runs hundreds of stories.
+  const spy = jest.spyOn(process.stdout, 'write').mockImplementation(() => true)
+  restoreWrite = () => spy.mockRestore()
+  delete process.env.GITHUB_STATE
+  delete process.env.GITHUB_OUTPUT
+  delete process.env.GITHUB_STEP_SUMMARY
+})
+afterAll(() => restoreWrite?.())
+
+describe.each(['replace', 'swarm'] as const)('fault sweep, strategy %s', (strategy) => {
+  describe.each(scenarios)('$name', (scenario) => {
+    it('ends as it should without a fault', async () => {
+      const engine = await scenario.seed(strategy)
+      const settings = scenario.settings(strategy)
+      const run = await runStory(engine, settings)
+      assertInvariants(run, scenario, settings, 'no fault')
+      expect(serving(engine)).toBe(scenario.wantedIsGood ? scenario.wanted : scenario.before)
+      expect(run.exitCode).toBe(scenario.wantedIsGood ? 0 : 1)
+    })
+
+    it('keeps every promise when the k-th docker command fails, for every k, before or after it took effect', async () => {
+      const clean = await scenario.seed(strategy)
+      const base = clean.commandCount
+      await runStory(clean, scenario.settings(strategy))
+      const commands = clean.commandCount - base
+      expect(commands).toBeGreaterThan(5)
+      for (const mode of ['before', 'after'] as const) {
+        for (let k = 1; k <= commands; k++) {
+          const engine = await scenario.seed(strategy)
+          const settings = scenario.settings(strategy)
+          const run = await runStory(engine, settings, { fault: { at: k, mode } })
+          assertInvariants(run, scenario, settings, `fault ${mode} command ${k} of ${commands}`)
+        }
+      }
+    })
+
+    it('keeps every promise when cancelled before the k-th docker command, for every k, then the post step runs', async () => {
+      const clean = await scenario.seed(strategy)
+      const base = clean.commandCount
+      await runStory(clean, scenario.settings(strategy))
+      const commands = clean.commandCount - base
+      for (let k = 1; k <= commands; k++) {
+        const engine = await scenario.seed(strategy)
+        const settings = scenario.settings(strategy)
+        const run = await runStory(engine, settings, { cancelAt: k })
+        assertInvariants(run, scenario, settings, `cancel before command ${k} of ${commands}`)
+      }
+    })
+  })
+})
