@@ -300,7 +300,7 @@ describe('deploy with strategy: replace on a real engine', () => {
     expect(titles(result, 'error')).toEqual(['Deploy · verify', 'Deploy failed, rolled back'])
     expect(github.requests.some((request) => request.method === 'GET' && request.path === '/repos/acme/web/releases')).toBe(true)
 
-    expectSummaryBasics(result, ['Deploy · verify', 'Rollback · remove failed', 'Rollback · target', 'Rollback · restore', 'Rollback · verify'])
+    expectSummaryBasics(result, ['Deploy · verify', 'Rollback · target', 'Rollback · restore', 'Rollback · verify'])
     expect(summaryStep(result, 'Deploy · verify')).toMatchObject({ status: 'failed' })
     expect(summaryStep(result, 'Deploy · verify')?.durationMs).toBeGreaterThanOrEqual(2_900)
     expect(result.summary).toMatch(/<summary>Health probes \(\d+\)<\/summary>/)

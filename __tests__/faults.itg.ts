@@ -280,22 +280,21 @@ describe('cancellation', () => {
     expect(main.outputs).toMatchObject({ result: 'failed', tag: '', 'previous-tag': 'v1' })
     expect(find(main, 'warning', 'Cancelled')?.message).toMatch(/Received SIGINT/)
     expect(find(main, 'error', 'Deploy · verify')?.message).toBe('cancelled before v4-slow was shown healthy')
-    expect(find(main, 'error', 'Deploy failed')?.message).toBe(
+    expect(find(main, 'error', 'Deploy cancelled')?.message).toBe(
       'The deploy of v4-slow was cancelled after cancel was switched and before it was shown healthy; the post step puts back v1 and releases the deploy lock.'
     )
     // No rollback was attempted by the main step.
     expect(main.annotations.filter((entry) => (entry.title ?? '').startsWith('Rollback'))).toEqual([])
-    expect(main.state.phase).toBe('verifying')
-    const saved = JSON.parse(main.state.restore ?? '{}') as { tag?: string; before?: { tag: string }[]; reached?: number[]; lock?: { hosts: unknown[] } }
-    expect(saved).toMatchObject({ tag: 'v4-slow', before: [{ tag: 'v1' }], reached: [0], lock: { hosts: [null] } })
+    const saved = JSON.parse(main.state.run ?? '{}') as { phase?: string; tag?: string; before?: { tag: string }[]; reached?: number[]; lock?: { hosts: unknown[] } }
+    expect(saved).toMatchObject({ phase: 'switching', tag: 'v4-slow', before: [{ tag: 'v1' }], reached: [0], lock: { hosts: [null] } })
     expect(await containersOf(web)).toMatchObject({ cancel: { tag: 'v4-slow', state: 'running' }, 'cancel-previous': { tag: 'v1' }, 'cancel-deploy-lock': { state: 'created' } })
 
     const post = await runAction(stepOptions(web, { tag: 'v4-slow' }, { phase: 'post', state: main.state }))
 
     expect(post.exitCode).toBe(0)
-    expect(find(post, 'notice', 'Post · restore')?.message).toMatch(/^restarted the kept cancel-previous \(v1\)/)
+    expect(find(post, 'notice', 'Post · restore')?.message).toMatch(/^restarted the kept v1/)
     expect(find(post, 'notice', 'Post · verify')?.message).toMatch(/^v1 is healthy/)
-    expect(find(post, 'warning', 'Post · restored')?.message).toBe('The deploy of v4-slow was interrupted while verifying. v1, which ran before, runs again and is healthy.')
+    expect(find(post, 'warning', 'Post · restored')?.message).toBe('The deploy of v4-slow was interrupted while switching. v1, which ran before, runs again and is healthy.')
     expect(post.summary).toContain('v1, which ran before, runs again and is healthy.')
     expect(await serving(web)).toBe('200 v1')
     expect(await containersOf(web)).toEqual({ cancel: { tag: 'v1', state: 'running' } })
@@ -303,7 +302,7 @@ describe('cancellation', () => {
     const before = await snapshot(web)
     const again = await runAction(stepOptions(web, { tag: 'v4-slow' }, { phase: 'post', state: main.state }))
     expect(again.exitCode).toBe(0)
-    expect(find(again, 'notice', 'Post · restore')?.message).toMatch(/^cancel runs v1, as before the interrupted deploy/)
+    expect(find(again, 'notice', 'Post · restore')?.message).toMatch(/^v1 serves already/)
     expect(await snapshot(web)).toBe(before)
     expect(await serving(web)).toBe('200 v1')
   }, 90_000)
@@ -388,3 +387,52 @@ describe('deploy lock', () => {
     expect(await containersOf(web)).toEqual({ stale: { tag: 'v2', state: 'running' }, 'stale-previous': { tag: 'v1', state: 'exited' } })
   }, 60_000)
 })
+
+/**
+ * The fault sweep of `fault-sweep.test.ts`, on the real engine, for the replace strategy: the run
+ * is cancelled (SIGINT, as the runner does) as each step begins, then the post step runs. Whatever
+ * the step, a good version serves afterwards, the outputs do not claim more than is true, and no
+ * `-next` or lock container is left.
+ */
+describe('cancel at every step boundary, then the post step', () => {
+  const upgrades = [
+    { name: 'healthy', tag: 'v2', good: true, steps: ['Deploy · lock', 'Deploy · current', 'Deploy · login', 'Deploy · pull', 'Deploy · switch', 'Deploy · verify', 'Deploy · clean up'] },
+    {
+      name: 'failed',
+      tag: 'v4-exits',
+      good: false,
+      steps: ['Deploy · lock', 'Deploy · current', 'Deploy · pull', 'Deploy · switch', 'Deploy · verify', 'Rollback · target', 'Rollback · restore', 'Rollback · verify']
+    }
+  ]
+  for (const upgrade of upgrades) {
+    it(`a ${upgrade.name} upgrade (${upgrade.tag}) keeps its promises when cancelled as any step begins`, async () => {
+      for (const [index, step] of upgrade.steps.entries()) {
+        const web = await site(`edge-${upgrade.name}-${index}`)
+        await deployOk(web, 'v1')
+        let signalled = false
+        const main = await deploy(web, upgrade.tag, {
+          onStdout: (chunk, control) => {
+            if (!signalled && chunk.includes(`::group::${step}`)) {
+              signalled = true
+              control.signal('SIGINT')
+            }
+          }
+        })
+        const post = await runAction(stepOptions(web, { tag: upgrade.tag }, { phase: 'post', state: main.state }))
+        const context = `cancel at "${step}": main ${explain(main)}\npost ${explain(post)}`
+        const now = await serving(web)
+        expect([context, signalled]).toEqual([context, true])
+        // A good version serves: v1, or the new one only when it is healthy.
+        expect([context, now === '200 v1' || (upgrade.good && now === `200 ${upgrade.tag}`)]).toEqual([context, true])
+        // The outputs claim nothing that is not so.
+        if (main.outputs.result === 'deployed') expect([context, now]).toEqual([context, `200 ${upgrade.tag}`])
+        if (main.outputs.result === 'rolled-back') expect([context, now]).toEqual([context, `200 ${main.outputs.tag}`])
+        expect([context, main.exitCode]).toEqual([context, main.outputs.result === 'deployed' ? 0 : 1])
+        expect([context, post.exitCode]).toEqual([context, 0])
+        const left = Object.keys(await containersOf(web)).filter((name) => name.endsWith('-next') || name.endsWith('-deploy-lock') || name.endsWith('-hook'))
+        expect([context, left]).toEqual([context, []])
+      }
+    }, 240_000)
+  }
+})
+
