@@ -165,7 +165,7 @@ describe('proxy groundwork: HAProxy in front of two slots, switched through its 
       expect(load.progress().slowInFlight).toBe(0)
 
       // Users keep going on v2 for a moment, then the old slot is retired and its container stopped (kept).
-      await sleep(1_500)
+      await sleep(1_000)
       await runtime.retire('blue')
       await engine.docker(['stop', slotContainerName(APP, 'blue')])
       await sleep(500)
@@ -202,11 +202,59 @@ describe('proxy groundwork: HAProxy in front of two slots, switched through its 
     // Runtime changes are not persisted: the config must name the live slot before a restart.
     const config = await writeProxyConfig('green')
     expect(await engine.docker(['exec', PROXY, 'cat', HAPROXY_CONFIG_PATH])).toBe(config)
+    const restartStarted = Date.now()
     await engine.docker(['restart', PROXY])
     expect((await waitForHttp(`${url}/version`, 15_000, { accept: (response) => response.status === 200 })).body).toBe('v2')
+    console.log(`proxy groundwork: docker restart ${PROXY} until it served again: ${Date.now() - restartStarted} ms`)
     const after = await runtime.servers()
     expect(after.green).toMatchObject({ state: 'UP' })
     expect(after.blue).toMatchObject({ state: 'MAINT' })
     for (let index = 0; index < 5; index++) expect((await httpGet(`${url}/version`)).body).toBe('v2')
   }, 90_000)
+
+  it('switches back at once when the watch fails, with 0 failed requests', async () => {
+    // Continues from the previous test: green (v2) live, blue (v1) stopped and in MAINT.
+    const port = Number(/:(\d+)$/.exec((await engine.docker(['port', PROXY, `${PROXY_LISTEN_PORT}/tcp`])).trim())?.[1])
+    const url = `http://127.0.0.1:${port}`
+    const runtime = new HaproxyRuntime(send)
+    expect(await runtime.liveSlot()).toBe('green')
+
+    const load = startLoad({ url, clients: 40, postEvery: 5, postPath: '/cgi-bin/version', durationMs: 30_000, requestTimeoutMs: 15_000 })
+    const timeline: Record<string, number> = { loadStarted: Date.now() }
+    try {
+      await engine.docker(['start', slotContainerName(APP, 'blue')])
+      const blueAddress = (await engine.docker(['inspect', '--format', `{{(index .NetworkSettings.Networks "${NETWORK}").IPAddress}}`, slotContainerName(APP, 'blue')])).trim()
+      await runtime.prepare('blue')
+      await runtime.waitUntilHealthy('blue', { timeoutMs: 20_000, address: blueAddress })
+      timeline.blueHealthy = Date.now()
+      timeline.switchStarted = Date.now()
+      await runtime.switchTo('blue')
+      timeline.switched = Date.now()
+      await sleep(1_000)
+      // The watch saw the new version fail: green never stopped draining, so it takes over at once.
+      timeline.switchBackStarted = Date.now()
+      await runtime.switchTo('green')
+      timeline.switchedBack = Date.now()
+      expect(await runtime.liveSlot()).toBe('green')
+      expect((await runtime.drain('blue', DRAIN_MS, 100)).drained).toBe(true)
+      await sleep(500)
+      await runtime.retire('blue')
+    } finally {
+      const result = await load.stop()
+      const rel = (at: number): number => at - timeline.loadStarted!
+      console.log(
+        `proxy groundwork, switch back: ${result.ok} ok, ${result.failed} failed (${JSON.stringify(result.failuresByCode)}), ` +
+          `bodies ${JSON.stringify(Object.fromEntries(Object.entries(result.bodies).map(([body, count]) => [body, count.count])))}; ` +
+          `switch back took ${timeline.switchedBack! - timeline.switchBackStarted!} ms; ` +
+          `timeline (ms from load start): ${JSON.stringify(Object.fromEntries(Object.entries(timeline).map(([key, at]) => [key, rel(at)])))}`
+      )
+    }
+    const result = await load.done
+    expect(result.failures).toEqual([])
+    expect(result.bodies.v1?.count).toBeGreaterThan(0)
+    expect(result.bodies.v1!.firstAt).toBeGreaterThanOrEqual(timeline.switchStarted!)
+    expect(result.bodies.v1!.lastStartedAt).toBeLessThanOrEqual(timeline.switchedBack!)
+    expect(result.bodies.v2!.lastAt).toBeGreaterThan(timeline.switchedBack!)
+    expect(timeline.switchedBack! - timeline.switchBackStarted!).toBeLessThan(3_000)
+  }, 60_000)
 })
