@@ -153,7 +153,8 @@ describe('one host port published twice', () => {
     const ports = Array.from({ length: 5000 }, (_, index) => `"127.0.${index >> 8}.${index & 0xff}:1-65535:1-65535"`)
     const started = Date.now()
     const { problems } = parse(`container:\n  ports: [${ports.join(', ')}, "8080:80"]\n`)
-    expect(Date.now() - started).toBeLessThan(2000)
+    // A guard against a quadratic blow-up (minutes), not a speed target: the machine may be busy.
+    expect(Date.now() - started).toBeLessThan(15_000)
     expect(problems).toEqual([])
   })
 

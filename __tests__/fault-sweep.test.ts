@@ -32,7 +32,7 @@ function settingsFor(strategy: StrategyName, change: Partial<DeploySettings> = {
     lock: { timeoutMs: 5_000 },
     swarm: { replicas: 1 },
     hosts: [undefined],
-    rollout: { parallel: 1 },
+    rollout: { parallel: 1, canary: false },
     run: { repository: 'acme/web', sha: 'abc', ref: 'refs/heads/main', actor: 'octocat', runUrl: 'https://github.com/acme/web/actions/runs/42', apiUrl: 'http://127.0.0.1:9', workspace: '/tmp' },
     ...change
   }

@@ -22,7 +22,7 @@ const settings: DeploySettings = {
   lock: { timeoutMs: 1_000 },
   swarm: {},
   hosts: [undefined],
-  rollout: { parallel: 1 },
+  rollout: { parallel: 1, canary: false },
   run: { repository: 'acme/web', sha: 'abc', ref: 'refs/heads/main', actor: 'octocat', runUrl: 'https://github.com/acme/web/actions/runs/42', apiUrl: 'http://127.0.0.1:9', workspace: '/tmp' }
 }
 

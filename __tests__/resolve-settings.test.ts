@@ -81,7 +81,7 @@ describe('inputs alone (no config file)', () => {
       lock: { timeoutMs: 600_000 },
       swarm: { replicas: undefined, parallelism: undefined, delayMs: undefined, order: undefined, monitorMs: undefined },
       hosts: [undefined],
-      rollout: { parallel: 1 },
+      rollout: { parallel: 1, canary: false },
       registry: undefined,
       githubToken: undefined,
       configFile: undefined,

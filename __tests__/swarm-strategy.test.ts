@@ -181,7 +181,7 @@ function settings(overrides: Partial<DeploySettings> = {}): DeploySettings {
     lock: { timeoutMs: 1000 },
     swarm: { monitorMs: 1000 },
     hosts: [undefined],
-    rollout: { parallel: 1 },
+    rollout: { parallel: 1, canary: false },
     run: { repository: 'acme/web', sha: 'abc123', ref: 'refs/heads/main', actor: 'octocat', runUrl: 'https://github.com/acme/web/actions/runs/1', apiUrl: '', workspace: '/tmp' },
     ...overrides
   }

@@ -44,6 +44,8 @@ export interface RestoreReport {
   release?: Release
   /** A rollback target that could not be put back before `release` was, with why. */
   targetFailed?: { tag: string; reason: string }
+  /** Nothing that served was touched (docker refused the new version on the only host reached). */
+  unchanged?: boolean
 }
 
 export type Outcome =

@@ -137,17 +137,31 @@ export class Pipeline {
     })
   }
 
-  /** Pulls `image:tag` on every host before anything that runs is touched. */
+  /**
+   * Pulls `image:tag` on every host at once, before anything that serves is touched, so that a
+   * missing tag or a registry problem fails with nothing changed. Every pull ends before a failure
+   * is reported: none is left running in the background.
+   */
   async pull(tag: string): Promise<Release> {
     const imageRef = `${this.settings.image}:${tag}`
-    let digest: string | undefined
-    for (const host of this.hosts) {
-      await this.reporter.step(this.title(this.scope, 'pull', host), async (step) => {
-        await host.docker.pull(imageRef)
-        digest = (await host.docker.imageDigest(imageRef, this.settings.image)) ?? digest
-        step.detail(`pulled ${imageRef}${digest ? ` (${digest.slice(0, 19)})` : ''}`)
-      })
-    }
+    const grouped = this.hosts.length === 1
+    const digests = await Promise.allSettled(
+      this.hosts.map((host) =>
+        this.reporter.step(
+          this.title(this.scope, 'pull', host),
+          async (step) => {
+            await host.docker.pull(imageRef)
+            const digest = await host.docker.imageDigest(imageRef, this.settings.image)
+            step.detail(`pulled ${imageRef}${digest ? ` (${digest.slice(0, 19)})` : ''}`)
+            return digest
+          },
+          { grouped }
+        )
+      )
+    )
+    const failed = digests.find((result) => result.status === 'rejected')
+    if (failed) throw failed.reason
+    const digest = digests.map((result) => (result.status === 'fulfilled' ? result.value : undefined)).find((value) => value !== undefined)
     return { tag, digest }
   }
 
@@ -201,30 +215,46 @@ export class Pipeline {
     return failure
   }
 
+  /**
+   * `rollout.parallel` hosts at a time (the first alone with `rollout.canary`), each batch switched
+   * and verified side by side; the next batch starts only when the whole batch is healthy.
+   */
   private async switchAndVerifyEachHost(release: Release): Promise<Failure | undefined> {
-    for (const host of this.hosts) {
+    for (const batch of rolloutBatches(this.hosts.length, this.settings.rollout.parallel, this.settings.rollout.canary)) {
+      const hosts = batch.map((index) => this.hosts[index] as HostTarget)
       // Cancelled: start no further switch; the post step puts back the hosts already switched.
-      if (this.signal?.aborted) return this.failure(host, release, 'cancelled before the switch', 'start')
-      this.state?.reach(host.index)
-      host.status = 'switching'
-      try {
-        await this.reporter.step(this.title(this.scope, 'switch', host), async (step) => {
+      if (this.signal?.aborted) return this.failure(hosts[0] as HostTarget, release, 'cancelled before the switch', 'start')
+      const failures = await Promise.all(hosts.map((host) => this.switchAndVerifyHost(host, release, { grouped: hosts.length === 1 })))
+      const failure = failures.find((found) => found !== undefined)
+      if (failure) return failure
+    }
+    return undefined
+  }
+
+  private async switchAndVerifyHost(host: HostTarget, release: Release, options: { grouped: boolean }): Promise<Failure | undefined> {
+    this.state?.reach(host.index)
+    host.status = 'switching'
+    try {
+      await this.reporter.step(
+        this.title(this.scope, 'switch', host),
+        async (step) => {
           await host.strategy.switchTo(release)
           host.now = release
           step.detail(`${this.settings.name} now runs ${release.tag}${host.before ? `; ${host.before.tag} is kept for a rollback` : ''}`)
-        })
-      } catch (error) {
-        host.status = 'failed-to-start'
-        const untouched = causeOf(error) instanceof SwitchNotStartedError
-        return this.failure(host, release, errorText(error), 'start', untouched)
-      }
-      const verdict = await this.verify(this.scope, host, release)
-      if (!verdict.healthy) {
-        host.status = 'unhealthy'
-        return { ...this.failure(host, release, verdict.reason, 'health'), transcript: verdict.transcript }
-      }
-      host.status = 'deployed'
+        },
+        options
+      )
+    } catch (error) {
+      host.status = 'failed-to-start'
+      const untouched = causeOf(error) instanceof SwitchNotStartedError
+      return this.failure(host, release, errorText(error), 'start', untouched)
     }
+    const verdict = await this.verify(this.scope, host, release, { watch: true, grouped: options.grouped })
+    if (!verdict.healthy) {
+      host.status = 'unhealthy'
+      return { ...this.failure(host, release, verdict.reason, 'health'), transcript: verdict.transcript }
+    }
+    host.status = 'deployed'
     return undefined
   }
 
@@ -236,7 +266,7 @@ export class Pipeline {
    * Health-checks what was just started on one host, as its own step. A health check that cannot
    * even run (docker unreachable) is an unhealthy verdict too: the version was not shown healthy.
    */
-  private async verify(scope: string, host: HostTarget, release: Release, options: { watch: boolean } = { watch: true }): Promise<HealthVerdict> {
+  private async verify(scope: string, host: HostTarget, release: Release, options: { watch: boolean; grouped: boolean }): Promise<HealthVerdict> {
     const url = healthUrl(this.settings, host.strategy.host)
     const settings = options.watch ? this.settings.health : { ...this.settings.health, watchMs: 0 }
     let verdict: HealthVerdict | undefined
@@ -252,7 +282,7 @@ export class Pipeline {
         if (!verdict.healthy && this.signal?.aborted) throw new Error(`cancelled before ${release.tag} was shown healthy`)
         if (!verdict.healthy) throw new Error(`${release.tag} is unhealthy: ${verdict.reason}`)
         step.detail(`${release.tag} is healthy${url ? ` at ${url}` : ''} after ${formatDuration(verdict.durationMs)}`)
-      })
+      }, { grouped: options.grouped })
       .catch((error: unknown) => {
         verdict ??= { healthy: false, reason: errorText(error), transcript: [], durationMs: 0, phase: 'start' }
       })
@@ -296,8 +326,9 @@ export class Pipeline {
       failure.logs = evidence.logs
       if (evidence.diagnostics) failure.diagnostics = evidence.diagnostics
     }
-    const affected = this.hosts.slice(0, failure.hostIndex + 1).reverse()
-    const nothingSwitched = failure.untouched && failure.hostIndex === 0
+    // Every host whose switch began, the failed one first: the fleet never stays on mixed versions.
+    const affected = this.hosts.filter((host) => host.status !== 'unchanged').sort((a, b) => (a === failedHost ? -1 : b === failedHost ? 1 : b.index - a.index))
+    const nothingSwitched = failure.untouched && affected.length === 1
     const ranBefore = (host: HostTarget): Release | undefined => host.before
 
     if (!this.settings.rollback.onFailure && !nothingSwitched) return { kind: 'not-restored', failure }
@@ -308,8 +339,8 @@ export class Pipeline {
       const release = this.primary.now
       if (!release) return { kind: 'first-deploy-removed', failure }
       return this.settings.command === 'rollback'
-        ? { kind: 'rollback-failed-restored', failure, restore: { release } }
-        : { kind: 'rolled-back', failure, restore: { release } }
+        ? { kind: 'rollback-failed-restored', failure, restore: { release, unchanged: nothingSwitched } }
+        : { kind: 'rolled-back', failure, restore: { release, unchanged: nothingSwitched } }
     }
 
     const target = await this.chooseRollbackTarget(failure.tag)
@@ -367,35 +398,41 @@ export class Pipeline {
    * `command: rollback` and the post step all come through here.
    */
   async putBack(hosts: HostTarget[], targetOf: (host: HostTarget) => Release | undefined, scope: Scope, options: { watch: boolean } = { watch: true }): Promise<PutBackResult> {
-    const problems: string[] = []
-    for (const host of hosts) {
-      const target = targetOf(host)
-      this.state?.reach(host.index)
-      try {
-        await this.reporter.step(this.title(scope, 'restore', host), async (step) => {
+    for (const host of hosts) this.state?.reach(host.index)
+    // Side by side: a fleet comes back in the time of one host.
+    const grouped = hosts.length === 1
+    const problems = await Promise.all(hosts.map((host) => this.putBackHost(host, targetOf(host), scope, { watch: options.watch, grouped })))
+    return { problems: problems.filter((problem): problem is string => problem !== undefined) }
+  }
+
+  /** One host of `putBack`; returns what went wrong there, if anything. */
+  private async putBackHost(host: HostTarget, target: Release | undefined, scope: Scope, options: { watch: boolean; grouped: boolean }): Promise<string | undefined> {
+    try {
+      await this.reporter.step(
+        this.title(scope, 'restore', host),
+        async (step) => {
           const method = await host.strategy.restore(target)
           step.detail(describeRestoreMethod(method, this.settings.name, target))
-        })
-      } catch (error) {
-        host.status = 'restore-failed'
-        host.now = undefined
-        problems.push(`${host.strategy.host}: ${errorText(error)}`)
-        continue
-      }
-      if (!target) {
-        host.status = 'removed'
-        host.now = undefined
-        continue
-      }
-      const verdict = await this.verify(scope, host, target, options)
-      // A release target is known by its tag only; what was restored carries its registry digest
-      // in the labels this action wrote, and the outputs and summary should show it.
-      const restored = await host.strategy.current().catch(() => undefined)
-      host.now = sameRelease(restored, target) ? restored : target
-      host.status = verdict.healthy ? 'restored' : 'restore-unhealthy'
-      if (!verdict.healthy) problems.push(`${host.strategy.host}: ${verdict.reason}`)
+        },
+        { grouped: options.grouped }
+      )
+    } catch (error) {
+      host.status = 'restore-failed'
+      host.now = undefined
+      return `${host.strategy.host}: ${errorText(error)}`
     }
-    return { problems }
+    if (!target) {
+      host.status = 'removed'
+      host.now = undefined
+      return undefined
+    }
+    const verdict = await this.verify(scope, host, target, options)
+    // A release target is known by its tag only; what was restored carries its registry digest
+    // in the labels this action wrote, and the outputs and summary should show it.
+    const restored = await host.strategy.current().catch(() => undefined)
+    host.now = sameRelease(restored, target) ? restored : target
+    host.status = verdict.healthy ? 'restored' : 'restore-unhealthy'
+    return verdict.healthy ? undefined : `${host.strategy.host}: ${verdict.reason}`
   }
 
   /** Dry run: says what would happen, including where a failure would roll back to. */
@@ -455,6 +492,19 @@ export class Pipeline {
     this.releasesCache ??= this.dependencies.github.listReleases()
     return this.releasesCache
   }
+}
+
+/**
+ * The order in which hosts are switched: batches of `parallel` host indexes, after the first host
+ * alone when `canary` is set.
+ */
+export function rolloutBatches(count: number, parallel: number, canary: boolean): number[][] {
+  const rest = Array.from({ length: count }, (_, index) => index)
+  const batches: number[][] = []
+  if (canary && rest.length > 1) batches.push(rest.splice(0, 1))
+  const size = Math.max(1, parallel)
+  while (rest.length > 0) batches.push(rest.splice(0, size))
+  return batches
 }
 
 /** The health URL of one host: `{host}` becomes the address its `hosts:` entry names, or its docker host's. */

@@ -238,7 +238,7 @@ export function resolveSettings(inputs: ActionInputs, env: NodeJS.ProcessEnv = p
     },
     hosts,
     ...(hostAddresses && { hostAddresses }),
-    rollout: { parallel: config.rollout?.parallel ?? DEFAULTS.rolloutParallel },
+    rollout: { parallel: config.rollout?.parallel ?? DEFAULTS.rolloutParallel, canary: config.rollout?.canary ?? false },
     registry,
     githubToken: inputs.githubToken || undefined,
     configFile: loaded.configFile,

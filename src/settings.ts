@@ -101,7 +101,8 @@ export interface DeploySettings {
    * `address`; other hosts use the host part of their docker host (127.0.0.1 for unix://).
    */
   hostAddresses?: Record<string, string>
-  rollout: { parallel: number }
+  /** How hosts are switched: `parallel` at a time, after the first host alone when `canary`. */
+  rollout: { parallel: number; canary: boolean }
   registry?: RegistryCredentials
   githubToken?: string
   /** Config path relative to the workspace, for annotations; undefined when no file was read. */

@@ -225,7 +225,8 @@ export const SwarmSchema = z
 export const RolloutSchema = z
   .strictObject(
     {
-      parallel: wholeNumber(1, 100).describe('Hosts switched at once with several hosts; default 1.').optional()
+      parallel: wholeNumber(1, 100).describe('Hosts switched and verified at once with several hosts; default 1.').optional(),
+      canary: z.boolean({ error: 'expected true or false' }).describe('Switch and verify the first host alone before the others; default false.').optional()
     },
     { error: 'expected a mapping of rollout settings' }
   )

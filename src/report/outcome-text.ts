@@ -28,7 +28,7 @@ export function describeOutcome(outcome: Outcome, settings: DeploySettings, befo
     case 'rolled-back': {
       const { release, targetFailed } = outcome.restore
       const cause = failureCause(scope, outcome.failure)
-      if (outcome.failure.untouched && outcome.failure.hostIndex === 0) {
+      if (outcome.restore.unchanged) {
         return { title: 'Deploy failed', headline: `${cause}. Nothing that served was touched: ${release.tag} still runs and is healthy.` }
       }
       if (targetFailed) {
@@ -42,7 +42,7 @@ export function describeOutcome(outcome: Outcome, settings: DeploySettings, befo
     case 'rollback-failed-restored':
       return {
         title: 'Rollback failed',
-        headline: `${failureCause(scope, outcome.failure)}. ${outcome.restore.release.tag}, which ran before, ${outcome.failure.untouched && outcome.failure.hostIndex === 0 ? 'still runs' : 'was put back: it runs now'} and is healthy.`
+        headline: `${failureCause(scope, outcome.failure)}. ${outcome.restore.release.tag}, which ran before, ${outcome.restore.unchanged ? 'still runs' : 'was put back: it runs now'} and is healthy.`
       }
     case 'first-deploy-removed':
       return {

@@ -31,6 +31,11 @@ export interface StepOptions {
    * anything (the deploy lock): a notice each would spend the runner's ten notices on nothing.
    */
   quiet?: boolean
+  /**
+   * Whether the step's log is a collapsible group. Steps that run side by side (several hosts at
+   * once) are not: the runner's groups cannot interleave, so their lines stand in the open.
+   */
+  grouped?: boolean
 }
 
 /** A failure that was already annotated by the step that saw it, so no one annotates it again. */
@@ -82,7 +87,9 @@ export class Reporter {
         this.annotations.annotate('warning', text, { title })
       }
     }
-    core.startGroup(title)
+    const grouped = options.grouped ?? true
+    if (grouped) core.startGroup(title)
+    else core.info(`▶ ${title}`)
     try {
       const value = await work(context)
       record.durationMs = Date.now() - started
@@ -97,7 +104,7 @@ export class Reporter {
       if (!(error instanceof ReportedError)) this.annotations.annotate('error', record.detail, { title })
       throw error instanceof ReportedError ? error : new ReportedError(title, error)
     } finally {
-      core.endGroup()
+      if (grouped) core.endGroup()
     }
   }
 
