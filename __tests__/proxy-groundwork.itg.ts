@@ -57,8 +57,21 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await registry?.stop()
+  if (engine?.running) await removeUserNetworks(engine)
   await engine?.stop()
 }, 60_000)
+
+/**
+ * dockerd keeps a user network's bridge (`br-…`, with its 10.253.x.1/24 address and route) when
+ * it stops, because networks outlive a daemon restart; the engine's data directory is then gone
+ * and nothing would ever remove it. So the containers go first, then the networks.
+ */
+async function removeUserNetworks(target: Engine): Promise<void> {
+  const containers = (await target.docker(['ps', '-aq'])).split('\n').filter(Boolean)
+  if (containers.length > 0) await target.docker(['rm', '--force', ...containers])
+  const networks = (await target.docker(['network', 'ls', '--quiet', '--filter', 'type=custom'])).split('\n').filter(Boolean)
+  if (networks.length > 0) await target.docker(['network', 'rm', ...networks])
+}
 
 /** The runtime API as the strategy will reach it: through the docker connection, nothing published. */
 const send: RuntimeApiSend = (commands) => engine.docker(['exec', '-i', PROXY, 'nc', '127.0.0.1', '9999'], { input: commands, timeoutMs: 15_000 })
@@ -255,6 +268,7 @@ describe('proxy groundwork: HAProxy in front of two slots, switched through its 
     expect(result.bodies.v1!.firstAt).toBeGreaterThanOrEqual(timeline.switchStarted!)
     expect(result.bodies.v1!.lastStartedAt).toBeLessThanOrEqual(timeline.switchedBack!)
     expect(result.bodies.v2!.lastAt).toBeGreaterThan(timeline.switchedBack!)
-    expect(timeline.switchedBack! - timeline.switchBackStarted!).toBeLessThan(3_000)
+    // One `docker exec` round trip: ~0.5 s here, up to ~2 s when the machine is busy.
+    expect(timeline.switchedBack! - timeline.switchBackStarted!).toBeLessThan(5_000)
   }, 60_000)
 })
