@@ -272,7 +272,7 @@ describe('deploy with strategy: replace on a real engine', () => {
     expect(await serving(web)).toBe('200 v2')
     // v1 (the older previous) is gone: exactly one previous is kept.
     expect(await containersOf(web)).toEqual({ upgrade: { tag: 'v2', state: 'running' }, 'upgrade-previous': { tag: 'v3', state: 'exited' } })
-    expect(annotation(further, 'notice', 'Deploy · clean up')?.message).toMatch(/^kept upgrade-previous \(v3\)/)
+    expect(annotation(further, 'notice', 'Deploy · clean up')?.message).toMatch(/^kept v3 for a rollback/)
   }, 90_000)
 
   it('upgrade to an image that never listens: rolled back to the newest stable release other than the failed tag', async () => {
