@@ -172,7 +172,7 @@ environments:
 
   it('rejects an environment block that holds environments', () => {
     expect(at(onlyProblem('environments:\n  staging:\n    environments: {}\n'))).toBe(
-      '3:5 environments.staging.environments: unknown key; expected one of: image, name, strategy, url, container, health, rollback, hooks, lock, swarm, hosts, rollout'
+      '3:5 environments.staging.environments: unknown key; expected one of: image, name, strategy, url, container, health, rollback, hooks, lock, swarm, hosts, rollout, retain'
     )
   })
 
@@ -491,7 +491,7 @@ describe('deploy.schema.json', () => {
       properties: Record<string, { description?: string; properties?: Record<string, { description?: string }> }>
     }
     expect(schema.additionalProperties).toBe(false)
-    expect(Object.keys(schema.properties)).toEqual(['image', 'name', 'strategy', 'url', 'container', 'health', 'rollback', 'hooks', 'lock', 'swarm', 'hosts', 'rollout', 'environments'])
+    expect(Object.keys(schema.properties)).toEqual(['image', 'name', 'strategy', 'url', 'container', 'health', 'rollback', 'hooks', 'lock', 'swarm', 'hosts', 'rollout', 'retain', 'environments'])
     expect(schema.properties['health']?.properties?.['interval']?.description).toMatch(/default 1s/)
   })
 })

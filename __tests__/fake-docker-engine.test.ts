@@ -37,6 +37,7 @@ function settings(strategy: 'replace' | 'swarm'): DeploySettings {
     swarm: { replicas: 2, monitorMs: 1_000 },
     hosts: [undefined],
     rollout: { parallel: 1, canary: false },
+    retain: 5,
     run: { repository: 'acme/web', sha: 'abc', ref: 'refs/heads/main', actor: 'octocat', runUrl: 'https://github.com/acme/web/actions/runs/42', apiUrl: 'http://127.0.0.1:9', workspace: '/tmp' }
   }
 }

@@ -31,6 +31,7 @@ function settings(tag: string, rollout: DeploySettings['rollout']): DeploySettin
     swarm: {},
     hosts: HOSTS,
     rollout,
+    retain: 5,
     run: { repository: 'acme/web', sha: 'abc', ref: 'refs/heads/main', actor: 'octocat', runUrl: 'https://github.com/acme/web/actions/runs/42', apiUrl: 'http://127.0.0.1:9', workspace: '/tmp' }
   }
 }
@@ -55,7 +56,9 @@ const creates = (engine: FakeDockerEngine): string[] => engine.commands.filter((
 beforeAll(() => {
   jest.spyOn(process.stdout, 'write').mockImplementation(() => true)
 })
-afterAll(() => jest.restoreAllMocks())
+afterAll(() => {
+  jest.restoreAllMocks()
+})
 
 describe('rolloutBatches', () => {
   it('takes parallel hosts at a time, in the listed order', () => {

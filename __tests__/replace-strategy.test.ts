@@ -25,6 +25,7 @@ const settings: DeploySettings = {
   swarm: {},
   hosts: [undefined],
   rollout: { parallel: 1, canary: false },
+    retain: 5,
   run: { repository: 'acme/web', sha: 'abc', ref: 'refs/heads/main', actor: 'octocat', runUrl: 'https://github.com/acme/web/actions/runs/42', apiUrl: 'http://127.0.0.1:9', workspace: '/tmp' }
 }
 

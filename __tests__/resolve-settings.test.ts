@@ -82,6 +82,7 @@ describe('inputs alone (no config file)', () => {
       swarm: { replicas: undefined, parallelism: undefined, delayMs: undefined, order: undefined, monitorMs: undefined },
       hosts: [undefined],
       rollout: { parallel: 1, canary: false },
+      retain: 5,
       registry: undefined,
       githubToken: undefined,
       configFile: undefined,

@@ -182,6 +182,7 @@ function settings(overrides: Partial<DeploySettings> = {}): DeploySettings {
     swarm: { monitorMs: 1000 },
     hosts: [undefined],
     rollout: { parallel: 1, canary: false },
+    retain: 5,
     run: { repository: 'acme/web', sha: 'abc123', ref: 'refs/heads/main', actor: 'octocat', runUrl: 'https://github.com/acme/web/actions/runs/1', apiUrl: '', workspace: '/tmp' },
     ...overrides
   }

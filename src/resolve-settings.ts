@@ -34,6 +34,7 @@ export const DEFAULTS = {
   rollbackOnFailure: true,
   lockTimeoutMs: 10 * 60_000,
   rolloutParallel: 1,
+  retain: 5,
   init: false
 } as const
 
@@ -239,6 +240,7 @@ export function resolveSettings(inputs: ActionInputs, env: NodeJS.ProcessEnv = p
     hosts,
     ...(hostAddresses && { hostAddresses }),
     rollout: { parallel: config.rollout?.parallel ?? DEFAULTS.rolloutParallel, canary: config.rollout?.canary ?? false },
+    retain: config.retain ?? DEFAULTS.retain,
     registry,
     githubToken: inputs.githubToken || undefined,
     configFile: loaded.configFile,

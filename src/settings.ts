@@ -103,6 +103,8 @@ export interface DeploySettings {
   hostAddresses?: Record<string, string>
   /** How hosts are switched: `parallel` at a time, after the first host alone when `canary`. */
   rollout: { parallel: number; canary: boolean }
+  /** How many of the app's most recently deployed images each host keeps (`retain`). */
+  retain: number
   registry?: RegistryCredentials
   githubToken?: string
   /** Config path relative to the workspace, for annotations; undefined when no file was read. */

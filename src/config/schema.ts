@@ -290,7 +290,10 @@ export const EnvironmentSchema = z.strictObject(
     lock: LockSchema.optional(),
     swarm: SwarmSchema.optional(),
     hosts: HostsSchema.optional(),
-    rollout: RolloutSchema.optional()
+    rollout: RolloutSchema.optional(),
+    retain: wholeNumber(1, 100)
+      .describe("How many of the app's most recently deployed images each host keeps; older ones are removed after a successful deploy or rollback. Default 5.")
+      .optional()
   },
   { error: 'expected a mapping of deploy settings' }
 )
