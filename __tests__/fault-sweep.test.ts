@@ -12,31 +12,20 @@ import { Reporter } from '../src/report/reporter.js'
 import type { DeploySettings, StrategyName } from '../src/settings.js'
 import { memoryStateStore, type StateStore } from '../src/state.js'
 import { FakeDockerEngine, type FaultMode } from '../test-support/fake-docker-engine.js'
+import { testSettings } from '../test-support/settings.js'
 import { storyDependencies, virtualClock } from '../test-support/story.js'
 
 const IMAGE = 'registry.test/acme/web'
 
 function settingsFor(strategy: StrategyName, change: Partial<DeploySettings> = {}): DeploySettings {
-  return {
-    command: 'deploy',
-    environment: 'production',
-    dryRun: false,
+  return testSettings({
     image: IMAGE,
-    tag: 'v2',
-    name: 'web',
     strategy,
-    container: { ports: [], env: {}, secrets: [], volumes: [], labels: {}, init: true, network: 'host' },
     health: { expectStatus: [200], headers: {}, intervalMs: 100, timeoutMs: 500, deadlineMs: 5_000, healthyThreshold: 2, watchMs: 1_000 },
-    rollback: { onFailure: true, to: { kind: 'previous' } },
-    hooks: { preDeploy: [] },
     lock: { timeoutMs: 5_000 },
     swarm: { replicas: 1 },
-    hosts: [undefined],
-    rollout: { parallel: 1, canary: false },
-    retain: 5,
-    run: { repository: 'acme/web', sha: 'abc', ref: 'refs/heads/main', actor: 'octocat', runUrl: 'https://github.com/acme/web/actions/runs/42', apiUrl: 'http://127.0.0.1:9', workspace: '/tmp' },
     ...change
-  }
+  })
 }
 
 interface Run {

@@ -9,31 +9,21 @@ import { rolloutBatches } from '../src/pipeline.js'
 import { Reporter } from '../src/report/reporter.js'
 import type { DeploySettings } from '../src/settings.js'
 import { FakeDockerEngine } from '../test-support/fake-docker-engine.js'
+import { testSettings } from '../test-support/settings.js'
 import { storyDependencies, virtualClock } from '../test-support/story.js'
 
 const IMAGE = 'registry.test/acme/web'
 const HOSTS = ['ssh://h1', 'ssh://h2', 'ssh://h3', 'ssh://h4']
 
 function settings(tag: string, rollout: DeploySettings['rollout']): DeploySettings {
-  return {
-    command: 'deploy',
-    environment: 'production',
-    dryRun: false,
+  return testSettings({
     image: IMAGE,
     tag,
-    name: 'web',
-    strategy: 'replace',
-    container: { ports: [], env: {}, secrets: [], volumes: [], labels: {}, init: true, network: 'host' },
     health: { expectStatus: [200], headers: {}, intervalMs: 100, timeoutMs: 500, deadlineMs: 5_000, healthyThreshold: 2, watchMs: 0 },
-    rollback: { onFailure: true, to: { kind: 'previous' } },
-    hooks: { preDeploy: [] },
     lock: { timeoutMs: 5_000 },
-    swarm: {},
     hosts: HOSTS,
-    rollout,
-    retain: 5,
-    run: { repository: 'acme/web', sha: 'abc', ref: 'refs/heads/main', actor: 'octocat', runUrl: 'https://github.com/acme/web/actions/runs/42', apiUrl: 'http://127.0.0.1:9', workspace: '/tmp' }
-  }
+    rollout
+  })
 }
 
 async function run(engines: Record<string, FakeDockerEngine>, deploySettings: DeploySettings): Promise<Outcome> {

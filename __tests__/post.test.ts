@@ -5,27 +5,10 @@ import { post } from '../src/post.js'
 import type { DeploySettings } from '../src/settings.js'
 import { memoryStateStore, Phase, StateKey, type SavedRun } from '../src/state.js'
 import { FakeDockerEngine } from '../test-support/fake-docker-engine.js'
+import { testSettings } from '../test-support/settings.js'
 import { storyDependencies } from '../test-support/story.js'
 
-const settings: DeploySettings = {
-  command: 'deploy',
-  environment: 'production',
-  dryRun: false,
-  image: '127.0.0.1:5999/acme/web',
-  tag: 'v2',
-  name: 'web',
-  strategy: 'replace',
-  container: { ports: [], env: {}, secrets: [], volumes: [], labels: {}, init: true, network: 'host' },
-  health: { expectStatus: [200], headers: {}, intervalMs: 20, timeoutMs: 200, deadlineMs: 2_000, healthyThreshold: 1, watchMs: 60_000 },
-  rollback: { onFailure: true, to: { kind: 'previous' } },
-  hooks: { preDeploy: [] },
-  lock: { timeoutMs: 1_000 },
-  swarm: {},
-  hosts: [undefined],
-  rollout: { parallel: 1, canary: false },
-    retain: 5,
-  run: { repository: 'acme/web', sha: 'abc', ref: 'refs/heads/main', actor: 'octocat', runUrl: 'https://github.com/acme/web/actions/runs/42', apiUrl: 'http://127.0.0.1:9', workspace: '/tmp' }
-}
+const settings: DeploySettings = testSettings({ image: '127.0.0.1:5999/acme/web', health: { ...testSettings().health, watchMs: 60_000 } })
 
 const V1 = { tag: 'v1', digest: 'sha256:1111' }
 

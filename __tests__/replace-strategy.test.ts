@@ -6,28 +6,11 @@ import type { DockerRunOptions } from '../src/docker/runner.js'
 import type { DeploySettings } from '../src/settings.js'
 import { ReplaceStrategy } from '../src/strategies/replace.js'
 import { FakeDockerEngine } from '../test-support/fake-docker-engine.js'
+import { testSettings } from '../test-support/settings.js'
 
 const IMAGE = '127.0.0.1:5999/acme/web'
 
-const settings: DeploySettings = {
-  command: 'deploy',
-  environment: 'production',
-  dryRun: false,
-  image: IMAGE,
-  tag: 'v2',
-  name: 'web',
-  strategy: 'replace',
-  container: { ports: [], env: {}, secrets: [], volumes: [], labels: {}, init: true, network: 'host' },
-  health: { expectStatus: [200], headers: {}, intervalMs: 20, timeoutMs: 200, deadlineMs: 2_000, healthyThreshold: 1, watchMs: 0 },
-  rollback: { onFailure: true, to: { kind: 'previous' } },
-  hooks: { preDeploy: [] },
-  lock: { timeoutMs: 1_000 },
-  swarm: {},
-  hosts: [undefined],
-  rollout: { parallel: 1, canary: false },
-    retain: 5,
-  run: { repository: 'acme/web', sha: 'abc', ref: 'refs/heads/main', actor: 'octocat', runUrl: 'https://github.com/acme/web/actions/runs/42', apiUrl: 'http://127.0.0.1:9', workspace: '/tmp' }
-}
+const settings: DeploySettings = testSettings({ image: IMAGE })
 
 const V2 = { tag: 'v2', digest: 'sha256:2222' }
 

@@ -120,7 +120,9 @@ describe('the validator rejects a broken action.yml', () => {
 describe('action.yml runs the bundle that npm run build writes', () => {
   it('points main and post at the ncc output', () => {
     const build = (JSON.parse(readFileSync('package.json', 'utf8')) as { scripts: Record<string, string> }).scripts['build'] ?? ''
-    const outDir = /\bncc build src\/index\.ts -o (\S+)/.exec(build)?.[1]
+    // ncc writes a scratch directory that is then moved into place, so a failed build keeps dist/.
+    const scratch = /\bncc build src\/index\.ts -o (\S+)/.exec(build)?.[1]
+    const outDir = scratch && new RegExp(`\\bmv ${scratch.replace(/\./g, '\\.')} (\\S+)`).exec(build)?.[1]
     expect(outDir).toBe('dist')
     const runs = (load(actionText) as { runs: Record<string, string> }).runs
     expect(runs).toMatchObject({ using: 'node24', main: `${outDir}/index.js`, post: `${outDir}/index.js` })
