@@ -5,6 +5,7 @@
  */
 import { setTimeout as sleepFor } from 'node:timers/promises'
 import { DockerClient } from './docker/client.js'
+import { createPrivateDockerConfig, type PrivateDockerConfig } from './docker/private-config.js'
 import { ProcessDockerRunner, type DockerRunner } from './docker/runner.js'
 import { GitHubClient } from './github/client.js'
 import type { DeploymentsApi } from './github/deployments.js'
@@ -34,12 +35,20 @@ export interface Dependencies {
   state: StateStore
   /** Cancellation: SIGINT/SIGTERM from the runner. */
   signal?: AbortSignal
+  /** The run's private docker client config, removed when the step ends (none in tests on the in-memory engine). */
+  dockerConfig?: PrivateDockerConfig
 }
 
-/** The real thing: docker CLI processes, the GitHub REST API, the runner's state files. */
-export function runnerDependencies(settings: DeploySettings | undefined, signal?: AbortSignal): Dependencies {
+/**
+ * The real thing: docker CLI processes, the GitHub REST API, the runner's state files. Every docker
+ * command uses one private client config (`dockerConfig`, made here unless given), so a login
+ * never writes into the runner's own.
+ */
+export function runnerDependencies(settings: DeploySettings | undefined, signal?: AbortSignal, dockerConfig?: PrivateDockerConfig): Dependencies {
+  const config = dockerConfig ?? createPrivateDockerConfig({ login: settings?.registry && !settings.dryRun ? { server: settings.registry.server } : undefined })
   return {
-    dockerRunner: (dockerHost) => new ProcessDockerRunner(dockerHost),
+    dockerRunner: (dockerHost) => new ProcessDockerRunner(dockerHost, 'docker', config.path),
+    dockerConfig: config,
     github: new GitHubClient({
       token: settings?.githubToken,
       repository: settings?.run.repository || 'unknown/unknown',

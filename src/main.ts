@@ -31,6 +31,8 @@ export async function run(signal?: AbortSignal): Promise<Outcome | undefined> {
  */
 export async function deploy(settings: DeploySettings, reporter: Reporter, dependencies: Dependencies): Promise<Outcome> {
   const state = new RunState(settings, dependencies.state)
+  // Saved before any docker command: if this step is killed, the post step removes the login.
+  if (dependencies.dockerConfig) state.update({ dockerConfig: dependencies.dockerConfig.path })
   const pipeline = new Pipeline(settings, reporter, dependencies, state)
   const lock = pipeline.fleetLock()
   let outcome = await tellTheStory(pipeline, lock, state, reporter).catch(
@@ -52,7 +54,19 @@ export async function deploy(settings: DeploySettings, reporter: Reporter, depen
     state.enter(Phase.Done)
   }
   await finish(reporter, pipeline, settings, outcome)
+  await removeDockerConfig(dependencies, state, reporter)
   return outcome
+}
+
+/** The run's private docker config holds the registry login: it goes when the step ends, on every path. */
+async function removeDockerConfig(dependencies: Dependencies, state: RunState, reporter: Reporter): Promise<void> {
+  if (!dependencies.dockerConfig) return
+  try {
+    await dependencies.dockerConfig.remove()
+    state.update({ dockerConfig: undefined })
+  } catch (error) {
+    reporter.warning('Docker config', `Could not remove the run's private docker config ${dependencies.dockerConfig.path}: ${errorMessage(error)}; the post step tries again.`)
+  }
 }
 
 async function tellTheStory(pipeline: Pipeline, lock: FleetLock, state: RunState, reporter: Reporter): Promise<Outcome> {

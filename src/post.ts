@@ -1,6 +1,7 @@
 import * as core from '@actions/core'
 import { dockerClientFor, runnerDependencies, type Dependencies } from './dependencies.js'
 import { getInputs } from './inputs.js'
+import { isPrivateConfigPath, privateDockerConfigAt } from './docker/private-config.js'
 import { DeployLock } from './lock.js'
 import { Pipeline, type HostTarget } from './pipeline.js'
 import { errorMessage, Reporter } from './report/reporter.js'
@@ -32,12 +33,33 @@ export async function post(signal?: AbortSignal, options: PostOptions = {}): Pro
     return
   }
   const reporter = new Reporter()
+  // The main step was killed before it removed its private docker config: its login goes now.
+  if (isPrivateConfigPath(saved.dockerConfig)) {
+    await privateDockerConfigAt(saved.dockerConfig)
+      .remove()
+      .catch((error: unknown) => reporter.warning('Post · docker config', `Could not remove ${saved.dockerConfig ?? ''}: ${errorMessage(error)}`))
+  }
   const restoring = needsRestore(saved)
   const interrupted = saved.phase !== Phase.Done
   if (!restoring && !interrupted && !saved.lock) return
 
   const resolved = (options.settings ?? settingsFromInputs)()
   const dependencies = options.dependencies?.(resolved) ?? runnerDependencies(resolved, signal)
+  try {
+    await repair(saved, resolved, dependencies, reporter, { restoring, interrupted })
+  } finally {
+    // The post step's own private config (it logs in again to pull a version to put back).
+    await dependencies.dockerConfig?.remove().catch(() => undefined)
+  }
+}
+
+async function repair(
+  saved: SavedRun,
+  resolved: DeploySettings | undefined,
+  dependencies: Dependencies,
+  reporter: Reporter,
+  { restoring, interrupted }: { restoring: boolean; interrupted: boolean }
+): Promise<void> {
   // The post step restores what the main step named, whatever the config says now.
   const settings = resolved && { ...resolved, name: saved.name, image: saved.image, strategy: saved.strategy, hosts: saved.hosts.map((host) => host ?? undefined) }
   const pipeline = settings && new Pipeline(settings, reporter, dependencies, undefined, 'Post')
@@ -46,6 +68,8 @@ export async function post(signal?: AbortSignal, options: PostOptions = {}): Pro
   if (restoring && pipeline) {
     const hosts = [...saved.reached].sort((a, b) => b - a).flatMap((index) => pipeline.hosts[index] ?? [])
     for (const host of hosts) host.before = saved.before?.[host.index] ?? undefined
+    // What ran before may have to be pulled again; a failed login only matters if it does.
+    await pipeline.login().catch(() => undefined)
     // No watch here: the post step proves the restored version serves, then lets the job end.
     const result = await pipeline.putBack(hosts, (host) => host.before, 'Post', { watch: false })
     restored = { ok: result.problems.length === 0, hosts, problems: result.problems }

@@ -58,6 +58,11 @@ export interface SavedRun {
   reached: number[]
   /** The deploy locks this run may hold. */
   lock?: HeldLocks
+  /**
+   * The main step's private docker client config directory (it holds the registry login, so the
+   * post step removes it when the main step could not). A path, not a secret.
+   */
+  dockerConfig?: string
 }
 
 /** Where the record lives: `core.saveState`/`getState` on a runner, a map in tests. */
@@ -117,7 +122,7 @@ export class RunState {
     this.save()
   }
 
-  update(change: Partial<Pick<SavedRun, 'tag' | 'before' | 'lock'>>): void {
+  update(change: Partial<Pick<SavedRun, 'tag' | 'before' | 'lock' | 'dockerConfig'>>): void {
     Object.assign(this.record, change)
     this.save()
   }

@@ -54,12 +54,15 @@ export class ProcessDockerRunner implements DockerRunner {
   constructor(
     /** `DOCKER_HOST` for every command; undefined keeps the runner's default engine. */
     private readonly dockerHost: string | undefined,
-    private readonly executable = 'docker'
+    private readonly executable = 'docker',
+    /** `DOCKER_CONFIG` for every command: the run's private client config (see `private-config.ts`). */
+    private readonly dockerConfig?: string
   ) {}
 
   run(argv: readonly string[], options: DockerRunOptions = {}): Promise<DockerResult> {
     const env: NodeJS.ProcessEnv = { ...process.env, ...options.env }
     if (this.dockerHost) env.DOCKER_HOST = this.dockerHost
+    if (this.dockerConfig) env.DOCKER_CONFIG = this.dockerConfig
     const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS
 
     return new Promise((resolve, reject) => {
