@@ -172,7 +172,7 @@ environments:
 
   it('rejects an environment block that holds environments', () => {
     expect(at(onlyProblem('environments:\n  staging:\n    environments: {}\n'))).toBe(
-      '3:5 environments.staging.environments: unknown key; expected one of: image, name, strategy, url, container, health, rollback, hooks, lock, swarm, hosts, rollout, retain'
+      '3:5 environments.staging.environments: unknown key; expected one of: image, name, strategy, url, container, health, rollback, hooks, lock, swarm, proxy, hosts, rollout, retain'
     )
   })
 
@@ -200,7 +200,7 @@ describe('every error kind, with its line and column', () => {
     ['wrong type', 'container:\n  init: "yes"\n', '2:9 container.init: expected true or false, got "yes"'],
     ['mapping expected', 'health: [1, 2]\n', '1:9 health: expected a mapping of health check settings, got a list'],
     ['empty value', 'image:\n', '1:1 image: expected an image repository such as registry.example.com/acme/web, got an empty value'],
-    ['enum', 'strategy: kubernetes\n', '1:11 strategy: expected replace or swarm, got "kubernetes"'],
+    ['enum', 'strategy: kubernetes\n', '1:11 strategy: expected replace, swarm or proxy, got "kubernetes"'],
     ['status code range', 'health:\n  expect-status: [200, 99]\n', '2:24 health.expect-status[1]: expected a whole number from 100 to 599, got 99'],
     ['empty status list', 'health:\n  expect-status: []\n', '2:18 health.expect-status: expected at least one HTTP status code, got a list'],
     ['fraction', 'health: { healthy-threshold: 1.5 }\n', '1:30 health.healthy-threshold: expected a whole number from 1 to 100, got 1.5'],
@@ -491,7 +491,7 @@ describe('deploy.schema.json', () => {
       properties: Record<string, { description?: string; properties?: Record<string, { description?: string }> }>
     }
     expect(schema.additionalProperties).toBe(false)
-    expect(Object.keys(schema.properties)).toEqual(['image', 'name', 'strategy', 'url', 'container', 'health', 'rollback', 'hooks', 'lock', 'swarm', 'hosts', 'rollout', 'retain', 'environments'])
+    expect(Object.keys(schema.properties)).toEqual(['image', 'name', 'strategy', 'url', 'container', 'health', 'rollback', 'hooks', 'lock', 'swarm', 'proxy', 'hosts', 'rollout', 'retain', 'environments'])
     expect(schema.properties['health']?.properties?.['interval']?.description).toMatch(/default 1s/)
   })
 })

@@ -17,6 +17,8 @@ import {
   registryHost
 } from './config/grammar.js'
 import type { ConfigProblem } from './config/problems.js'
+import { DEFAULT_PROXY_IMAGE } from './config/schema.js'
+import { validateUrlPath } from './proxy/haproxy-config.js'
 import { swarmSettingProblems } from './docker/service-args.js'
 import type { EnvironmentConfig } from './config/schema.js'
 import type { ActionInputs } from './inputs.js'
@@ -35,7 +37,9 @@ export const DEFAULTS = {
   lockTimeoutMs: 10 * 60_000,
   rolloutParallel: 1,
   retain: 5,
-  init: false
+  init: false,
+  proxyImage: DEFAULT_PROXY_IMAGE,
+  proxyDrainMs: 30_000
 } as const
 
 export interface ResolvedSettings {
@@ -185,6 +189,9 @@ export function resolveSettings(inputs: ActionInputs, env: NodeJS.ProcessEnv = p
     }
   }
 
+  // strategy: proxy: the proxy publishes the app; the settings it needs must be there
+  problems.push(...proxyProblems(strategy, config, inputs.healthUrl, locate))
+
   // rollback target
   const to = config.rollback?.to ?? 'last-release'
   const rollbackTarget: RollbackTarget = to === 'last-release' ? { kind: 'last-release' } : to === 'previous' ? { kind: 'previous' } : { kind: 'tag', tag: to }
@@ -237,6 +244,15 @@ export function resolveSettings(inputs: ActionInputs, env: NodeJS.ProcessEnv = p
       order: swarm.order,
       monitorMs: durationMs(swarm.monitor)
     },
+    ...(strategy === 'proxy' && {
+      proxy: {
+        port: config.proxy?.port ?? 0,
+        bind: typeof config.proxy?.bind === 'string' ? [config.proxy.bind] : (config.proxy?.bind ?? []),
+        appPort: config.proxy?.['app-port'] ?? 0,
+        image: config.proxy?.image ?? DEFAULTS.proxyImage,
+        drainMs: durationMs(config.proxy?.drain) ?? DEFAULTS.proxyDrainMs
+      }
+    }),
     hosts,
     ...(hostAddresses && { hostAddresses }),
     rollout: { parallel: config.rollout?.parallel ?? DEFAULTS.rolloutParallel, canary: config.rollout?.canary ?? false },
@@ -247,6 +263,61 @@ export function resolveSettings(inputs: ActionInputs, env: NodeJS.ProcessEnv = p
     run: runContext(env, workspace)
   }
   return { settings, problems }
+}
+
+/**
+ * `strategy: proxy` across settings: `proxy.port` and `proxy.app-port` are required, the app
+ * container publishes nothing and joins only the proxy's network, and the health URL's path must
+ * be one HAProxy can check. A `proxy:` block under another strategy does nothing: a warning.
+ */
+function proxyProblems(strategy: string, config: EnvironmentConfig, healthUrlInput: string, locate: Locator): ConfigProblem[] {
+  const problems: ConfigProblem[] = []
+  const at = (keyPath: (string | number)[], message: string, severity: ConfigProblem['severity'] = 'error', target: 'key' | 'value' = 'value'): void => {
+    problems.push({ ...locate(keyPath, target), title: `Invalid ${keyPath.join('.')}`, message: `${keyPath.join('.')}: ${message}`, severity })
+  }
+  if (strategy !== 'proxy') {
+    if (config.proxy !== undefined) at(['proxy'], `has no effect with strategy: ${strategy}; set strategy: proxy, or remove the proxy block`, 'warning', 'key')
+    return problems
+  }
+  for (const key of ['port', 'app-port'] as const) {
+    if (config.proxy?.[key] !== undefined) continue
+    const where = config.proxy !== undefined ? ['proxy'] : ['strategy']
+    problems.push({
+      ...locate(where, 'key'),
+      title: `Missing proxy.${key}`,
+      message:
+        key === 'port'
+          ? 'proxy.port: required with strategy: proxy; the host port users connect to, e.g. proxy: { port: 8080, app-port: 3000 }'
+          : 'proxy.app-port: required with strategy: proxy; the port the app listens on inside its container, e.g. proxy: { port: 8080, app-port: 3000 }',
+      severity: 'error'
+    })
+  }
+  if ((config.container?.ports ?? []).length > 0) {
+    at(['container', 'ports'], 'must be empty with strategy: proxy; the app publishes nothing, users reach it through the proxy on proxy.port', 'error', 'key')
+  }
+  if (config.container?.network !== undefined) {
+    at(['container', 'network'], 'cannot be set with strategy: proxy; the app joins the network the action creates for it and its proxy', 'error', 'key')
+  }
+  const url = healthUrlInput || config.health?.url
+  if (url) {
+    let path: string | undefined
+    try {
+      const parsed = new URL(url.replaceAll('{host}', 'host.invalid'))
+      path = parsed.pathname + parsed.search
+    } catch {
+      path = undefined
+    }
+    if (path !== undefined) {
+      try {
+        validateUrlPath(path, 'health path')
+      } catch {
+        const message = `the path ${JSON.stringify(path)} cannot be checked by HAProxy (strategy: proxy); use a plain path without quotes, spaces, '$', '#' or '\\'`
+        if (healthUrlInput) problems.push({ title: 'Input health-url', message: `health-url: ${message}`, severity: 'error' })
+        else at(['health', 'url'], message)
+      }
+    }
+  }
+  return problems
 }
 
 /**

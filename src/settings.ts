@@ -7,7 +7,7 @@
 export type Command = 'deploy' | 'rollback'
 
 /** How a new version replaces the old one. Each has its own file under `strategies/`. */
-export type StrategyName = 'replace' | 'swarm'
+export type StrategyName = 'replace' | 'swarm' | 'proxy'
 
 /** Where to go back to when the new version fails its health check. */
 export type RollbackTarget =
@@ -55,6 +55,20 @@ export interface SwarmSettings {
   monitorMs?: number
 }
 
+/** `strategy: proxy`: blue/green slots behind a HAProxy container that publishes `port`. */
+export interface ProxySettings {
+  /** The host port users connect to. */
+  port: number
+  /** Host addresses to publish `port` on; empty means all. */
+  bind: string[]
+  /** The port the app listens on inside its container. */
+  appPort: number
+  /** The HAProxy image of the proxy container, pinned. */
+  image: string
+  /** How long the old version may finish its in-flight requests after the switch. */
+  drainMs: number
+}
+
 export interface RegistryCredentials {
   /** Registry host taken from the image reference; undefined means Docker Hub. */
   server?: string
@@ -94,6 +108,8 @@ export interface DeploySettings {
   hooks: { preDeploy: string[][] }
   lock: { timeoutMs: number }
   swarm: SwarmSettings
+  /** Present with `strategy: proxy` only. */
+  proxy?: ProxySettings
   /** Docker endpoints (`DOCKER_HOST` values). `[undefined]` means the runner's own default engine. */
   hosts: (string | undefined)[]
   /**

@@ -420,3 +420,30 @@ export function checkHttpUrl(value: string, allowHostPlaceholder = false): strin
   if (url.username || url.password) return `expected ${what} without credentials (use health.headers)`
   return undefined
 }
+
+/**
+ * An image reference with a tag or a digest, e.g. `haproxy:3.0-alpine` or
+ * `registry.example.com/ops/haproxy:3.0@sha256:…` (`proxy.image`): a repository as `checkImage`
+ * accepts it, then `:tag`, `@sha256:<64 hex>`, or both.
+ */
+export function checkImageReference(value: string): string | undefined {
+  const what = 'an image reference with a tag such as haproxy:3.0-alpine'
+  const unsafe = checkArgumentSafety(value, what)
+  if (unsafe) return unsafe
+  const [named = '', digest, ...rest] = value.split('@')
+  if (rest.length > 0 || (digest !== undefined && !/^sha256:[0-9a-f]{64}$/.test(digest))) return `expected ${what}; a digest must be sha256: and 64 hex digits`
+  const slash = named.lastIndexOf('/')
+  const colon = named.indexOf(':', slash + 1)
+  const repository = colon === -1 ? named : named.slice(0, colon)
+  const tag = colon === -1 ? undefined : named.slice(colon + 1)
+  if (tag === undefined && digest === undefined) return `expected ${what}; pin a tag or a digest, so every host runs the same proxy`
+  if (checkImage(repository) !== undefined) return `expected ${what}; "${repository}" is not an image repository`
+  if (tag !== undefined && checkTag(tag) !== undefined) return `expected ${what}; "${tag}" is not a tag`
+  return undefined
+}
+
+/** A host address to publish a port on (`proxy.bind`): an IPv4 or IPv6 address, without brackets. */
+export function checkBindAddress(value: string): string | undefined {
+  if (isIP(value) === 0) return 'expected an IP address such as 127.0.0.1, 0.0.0.0 or ::1'
+  return undefined
+}

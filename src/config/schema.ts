@@ -15,7 +15,9 @@ import {
   checkHeaderValue,
   checkHostAddress,
   checkHttpUrl,
+  checkBindAddress,
   checkImage,
+  checkImageReference,
   checkLabelKey,
   checkName,
   checkNetwork,
@@ -232,6 +234,32 @@ export const RolloutSchema = z
   )
   .describe('How a deploy proceeds across several hosts.')
 
+/** The default of `proxy.image`: the official HAProxy image of an LTS branch, alpine flavour (busybox `nc` included). */
+export const DEFAULT_PROXY_IMAGE = 'haproxy:3.0-alpine'
+
+const bindAddress = grammarString(checkBindAddress, 'expected an IP address such as 127.0.0.1')
+
+export const ProxySchema = z
+  .strictObject(
+    {
+      port: wholeNumber(1, 65535).describe('The host port users connect to; the proxy container publishes it. Required with strategy: proxy.').optional(),
+      bind: z
+        .union([bindAddress, uniqueList(bindAddress, 'IP addresses').min(1, { error: 'expected at least one IP address' })], {
+          error: 'expected an IP address such as 127.0.0.1, or a list of them'
+        })
+        .describe('Host address(es) to publish proxy.port on, a string or a list; default all addresses.')
+        .meta({ examples: ['127.0.0.1', ['10.0.0.5', '::1']] })
+        .optional(),
+      'app-port': wholeNumber(1, 65535).describe('The port the app listens on inside its container (on 0.0.0.0). Required with strategy: proxy.').optional(),
+      image: grammarString(checkImageReference, 'expected an image reference with a tag such as haproxy:3.0-alpine')
+        .describe(`HAProxy image of the proxy container, pinned by tag or digest; default ${DEFAULT_PROXY_IMAGE}. Any image laid out like the official one (config at /usr/local/etc/haproxy/haproxy.cfg, busybox nc).`)
+        .optional(),
+      drain: duration('How long the old version may finish its in-flight requests after the switch; default 30s.', { allowZero: true }).optional()
+    },
+    { error: 'expected a mapping of proxy settings' }
+  )
+  .describe('Settings for strategy: proxy (blue/green behind HAProxy).')
+
 const dockerHost = grammarString(checkDockerHost, 'expected a docker host such as ssh://deploy@web1.example.com', '^(ssh|tcp|unix)://')
 
 /**
@@ -279,7 +307,10 @@ export const EnvironmentSchema = z.strictObject(
     name: grammarString(checkName, 'expected a container name', '^[a-zA-Z0-9][a-zA-Z0-9_.-]+$')
       .describe('Container or Swarm service name; default: the last path segment of image.')
       .optional(),
-    strategy: z.enum(['replace', 'swarm'], { error: 'expected replace or swarm' }).describe('replace (one container per host) or swarm (a Swarm service); default replace.').optional(),
+    strategy: z
+      .enum(['replace', 'swarm', 'proxy'], { error: 'expected replace, swarm or proxy' })
+      .describe('replace (one container per host), swarm (a Swarm service) or proxy (blue/green behind HAProxy, zero downtime); default replace.')
+      .optional(),
     url: grammarString((value) => checkHttpUrl(value), 'expected an http:// or https:// URL')
       .describe('Public URL of the deployed app, shown in the summary and on the GitHub Deployment.')
       .optional(),
@@ -289,6 +320,7 @@ export const EnvironmentSchema = z.strictObject(
     hooks: HooksSchema.optional(),
     lock: LockSchema.optional(),
     swarm: SwarmSchema.optional(),
+    proxy: ProxySchema.optional(),
     hosts: HostsSchema.optional(),
     rollout: RolloutSchema.optional(),
     retain: wholeNumber(1, 100)

@@ -18,9 +18,20 @@ export interface ContainerInfo {
   error: string
   oomKilled: boolean
   startedAt: string
+  /** When docker created it, by the daemon's clock (ISO); empty when unknown. */
+  created: string
   /** `starting`, `healthy` or `unhealthy` when the image defines a HEALTHCHECK. */
   health?: string
   restartCount: number
+  /** IPv4 address on each network the container is attached to (empty while it is not running). */
+  networks?: Record<string, string>
+}
+
+/** The part of `docker network inspect` that the proxy strategy reads. */
+export interface NetworkInfo {
+  id: string
+  name: string
+  labels: Record<string, string>
 }
 
 interface ExecOptions extends DockerRunOptions {
@@ -28,6 +39,17 @@ interface ExecOptions extends DockerRunOptions {
   mutates?: boolean
   /** Return the result instead of throwing on a non-zero exit. */
   allowFailure?: boolean
+  /** What a dry run's plan shows for the input on stdin (the input itself may be binary). */
+  plannedInput?: string
+}
+
+/** Docker object names the action passes by itself (networks, containers of the proxy strategy). */
+const OBJECT_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/
+
+/** Throws unless `name` is a plain docker object name, so it can never be read as an option. */
+function objectName(name: string): string {
+  if (!OBJECT_NAME.test(name)) throw new Error(`not a docker object name: ${JSON.stringify(name)}`)
+  return name
 }
 
 const NO_SUCH = /no such (container|object|image|service)|not found/i
@@ -46,6 +68,11 @@ export class DockerClient {
     private readonly options: { dryRun?: boolean; signal?: AbortSignal; label?: string } = {}
   ) {}
 
+  /** True in a dry run: commands that change state are only planned. */
+  get dryRun(): boolean {
+    return this.options.dryRun === true
+  }
+
   /** Host label for messages (`ssh://…`, or `local`). */
   get hostLabel(): string {
     return this.options.label ?? 'local'
@@ -53,7 +80,7 @@ export class DockerClient {
 
   async exec(argv: string[], options: ExecOptions = {}): Promise<DockerResult> {
     if (options.mutates && this.options.dryRun) {
-      const line = `docker ${argv.join(' ')}`
+      const line = `docker ${argv.join(' ')}${options.plannedInput ? ` <<< ${options.plannedInput}` : ''}`
       this.plannedCommands.push(line)
       core.info(`[dry-run] would run: ${line}`)
       return { exitCode: 0, stdout: '', stderr: '' }
@@ -68,6 +95,18 @@ export class DockerClient {
   async serverVersion(): Promise<string> {
     const result = await this.exec(['version', '--format', '{{.Server.Version}}'], { timeoutMs: 30_000 })
     return result.stdout.trim()
+  }
+
+  /**
+   * The daemon's clock, in ms since the epoch: the one clock every runner that deploys to this host
+   * agrees on (the deploy lock's lease is judged by it, never by a runner's own clock).
+   */
+  async daemonTime(): Promise<number> {
+    const argv = ['system', 'info', '--format', '{{json .SystemTime}}']
+    const result = await this.exec(argv, { timeoutMs: 30_000 })
+    const ms = Date.parse(JSON.parse(result.stdout.trim() || 'null') as string)
+    if (!Number.isFinite(ms)) throw new Error(`docker system info did not tell the daemon's time: ${JSON.stringify(result.stdout.trim().slice(0, 100))}`)
+    return ms
   }
 
   /** Logs in with the password on stdin, so it never appears in argv or the process list. */
@@ -204,6 +243,136 @@ export class DockerClient {
     throw new DockerCommandError(argv, result)
   }
 
+  /** A network's id, name and labels, or undefined when there is none of that name. */
+  async inspectNetwork(name: string): Promise<NetworkInfo | undefined> {
+    const argv = ['network', 'inspect', objectName(name)]
+    const result = await this.exec(argv, { allowFailure: true, timeoutMs: 30_000 })
+    if (result.exitCode !== 0) {
+      if (NO_SUCH.test(result.stderr)) return undefined
+      throw new DockerCommandError(argv, result)
+    }
+    const [raw] = (JSON.parse(result.stdout.trim() || '[]') as { Id: string; Name: string; Labels?: Record<string, string> | null }[] | null) ?? []
+    return raw && { id: raw.Id, name: raw.Name, labels: raw.Labels ?? {} }
+  }
+
+  /** Creates a user-defined bridge network with labels. */
+  async createNetwork(name: string, labels: Record<string, string>): Promise<void> {
+    const argv = ['network', 'create', '--driver', 'bridge']
+    for (const [key, value] of Object.entries(labels)) argv.push('--label', `${key}=${value}`)
+    argv.push(objectName(name))
+    await this.exec(argv, { mutates: true, timeoutMs: 60_000 })
+  }
+
+  /** Removes a network; a missing network is not an error. */
+  async removeNetwork(name: string): Promise<void> {
+    const argv = ['network', 'rm', objectName(name)]
+    const result = await this.exec(argv, { mutates: true, allowFailure: true, timeoutMs: 60_000 })
+    if (result.exitCode !== 0 && !NO_SUCH.test(result.stderr)) throw new DockerCommandError(argv, result)
+  }
+
+  /**
+   * Runs `command` in a running container with `input` on its stdin (`docker exec -i`) and returns
+   * what it printed on stdout; throws on a non-zero exit. `mutates` marks a command that changes
+   * state (a dry run only plans it, showing `plannedInput`).
+   */
+  async execIn(container: string, command: string[], options: { input: string; timeoutMs: number; mutates?: boolean; plannedInput?: string }): Promise<string> {
+    const argv = ['container', 'exec', '--interactive', objectName(container), ...command]
+    const result = await this.exec(argv, { input: options.input, timeoutMs: options.timeoutMs, mutates: options.mutates, plannedInput: options.plannedInput })
+    return result.stdout
+  }
+
+  /**
+   * Copies a tar archive (on stdin) into `directory` of a container, created or running
+   * (`docker cp - <container>:<directory>`). The archive is a string of single-byte characters.
+   */
+  async copyArchiveInto(container: string, directory: string, archive: string, plannedInput = 'a tar archive'): Promise<void> {
+    if (!directory.startsWith('/')) throw new Error(`expected an absolute directory, got ${JSON.stringify(directory)}`)
+    await this.exec(['container', 'cp', '-', `${objectName(container)}:${directory}`], { input: archive, mutates: true, timeoutMs: 60_000, plannedInput })
+  }
+
+  /**
+   * The content of one text file of a container, running or stopped (`docker cp <container>:<path> -`
+   * prints a tar archive). Undefined when the container or the file does not exist.
+   */
+  async readFileFrom(container: string, path: string): Promise<string | undefined> {
+    const argv = ['container', 'cp', `${objectName(container)}:${path}`, '-']
+    const result = await this.exec(argv, { allowFailure: true, timeoutMs: 30_000 })
+    if (result.exitCode !== 0) {
+      if (NO_SUCH.test(result.stderr) || /could not find the file/i.test(result.stderr)) return undefined
+      throw new DockerCommandError(argv, result)
+    }
+    return fileOfTar(result.stdout)
+  }
+
+  /**
+   * Records that an image was deployed now, by the daemon's clock: tagging a reference with
+   * itself sets the image's `Metadata.LastTagTime` (a pull does not), which `imageRecords` reads.
+   */
+  async markImageDeployed(reference: string): Promise<void> {
+    await this.exec(['image', 'tag', reference, reference], { mutates: true, timeoutMs: 30_000 })
+  }
+
+  /** The local images of one repository: their ids with every reference (`repo:tag`, or `repo@digest` without a tag). */
+  async repositoryImages(repository: string): Promise<Map<string, string[]>> {
+    const result = await this.exec(['image', 'ls', '--no-trunc', '--format', '{{.ID}}\t{{.Repository}}\t{{.Tag}}\t{{.Digest}}', repository], { timeoutMs: 60_000 })
+    const images = new Map<string, string[]>()
+    for (const line of result.stdout.split('\n').filter(Boolean)) {
+      const [id = '', repo = '', tag = '', digest = ''] = line.split('\t')
+      const reference = tag && tag !== '<none>' ? `${repo}:${tag}` : digest && digest !== '<none>' ? `${repo}@${digest}` : undefined
+      if (!id || repo !== repository || !reference) continue
+      images.set(id, [...(images.get(id) ?? []), reference])
+    }
+    return images
+  }
+
+  /** Size, build time and last deploy mark (see `markImageDeployed`) of local images, by id. */
+  async imageRecords(ids: readonly string[]): Promise<ImageRecord[]> {
+    if (ids.length === 0) return []
+    const format = '{"id":{{json .Id}},"created":{{json .Created}},"lastTagTime":{{json .Metadata.LastTagTime}},"size":{{json .Size}}}'
+    const argv = ['image', 'inspect', '--format', format, ...ids]
+    const result = await this.exec(argv, { allowFailure: true, timeoutMs: 60_000 })
+    // An image removed since it was listed is simply not there any more.
+    if (result.exitCode !== 0 && result.stderr.split('\n').some((line) => line.trim() && !NO_SUCH.test(line))) throw new DockerCommandError(argv, result)
+    return result.stdout
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => {
+        const raw = JSON.parse(line) as { id: string; created?: string; lastTagTime?: string | null; size?: number }
+        return { id: raw.id, createdMs: dateMs(raw.created), lastTagMs: dateMs(raw.lastTagTime ?? undefined), size: raw.size ?? 0 }
+      })
+  }
+
+  /**
+   * The image ids of every container on the host, running or not (kept `-previous` versions,
+   * proxy slots, Swarm tasks, containers of other apps): the images that must never be removed.
+   */
+  async imagesInUse(): Promise<Set<string>> {
+    const listed = await this.exec(['container', 'ls', '--all', '--quiet', '--no-trunc'], { timeoutMs: 60_000 })
+    const ids = listed.stdout.split('\n').map((line) => line.trim()).filter(Boolean)
+    if (ids.length === 0) return new Set()
+    const argv = ['container', 'inspect', '--format', '{{.Image}}', ...ids]
+    const result = await this.exec(argv, { allowFailure: true, timeoutMs: 60_000 })
+    // A container removed since it was listed uses nothing; any other error leaves the answer unknown.
+    if (result.exitCode !== 0 && result.stderr.split('\n').some((line) => line.trim() && !NO_SUCH.test(line))) throw new DockerCommandError(argv, result)
+    return new Set(result.stdout.split('\n').map((line) => line.trim()).filter(Boolean))
+  }
+
+  /**
+   * Removes image references without `--force`, so docker itself refuses an image that a container
+   * uses. Returns what docker untagged and deleted, and each reference it refused with its reason.
+   */
+  async removeImages(references: readonly string[]): Promise<{ untagged: string[]; deleted: string[]; refused: string[] }> {
+    if (references.length === 0) return { untagged: [], deleted: [], refused: [] }
+    const result = await this.exec(['image', 'rm', ...references], { mutates: true, allowFailure: true, timeoutMs: 120_000 })
+    const lines = (text: string, prefix: RegExp): string[] =>
+      text
+        .split('\n')
+        .map((line) => line.trim())
+        .filter((line) => prefix.test(line))
+        .map((line) => line.replace(prefix, '').trim())
+    return { untagged: lines(result.stdout, /^Untagged:/), deleted: lines(result.stdout, /^Deleted:/), refused: result.stderr.split('\n').map((line) => line.trim()).filter(Boolean) }
+  }
+
   /** The last lines of a container's output (stdout and stderr interleaved by docker). */
   async containerLogs(name: string, tail: number): Promise<string> {
     const result = await this.exec(['container', 'logs', '--tail', String(tail), name], {
@@ -228,9 +397,41 @@ function containerInfo(raw: DockerInspect): ContainerInfo {
     error: raw.State.Error ?? '',
     oomKilled: raw.State.OOMKilled ?? false,
     startedAt: raw.State.StartedAt,
+    created: raw.Created ?? '',
     health: raw.State.Health?.Status,
-    restartCount: raw.RestartCount ?? 0
+    restartCount: raw.RestartCount ?? 0,
+    networks: Object.fromEntries(Object.entries(raw.NetworkSettings?.Networks ?? {}).map(([network, settings]) => [network, settings?.IPAddress ?? '']))
   }
+}
+
+/** The content of the first regular file of a tar archive (as `docker cp … -` prints it). */
+function fileOfTar(archive: string): string | undefined {
+  let offset = 0
+  while (offset + 512 <= archive.length) {
+    const header = archive.slice(offset, offset + 512)
+    if (/^\0*$/.test(header)) return undefined
+    const size = parseInt(header.slice(124, 136).replace(/[\0 ]+$/, '').trim() || '0', 8)
+    const type = header[156]
+    const start = offset + 512
+    if (type === '0' || type === '\0') return archive.slice(start, start + size)
+    offset = start + Math.ceil(size / 512) * 512
+  }
+  return undefined
+}
+
+/** One local image as `imageRecords` reads it; times in ms since the epoch by the daemon's clock, 0 when unset. */
+export interface ImageRecord {
+  id: string
+  createdMs: number
+  lastTagMs: number
+  /** Bytes, shared layers included. */
+  size: number
+}
+
+/** A docker timestamp in ms; 0 for none or Go's zero time (`0001-01-01T00:00:00Z`). */
+function dateMs(text: string | undefined): number {
+  const ms = text ? Date.parse(text) : NaN
+  return Number.isFinite(ms) && ms > 0 ? ms : 0
 }
 
 /** Raw shape of `docker container inspect`, only the fields read above. */
@@ -238,7 +439,9 @@ interface DockerInspect {
   Id: string
   Name: string
   Image: string
+  Created?: string
   RestartCount?: number
+  NetworkSettings?: { Networks?: Record<string, { IPAddress?: string } | null> | null }
   Config: { Image: string; Labels?: Record<string, string> | null }
   State: {
     Status: string

@@ -29,11 +29,18 @@ export interface HealthVerdict {
   phase: 'start' | 'watch'
 }
 
+/** One HTTP probe, judged against the settings (see `probeHttp`); never throws. */
+export type HttpProbe = (url: string, settings: HealthSettings, signal?: AbortSignal) => Promise<HttpProbeResult>
+
 export interface VerifyHealthOptions {
   /** The workload's runtime state (a container, a Swarm service). */
   state: StateProbe
-  /** HTTP probing; `url` is the resolved URL (`{host}` already replaced). Without it only the state is checked. */
-  http?: { url: string; settings: HealthSettings }
+  /**
+   * HTTP probing; `url` is the resolved URL (`{host}` already replaced). Without it only the state
+   * is checked. `probe` replaces the direct request (the proxy strategy probes a slot from inside
+   * the proxy container, where the slot's address is reachable).
+   */
+  http?: { url: string; settings: HealthSettings; probe?: HttpProbe }
   settings: HealthSettings
   signal?: AbortSignal
   clock?: HealthClock
@@ -192,10 +199,11 @@ export async function verifyHealth(options: VerifyHealthOptions): Promise<Health
     }
   }
 
-  const httpLoop = async (target: { url: string; settings: HealthSettings }): Promise<void> => {
+  const httpLoop = async (target: { url: string; settings: HealthSettings; probe?: HttpProbe }): Promise<void> => {
+    const probe = target.probe ?? probeHttp
     while (!signal.aborted) {
       const atMs = elapsed()
-      const result = await probeHttp(target.url, target.settings, signal)
+      const result = await probe(target.url, target.settings, signal)
       if (signal.aborted) break
       record(httpRecord(result), atMs)
       if (result.ok) {

@@ -124,6 +124,65 @@ export function showStatCommands(backend = HAPROXY_BACKEND): string {
   return `show stat ${backend} 4 -1\n`
 }
 
+/** `show servers state` for one backend: each server's admin state, which `show stat` folds into one word. */
+export function showServersStateCommands(backend = HAPROXY_BACKEND): string {
+  if (!/^[A-Za-z0-9_.:-]+$/.test(backend)) throw new Error(`invalid backend name ${JSON.stringify(backend)}`)
+  return `show servers state ${backend}\n`
+}
+
+/** Admin-state bits of `show servers state` (HAProxy's SRV_ADMF_*). */
+const ADMIN_MAINT = 0x01 | 0x02 | 0x20 // forced, inherited, resolution
+const ADMIN_DRAIN = 0x08 | 0x10 // forced, inherited
+
+/** One server's line of `show servers state`: what the admin (and the runtime API) decided for it. */
+export interface ServerAdminState {
+  backend: string
+  server: string
+  /** The raw `srv_admin_state` bit field. */
+  adminState: number
+  /** `srv_op_state`: 0 stopped, 1 starting, 2 running, 3 stopping. */
+  opState: number
+  /** In maintenance (`state maint`, `disabled` in the config and not enabled since, or no address yet). */
+  maint: boolean
+  /** Draining (`state drain`): checked, but given no new requests. */
+  drain: boolean
+  /** Ready: the load balancer sends it new requests whenever its checks pass. */
+  ready: boolean
+}
+
+/** Parses `show servers state` (a version line, a `# be_id be_name …` header, one line per server). */
+export function parseServersState(output: string): ServerAdminState[] {
+  const lines = output.split('\n').map((line) => line.replace(/\r$/, '').trim())
+  const headerLine = lines.find((line) => line.startsWith('# be_id') || line.startsWith('# be_name'))
+  if (!headerLine) throw new RuntimeApiError(`unexpected answer to show servers state: ${JSON.stringify(output.slice(0, 300))}`, 'show servers state', output)
+  const header = headerLine.slice(2).split(/\s+/)
+  const column = (name: string): number => header.indexOf(name)
+  for (const name of ['be_name', 'srv_name', 'srv_op_state', 'srv_admin_state']) {
+    if (column(name) < 0) throw new RuntimeApiError(`show servers state has no ${name} column`, 'show servers state', output)
+  }
+  const states: ServerAdminState[] = []
+  for (const line of lines.slice(lines.indexOf(headerLine) + 1)) {
+    if (line === '' || line.startsWith('#')) continue
+    const fields = line.split(/\s+/)
+    if (fields.length < header.length - 2) continue
+    const adminState = Number(fields[column('srv_admin_state')])
+    const opState = Number(fields[column('srv_op_state')])
+    if (!Number.isInteger(adminState) || !Number.isInteger(opState)) continue
+    const maint = (adminState & ADMIN_MAINT) !== 0
+    const drain = !maint && (adminState & ADMIN_DRAIN) !== 0
+    states.push({ backend: fields[column('be_name')] ?? '', server: fields[column('srv_name')] ?? '', adminState, opState, maint, drain, ready: !maint && !drain })
+  }
+  return states
+}
+
+/** Both slots as one look sees them: the admin's decision and the checks' view. */
+export interface SlotsSnapshot {
+  admin: Record<Slot, ServerAdminState>
+  stat: Record<Slot, ServerStat>
+  /** The one slot that takes new requests (admin ready), or undefined when none or both do. */
+  routed?: Slot
+}
+
 /** Throws a {@link RuntimeApiError} unless the answer to commands that print nothing on success is empty. */
 export function expectSilentSuccess(commands: string, response: string): void {
   if (response.trim() !== '') {
@@ -262,6 +321,28 @@ export class HaproxyRuntime {
       return stat
     }
     return { blue: find('blue'), green: find('green') }
+  }
+
+  /**
+   * Admin state and stats of both slots with one exchange (`show servers state; show stat`), and
+   * the slot HAProxy routes new requests to: the one the admin made ready, whatever its checks say.
+   */
+  async snapshot(): Promise<SlotsSnapshot> {
+    const commands = `${showServersStateCommands(this.backend).trim()}; ${showStatCommands(this.backend)}`
+    const response = await this.send(commands)
+    const csvAt = response.search(/^# pxname/m)
+    if (csvAt < 0) throw new RuntimeApiError(`unexpected answer to ${commands.trim()}: ${JSON.stringify(response.slice(0, 300))}`, commands, response)
+    const admins = parseServersState(response.slice(0, csvAt)).filter((state) => state.backend === this.backend)
+    const stats = parseShowStat(response.slice(csvAt)).filter((stat) => stat.backend === this.backend)
+    const pick = <T extends { server: string }>(list: T[], slot: Slot): T => {
+      const found = list.find((entry) => entry.server === slot)
+      if (!found) throw new RuntimeApiError(`HAProxy's backend ${this.backend} has no server ${slot}; is this proxy's config ours?`, commands, response)
+      return found
+    }
+    const admin = { blue: pick(admins, 'blue'), green: pick(admins, 'green') }
+    const stat = { blue: pick(stats, 'blue'), green: pick(stats, 'green') }
+    const ready = SLOTS.filter((slot) => admin[slot].ready)
+    return ready.length === 1 ? { admin, stat, routed: ready[0] } : { admin, stat }
   }
 
   /** One slot's current stats. */

@@ -1,0 +1,493 @@
+import type { Clock } from '../dependencies.js'
+import type { ContainerInfo, DockerClient } from '../docker/client.js'
+import { buildCreateArgv, secretEnvironment } from '../docker/run-args.js'
+import { containerStateProbe, type StateObservation, type StateProbe } from '../health/state-probe.js'
+import { verifyHealth } from '../health/verify.js'
+import { singleFileTar } from '../proxy/config-archive.js'
+import {
+  HAPROXY_CONFIG_PATH,
+  otherSlot,
+  PROXY_LISTEN_PORT,
+  proxyContainerName,
+  renderHaproxyConfig,
+  RUNTIME_API_HOST,
+  RUNTIME_API_PORT,
+  slotContainerName,
+  SLOTS,
+  type Slot
+} from '../proxy/haproxy-config.js'
+import { HaproxyRuntime, isHealthy, type SlotsSnapshot } from '../proxy/runtime-api.js'
+import { probeSlot, slotRequest } from '../proxy/slot-probe.js'
+import { sameRelease, type DeploySettings, type ProxySettings, type Release } from '../settings.js'
+import { releaseLabels, releaseOf } from './release-labels.js'
+import { SwitchNotStartedError, type DeployStrategy, type FailureEvidence, type RestoreMethod } from './strategy.js'
+
+/** How many log lines of a failed slot the report keeps. */
+const FAILED_LOG_LINES = 50
+/** One exchange with the runtime API through `docker exec` may take this long. */
+const RUNTIME_API_TIMEOUT_MS = 15_000
+/** Labels that mark what the proxy strategy created beside the app's slots. */
+const ROLE_LABEL = 'deploy-action.role'
+const APP_LABEL = 'deploy-action.app'
+const SLOT_LABEL = 'deploy-action.slot'
+/** The line of the rendered config that names the live slot (see haproxy-config.ts). */
+const LIVE_SLOT_LINE = /Live slot: (blue|green)\./
+/**
+ * After the app answers its health check itself, HAProxy needs `rise` (2) good checks of its own
+ * before it calls the slot healthy: 2 s apart, 1 s apart while a change is pending.
+ */
+const HAPROXY_RISE_MS = 10_000
+
+interface Names {
+  proxy: string
+  network: string
+  slots: Record<Slot, string>
+}
+
+/**
+ * `strategy: proxy` on one docker host: blue/green behind HAProxy.
+ *
+ * A user network `<name>-net` holds the proxy container `<name>-proxy` (the only thing that
+ * publishes a port: `proxy.port`) and two slot containers `<name>-blue` and `<name>-green`. A
+ * deploy starts the new version in the idle slot, checks its state and its health at its own
+ * address (from inside the proxy container) while HAProxy health-checks it in DRAIN, then switches
+ * new requests to it in one runtime-API batch. The old slot keeps running in DRAIN during the
+ * verify and watch window, so a switch back is one more batch; `finalize` lets it finish its
+ * in-flight requests for what remains of `proxy.drain`, then stops it and keeps it for the next
+ * rollback. After every switch the config inside the proxy names the live slot, so a restart of
+ * the proxy (or of the host) serves it.
+ */
+export class ProxyStrategy implements DeployStrategy {
+  /** The slot this run made live (or found live in a restore). */
+  private serving: Slot | undefined
+  /** The slot switched away from, draining until `finalize`. */
+  private retiring: Slot | undefined
+  /** When the switch happened, for what remains of `proxy.drain`. */
+  private switchedAt = 0
+  /** The slot of a version that failed before the switch, for its logs. */
+  private failedSlot: Slot | undefined
+  private readonly runtime: HaproxyRuntime
+
+  constructor(
+    private readonly settings: DeploySettings,
+    private readonly docker: DockerClient,
+    private readonly clock: Clock,
+    private readonly signal?: AbortSignal
+  ) {
+    this.runtime = new HaproxyRuntime((commands) => this.sendToRuntimeApi(commands), {
+      sleep: (ms) => this.clock.sleep(ms, this.signal).catch(() => undefined),
+      now: () => this.clock.now()
+    })
+  }
+
+  get host(): string {
+    return this.docker.hostLabel
+  }
+
+  private get proxy(): ProxySettings {
+    const proxy = this.settings.proxy
+    if (!proxy) throw new Error('strategy: proxy needs the proxy settings (proxy.port and proxy.app-port)')
+    return proxy
+  }
+
+  private get names(): Names {
+    const name = this.settings.name
+    return {
+      proxy: proxyContainerName(name),
+      network: `${name}-net`,
+      slots: { blue: slotContainerName(name, 'blue'), green: slotContainerName(name, 'green') }
+    }
+  }
+
+  async current(): Promise<Release | undefined> {
+    const { proxy, slots } = await this.look()
+    if (!proxy) return undefined
+    const slot = await this.routedSlot(proxy)
+    const info = slot && slots[slot]
+    return info ? releaseOf(info.labels, info.image) : undefined
+  }
+
+  async switchTo(release: Release): Promise<void> {
+    if (this.docker.dryRun) return this.planSwitch(release)
+    let look: Awaited<ReturnType<ProxyStrategy['look']>>
+    try {
+      look = await this.look()
+    } catch (error) {
+      throw new SwitchNotStartedError(error)
+    }
+    if (!look.proxy) return this.firstDeploy(release, { withCommit: true })
+
+    let live: Slot
+    try {
+      if (!look.proxy.running) await this.docker.startContainer(this.names.proxy)
+      live = (await this.routedSlot(look.proxy)) ?? 'blue'
+    } catch (error) {
+      throw new SwitchNotStartedError(error)
+    }
+    const idle = otherSlot(live)
+    await this.startInSlot(idle, release, look.slots[idle], { withCommit: true })
+    await this.checkBeforeSwitch(idle, { prepare: true })
+    await this.switchTraffic(idle)
+  }
+
+  stateProbe(): StateProbe {
+    if (this.serving) return containerStateProbe(this.docker, this.names.slots[this.serving])
+    // A post step's restore found what serves; otherwise ask the proxy once.
+    let probe: StateProbe | undefined
+    return {
+      observe: async (signal?: AbortSignal): Promise<StateObservation> => {
+        if (!probe) {
+          const { proxy } = await this.look()
+          const slot = proxy ? await this.routedSlot(proxy) : undefined
+          if (!slot) return { verdict: 'failed', detail: `the proxy ${this.names.proxy} routes to no slot` }
+          probe = containerStateProbe(this.docker, this.names.slots[slot])
+        }
+        return probe.observe(signal)
+      }
+    }
+  }
+
+  async finalize(): Promise<void> {
+    const old = this.retiring
+    if (!old || this.docker.dryRun) return
+    await this.retireSlot(old, Math.max(0, this.proxy.drainMs - (this.clock.now() - this.switchedAt)))
+    this.retiring = undefined
+  }
+
+  async failureEvidence(): Promise<FailureEvidence> {
+    const slot = this.failedSlot ?? this.serving
+    if (!slot) return { logs: '' }
+    const logs = await this.docker.containerLogs(this.names.slots[slot], FAILED_LOG_LINES).catch(() => '')
+    return { logs: /^Error.*no such container/i.test(logs) ? '' : logs }
+  }
+
+  async restore(target: Release | undefined): Promise<RestoreMethod> {
+    const look = await this.look()
+    if (!target) return this.removeAll(look)
+    if (!look.proxy) {
+      // The proxy is gone (removed by hand): start over as on a first deploy, with the target.
+      await this.firstDeploy(target, { withCommit: false })
+      return 'redeployed'
+    }
+    if (!look.proxy.running) await this.docker.startContainer(this.names.proxy)
+    const live = (await this.routedSlot(look.proxy)) ?? 'blue'
+    const idle = otherSlot(live)
+
+    if (await this.holds(look.slots[live], target)) {
+      if (!look.slots[live]?.running) await this.docker.startContainer(this.names.slots[live])
+      this.serving = live
+      // Whatever ran beside it (a new version checked but never switched to) stops taking anything.
+      if (look.slots[idle]?.running) await this.retireSlot(idle, this.proxy.drainMs)
+      await this.writeConfig(live)
+      return 'already-running'
+    }
+
+    let method: RestoreMethod = 'reused-previous'
+    if (await this.holds(look.slots[idle], target)) {
+      if (!look.slots[idle]?.running) await this.docker.startContainer(this.names.slots[idle])
+    } else {
+      method = 'redeployed'
+      const imageRef = target.imageRef ?? `${this.settings.image}:${target.tag}`
+      if (!(await this.docker.imageExists(imageRef))) await this.docker.pull(imageRef)
+      const digest = target.digest ?? (target.imageRef ? undefined : await this.docker.imageDigest(imageRef, this.settings.image))
+      await this.startInSlot(idle, { ...target, ...(digest && { digest }) }, look.slots[idle], { withCommit: false })
+    }
+    await this.checkBeforeSwitch(idle, { prepare: true, fast: method === 'reused-previous' })
+    await this.switchTraffic(idle)
+    // The version switched away from failed or was not wanted: it finishes what it has in flight, then stops.
+    await this.retireSlot(live, this.proxy.drainMs)
+    this.retiring = undefined
+    return method
+  }
+
+  // ---------------------------------------------------------------------------------------------
+
+  /** The proxy and both slot containers, with one `docker container inspect`. */
+  private async look(): Promise<{ proxy?: ContainerInfo; slots: Record<Slot, ContainerInfo | undefined> }> {
+    const names = this.names
+    const [proxy, blue, green] = await this.docker.inspectContainers([names.proxy, names.slots.blue, names.slots.green])
+    return { proxy, slots: { blue, green } }
+  }
+
+  /**
+   * The slot the proxy routes new requests to: the runtime API's word while the proxy runs (the
+   * slot HAProxy has ready), else the slot its config names (what it serves once started).
+   */
+  private async routedSlot(proxy: ContainerInfo): Promise<Slot | undefined> {
+    if (proxy.running) {
+      const snapshot = await this.runtime.snapshot().catch(() => undefined)
+      if (snapshot?.routed) return snapshot.routed
+    }
+    const config = await this.docker.readFileFrom(this.names.proxy, HAPROXY_CONFIG_PATH).catch(() => undefined)
+    const named = config && LIVE_SLOT_LINE.exec(config)?.[1]
+    return named === 'blue' || named === 'green' ? named : undefined
+  }
+
+  /**
+   * The first deploy on this host: the network, the new version in slot blue, the proxy with a
+   * config that names blue, started; then the same checks as any switch. A failure removes what
+   * this call created and throws `SwitchNotStartedError`: nothing served before, nothing does now.
+   */
+  private async firstDeploy(release: Release, options: { withCommit: boolean }): Promise<void> {
+    const names = this.names
+    const created: { network?: boolean; slot?: boolean; proxy?: boolean } = {}
+    try {
+      if (!(await this.docker.inspectNetwork(names.network))) {
+        await this.docker.createNetwork(names.network, this.ownLabels('network'))
+        created.network = true
+      }
+      created.slot = true
+      await this.startInSlot('blue', release, undefined, options)
+      await this.createProxy('blue')
+      created.proxy = true
+      try {
+        await this.docker.startContainer(names.proxy)
+      } catch (error) {
+        throw new Error(this.describeProxyStartFailure(error), { cause: error })
+      }
+      await this.checkBeforeSwitch('blue', { prepare: false })
+      this.serving = 'blue'
+    } catch (error) {
+      this.failedSlot = 'blue'
+      if (created.proxy) await this.docker.removeContainer(names.proxy).catch(() => undefined)
+      if (created.slot) await this.docker.removeContainer(names.slots.blue).catch(() => undefined)
+      if (created.network) await this.docker.removeNetwork(names.network).catch(() => undefined)
+      throw error instanceof SwitchNotStartedError ? error : new SwitchNotStartedError(error)
+    }
+  }
+
+  /** Creates (does not start) the proxy container with its config naming `live`. */
+  private async createProxy(live: Slot): Promise<void> {
+    const { proxy } = this
+    const names = this.names
+    if (!(await this.docker.imageExists(proxy.image))) await this.docker.pull(proxy.image)
+    const argv = ['container', 'create', '--name', names.proxy, '--network', names.network, '--restart', 'unless-stopped']
+    // HAProxy's soft stop: in-flight requests finish (for at most proxy.drain) when the proxy stops.
+    argv.push('--stop-signal', 'SIGUSR1', '--stop-timeout', String(Math.ceil(proxy.drainMs / 1000) + 5))
+    const binds = proxy.bind.length > 0 ? proxy.bind : [undefined]
+    for (const bind of binds) {
+      const address = bind === undefined ? '' : bind.includes(':') ? `[${bind}]:` : `${bind}:`
+      argv.push('--publish', `${address}${proxy.port}:${PROXY_LISTEN_PORT}`)
+    }
+    for (const [key, value] of Object.entries(this.ownLabels('proxy'))) argv.push('--label', `${key}=${value}`)
+    argv.push(proxy.image)
+    await this.docker.createContainer(argv, {})
+    await this.writeConfig(live)
+  }
+
+  private describeProxyStartFailure(error: unknown): string {
+    const message = error instanceof Error ? error.message : String(error)
+    const where = this.proxy.bind.length > 0 ? ` on ${this.proxy.bind.join(', ')}` : ''
+    if (/address already in use|port is already allocated|bind/i.test(message)) {
+      return `proxy.port ${this.proxy.port} is already in use${where} on ${this.host}: the proxy ${this.names.proxy} could not publish it. Stop what listens there (e.g. the app's container from another strategy), or choose another proxy.port. (${message})`
+    }
+    return `the proxy ${this.names.proxy} did not start: ${message}`
+  }
+
+  /**
+   * Creates and starts `release` in `slot` on the app network, publishing nothing, after removing
+   * what the slot held (the version kept from before the last deploy, or a leftover). Throws
+   * `SwitchNotStartedError`: nothing routes to the idle slot.
+   */
+  private async startInSlot(slot: Slot, release: Release, existing: ContainerInfo | undefined, options: { withCommit: boolean }): Promise<void> {
+    const name = this.names.slots[slot]
+    try {
+      if (existing) {
+        if (existing.running) await this.runtime.retire(slot).catch(() => undefined)
+        await this.docker.removeContainer(name)
+      }
+      const { container } = this.settings
+      const argv = buildCreateArgv({
+        name,
+        imageRef: release.imageRef ?? `${this.settings.image}:${release.tag}`,
+        container: { ...container, ports: [], network: this.names.network, restart: container.restart ?? 'unless-stopped' },
+        labels: { ...releaseLabels(this.settings, release, options), [SLOT_LABEL]: slot, [APP_LABEL]: this.settings.name }
+      })
+      await this.docker.createContainer(argv, secretEnvironment(container.secrets))
+      await this.docker.startContainer(name)
+    } catch (error) {
+      this.failedSlot = slot
+      throw new SwitchNotStartedError(error)
+    }
+  }
+
+  /**
+   * Before any user request reaches `slot`: its container runs, its health URL's path answers as
+   * `health` expects at its own address, and HAProxy, checking it in DRAIN, calls it healthy at
+   * the address docker gave it. Within `health.deadline`. Otherwise the slot is taken out and its
+   * container stopped (kept for its logs), and `SwitchNotStartedError` says why.
+   */
+  private async checkBeforeSwitch(slot: Slot, options: { prepare: boolean; fast?: boolean }): Promise<void> {
+    const name = this.names.slots[slot]
+    const started = this.clock.now()
+    try {
+      if (options.fast) {
+        // A kept slot that still runs and that HAProxy saw healthy: switch back at once.
+        const [snapshot, info] = await Promise.all([this.runtime.snapshot(), this.docker.inspectContainer(name)])
+        if (info?.running && this.seenHealthy(snapshot, slot, info)) return
+      }
+      if (options.prepare) await this.runtime.prepare(slot)
+      const health = { ...this.settings.health, watchMs: 0 }
+      const path = this.healthPath()
+      const verdict = await verifyHealth({
+        state: containerStateProbe(this.docker, name),
+        http: path === undefined ? undefined : { url: `http://${name}:${this.proxy.appPort}${path}`, settings: health, probe: this.slotProbe(slot, path) },
+        settings: health,
+        signal: this.signal,
+        clock: this.clock
+      })
+      if (!verdict.healthy) throw new Error(verdict.reason)
+      const info = await this.docker.inspectContainer(name)
+      const address = info?.networks?.[this.names.network] || undefined
+      const remaining = Math.max(HAPROXY_RISE_MS, this.settings.health.deadlineMs - (this.clock.now() - started))
+      await this.runtime.waitUntilHealthy(slot, { timeoutMs: remaining, intervalMs: 250, ...(address && { address }) })
+    } catch (error) {
+      this.failedSlot = slot
+      await this.runtime.retire(slot).catch(() => undefined)
+      await this.docker.stopContainer(name, this.stopSeconds()).catch(() => undefined)
+      const reason = error instanceof Error ? error.message : String(error)
+      throw new SwitchNotStartedError(new Error(`${name} was checked before the switch and no user request reached it: ${reason}`, { cause: error }))
+    }
+  }
+
+  private seenHealthy(snapshot: SlotsSnapshot, slot: Slot, info: ContainerInfo): boolean {
+    const stat = snapshot.stat[slot]
+    const address = info.networks?.[this.names.network]
+    return snapshot.admin[slot].drain && isHealthy(stat) && (!address || stat.address?.startsWith(`${address}:`) === true)
+  }
+
+  /** Switches new requests to `to` in one batch and rewrites the config to name it. */
+  private async switchTraffic(to: Slot): Promise<void> {
+    await this.runtime.switchTo(to)
+    this.serving = to
+    this.retiring = otherSlot(to)
+    this.switchedAt = this.clock.now()
+    await this.writeConfig(to)
+  }
+
+  /**
+   * Lets `slot` finish its in-flight requests for up to `drainMs`, then takes it out (MAINT, open
+   * connections cut) and stops its container, which is kept for the next rollback.
+   */
+  private async retireSlot(slot: Slot, drainMs: number): Promise<void> {
+    const running = await this.runtime.server(slot).catch(() => undefined)
+    if (running && running.state !== 'MAINT') await this.runtime.drain(slot, drainMs, 250)
+    await this.runtime.retire(slot)
+    await this.docker.stopContainer(this.names.slots[slot], this.stopSeconds()).catch((error: unknown) => {
+      // A slot that held nothing (removed by hand) has nothing to stop.
+      if (!/no such container/i.test(error instanceof Error ? error.message : String(error))) throw error
+    })
+  }
+
+  /** Puts haproxy.cfg naming `live` into the proxy container (created or running). */
+  private async writeConfig(live: Slot): Promise<void> {
+    const path = this.healthPath()
+    const config = renderHaproxyConfig({
+      name: this.settings.name,
+      appPort: this.proxy.appPort,
+      live,
+      drainMs: this.proxy.drainMs,
+      ...(path !== undefined && { healthPath: path })
+    })
+    const directory = HAPROXY_CONFIG_PATH.slice(0, HAPROXY_CONFIG_PATH.lastIndexOf('/'))
+    await this.docker.copyArchiveInto(this.names.proxy, directory, singleFileTar('haproxy.cfg', config), `haproxy.cfg naming ${live} live`)
+  }
+
+  /** Removes both slots, the proxy and the network: nothing ran before. */
+  private async removeAll(look: { proxy?: ContainerInfo; slots: Record<Slot, ContainerInfo | undefined> }): Promise<RestoreMethod> {
+    const names = this.names
+    let removed = false
+    for (const slot of SLOTS) if (look.slots[slot]) removed = (await this.docker.removeContainer(names.slots[slot])) || removed
+    if (look.proxy) removed = (await this.docker.removeContainer(names.proxy)) || removed
+    const network = await this.docker.inspectNetwork(names.network)
+    if (network && network.labels[ROLE_LABEL] === 'network') {
+      await this.docker.removeNetwork(names.network)
+      removed = true
+    }
+    return removed ? 'removed' : 'nothing'
+  }
+
+  /**
+   * Whether `info` holds exactly `target`. A target known by its tag only (a release) is compared
+   * by the local image's digest, since the tag may have been re-pushed since.
+   */
+  private async holds(info: ContainerInfo | undefined, target: Release): Promise<boolean> {
+    if (!info) return false
+    const held = releaseOf(info.labels, info.image)
+    if (held.tag !== target.tag) return false
+    let wanted = target
+    if (!target.digest && held.digest && !target.imageRef) {
+      const local = await this.docker.imageDigest(`${this.settings.image}:${target.tag}`, this.settings.image)
+      wanted = { ...target, ...(local && { digest: local }) }
+    }
+    return sameRelease(held, wanted)
+  }
+
+  /** The path of health.url, checked on each slot; undefined without a health URL. */
+  private healthPath(): string | undefined {
+    const url = this.settings.health.url
+    if (!url) return undefined
+    const parsed = new URL(url.replaceAll('{host}', 'host.invalid'))
+    return parsed.pathname + parsed.search
+  }
+
+  /** The Host header of a slot probe: the public URL's. */
+  private healthHost(): string {
+    const url = this.settings.health.url ?? ''
+    try {
+      return new URL(url.replaceAll('{host}', 'localhost')).host
+    } catch {
+      return 'localhost'
+    }
+  }
+
+  private slotProbe(slot: Slot, path: string) {
+    const request = slotRequest(path, this.healthHost(), this.settings.health.headers)
+    const exchange = (input: string, timeoutMs: number): Promise<string> =>
+      this.docker.execIn(this.names.proxy, ['nc', '-w', String(Math.max(1, Math.ceil(timeoutMs / 1000))), this.names.slots[slot], String(this.proxy.appPort)], {
+        input,
+        timeoutMs: timeoutMs + 5_000
+      })
+    return (_url: string, settings: DeploySettings['health'], signal?: AbortSignal) => probeSlot(exchange, request, settings, signal)
+  }
+
+  /** One runtime-API exchange through the docker connection; commands that change state are only planned in a dry run. */
+  private async sendToRuntimeApi(commands: string): Promise<string> {
+    const reads = /^\s*show /.test(commands)
+    return this.docker.execIn(this.names.proxy, ['nc', RUNTIME_API_HOST, String(RUNTIME_API_PORT)], {
+      input: commands,
+      timeoutMs: RUNTIME_API_TIMEOUT_MS,
+      mutates: !reads,
+      plannedInput: JSON.stringify(commands.trim())
+    })
+  }
+
+  /** Dry run: plans the commands of a switch without waiting for anything. */
+  private async planSwitch(release: Release): Promise<void> {
+    const look = await this.look()
+    const names = this.names
+    if (!look.proxy) {
+      if (!(await this.docker.inspectNetwork(names.network))) await this.docker.createNetwork(names.network, this.ownLabels('network'))
+      await this.startInSlot('blue', release, undefined, { withCommit: true })
+      await this.createProxy('blue')
+      await this.docker.startContainer(names.proxy)
+      return
+    }
+    const live = (await this.routedSlot(look.proxy)) ?? 'blue'
+    const idle = otherSlot(live)
+    if (look.slots[idle]) await this.docker.removeContainer(names.slots[idle])
+    await this.startInSlot(idle, release, undefined, { withCommit: true })
+    await this.runtime.prepare(idle)
+    await this.runtime.switchTo(idle)
+    await this.writeConfig(idle)
+  }
+
+  private ownLabels(role: 'proxy' | 'network'): Record<string, string> {
+    return { [ROLE_LABEL]: role, [APP_LABEL]: this.settings.name, 'deploy-action.environment': this.settings.environment }
+  }
+
+  private stopSeconds(): number | undefined {
+    const ms = this.settings.container.stopTimeoutMs
+    return ms === undefined ? undefined : Math.ceil(ms / 1000)
+  }
+}
