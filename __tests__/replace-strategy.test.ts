@@ -5,6 +5,7 @@ import { DockerClient } from '../src/docker/client.js'
 import type { DockerRunOptions } from '../src/docker/runner.js'
 import type { DeploySettings } from '../src/settings.js'
 import { ReplaceStrategy } from '../src/strategies/replace.js'
+import { SwitchNotStartedError } from '../src/strategies/strategy.js'
 import { FakeDockerEngine } from '../test-support/fake-docker-engine.js'
 import { testSettings } from '../test-support/settings.js'
 
@@ -114,6 +115,32 @@ describe('ReplaceStrategy.switchTo', () => {
       'container rename web-previous-older web-previous'
     ])
     expect(state(engine)).toEqual(['web-previous=v0', 'web=v1 (running)'])
+  })
+
+  it('a container.network this host does not have stops the switch before anything that serves is touched', async () => {
+    // docker accepts a missing network at create and refuses it only at start, after the stop.
+    const engine = engineWith([{ name: 'web', tag: 'v1', running: true }])
+    const known = new Set(['frontend'])
+    const run = engine.run.bind(engine)
+    engine.run = async (argv, options = {}) => {
+      if (argv[0] !== 'network' || argv[1] !== 'inspect') return run(argv, options)
+      engine.calls.push({ argv: [...argv], options })
+      const name = argv[2] ?? ''
+      return known.has(name)
+        ? { exitCode: 0, stdout: `[{"Id":"n1","Name":"${name}","Labels":{}}]\n`, stderr: '' }
+        : { exitCode: 1, stdout: '[]\n', stderr: `Error response from daemon: network ${name} not found\n` }
+    }
+
+    const missing = new ReplaceStrategy({ ...settings, container: { ...settings.container, network: 'backend' } }, new DockerClient(engine))
+    const error = await missing.switchTo(V2).catch((caught: unknown) => caught)
+    expect(error).toBeInstanceOf(SwitchNotStartedError)
+    expect((error as Error).message).toBe('the network backend (container.network) does not exist on local; create it with `docker network create backend` there, or change container.network')
+    expect(commands(engine)).toEqual(['container inspect web-next web web-previous web-previous-older', 'network inspect backend'])
+    expect(state(engine)).toEqual(['web=v1 (running)'])
+
+    // A network the host has costs one look, and the switch goes on.
+    await new ReplaceStrategy({ ...settings, container: { ...settings.container, network: 'frontend' } }, new DockerClient(engine)).switchTo(V2)
+    expect(state(engine)).toEqual(['web-previous=v1', 'web=v2 (running)'])
   })
 
   it('a leftover -next, a running previous and an older previous: each handled in order, as before', async () => {

@@ -86,7 +86,8 @@ async function repair(
     headline,
     ok: restored?.ok ?? false,
     environment: saved.environment,
-    image: `${saved.image}:${saved.tag ?? ''}`,
+    // What runs now, not the tag that was being deployed when the run was interrupted.
+    image: `${saved.image}:${pipeline?.primary.now?.tag ?? saved.tag ?? ''}`,
     before: saved.before?.[0] ?? undefined,
     now: pipeline?.primary.now,
     hosts: pipeline && pipeline.hosts.length > 1 ? pipeline.hostRows() : undefined

@@ -6,6 +6,9 @@ import { sameRelease, type DeploySettings, type Release } from '../settings.js'
 import { releaseLabels, releaseOf } from './release-labels.js'
 import { SwitchNotStartedError, type DeployStrategy, type FailureEvidence, type RestoreMethod } from './strategy.js'
 
+/** Networks every engine has; only other names need a look before the switch. */
+const BUILT_IN_NETWORKS = new Set(['host', 'bridge', 'none', 'default'])
+
 /** How many log lines of a failed container the report keeps. */
 const FAILED_LOG_LINES = 50
 
@@ -14,7 +17,8 @@ const FAILED_LOG_LINES = 50
  * (the instant rollback), start the new one as `<name>`.
  *
  * The new container is created under `<name>-next` before anything running is touched, so a bad
- * option, a missing network or a name clash fails while the old version still serves.
+ * option or a name clash fails while the old version still serves; a missing network, which docker
+ * only refuses at start, is looked for first.
  */
 export class ReplaceStrategy implements DeployStrategy {
   /**
@@ -50,6 +54,9 @@ export class ReplaceStrategy implements DeployStrategy {
     // One look at every name the switch touches: each docker command is a CLI process of its own.
     const [leftover, running, previous, older] = await this.docker.inspectContainers([names.next, names.live, names.previous, names.older])
     try {
+      // Docker accepts a missing network at create and refuses it only at start, after the old
+      // version was stopped: look first, while nothing that serves has been touched.
+      await this.requireNetwork()
       // A leftover from an interrupted run would block the name; it never served traffic.
       if (leftover) await this.docker.removeContainer(names.next)
       if (running && previous && !older && !previous.running && !previous.restarting) {
@@ -174,6 +181,14 @@ export class ReplaceStrategy implements DeployStrategy {
     if (older) await this.docker.removeContainer(this.names.older)
     if (previous.running || previous.restarting) await this.docker.stopContainer(this.names.previous, this.stopSeconds())
     await this.docker.renameContainer(this.names.previous, this.names.older)
+  }
+
+  /** Throws, naming the network, when `container.network` is a user network this host does not have. */
+  private async requireNetwork(): Promise<void> {
+    const network = this.settings.container.network
+    if (!network || BUILT_IN_NETWORKS.has(network) || network.startsWith('container:')) return
+    if (await this.docker.inspectNetwork(network)) return
+    throw new Error(`the network ${network} (container.network) does not exist on ${this.host}; create it with \`docker network create ${network}\` there, or change container.network`)
   }
 
   private async createContainer(name: string, release: Release, options: { withCommit: boolean }): Promise<void> {
