@@ -6,6 +6,8 @@ import {
   FleetLock,
   LOCK_IMAGE,
   LockLabel,
+  LEASE_FILE,
+  leaseEnd,
   lockLeaseMs,
   lockOwnerToken,
   LockTimeoutError,
@@ -34,6 +36,8 @@ function fakeClock(onSleep: (now: number) => void = () => undefined): LockClock 
 const base = { holder: 'https://github.com/acme/web/actions/runs/42', tag: 'v2', leaseMs: 30 * 60_000, timeoutMs: 10_000, pollMs: 2_000 }
 
 function holdBy(engine: FakeDockerEngine, owner: string, labels: Record<string, string> = {}): string {
+  // The daemon's clock reads T0 when first asked, as the test clock does: they agree here.
+  engine.daemonNow = () => T0
   engine.images.add(LOCK_IMAGE)
   return engine.add({
     name: 'web-deploy-lock',
@@ -65,7 +69,8 @@ describe('DeployLock', () => {
       [LockLabel.Holder]: base.holder,
       [LockLabel.Tag]: 'v2',
       [LockLabel.Since]: '2024-05-01T10:00:00.000Z',
-      [LockLabel.Expires]: '2024-05-01T10:30:00.000Z'
+      [LockLabel.Expires]: '2024-05-01T10:30:00.000Z',
+      [LockLabel.LeaseMs]: '1800000'
     })
     // The empty lock image is imported once, from stdin, and never pulled.
     const imports = engine.calls.filter((call) => call.argv[0] === 'image' && call.argv[1] === 'import')
@@ -227,6 +232,121 @@ describe('DeployLock', () => {
     await expect(new DeployLock(new DockerClient(engine), 'web').acquire({ ...base, owner: 'x', clock: fakeClock() })).rejects.toThrow(
       /Cannot connect to the Docker daemon/
     )
+  })
+})
+
+describe('the lease, on the daemon’s clock', () => {
+  /** A lock taken by another run through the real code path, at daemon time `createdAt`. */
+  async function heldByAnotherRun(engine: FakeDockerEngine, createdAt: number, leaseMs = base.leaseMs): Promise<DeployLock> {
+    engine.daemonNow = () => createdAt
+    const other = new DeployLock(new DockerClient(engine), 'web')
+    // Its runner's clock is an hour behind the daemon's: its labels say so, the lease does not care.
+    await other.acquire({ ...base, leaseMs, owner: 'run-41-a', clock: fakeClock() })
+    return other
+  }
+
+  it('runs from the daemon’s creation time for lease-ms, whatever the runners’ clocks say', async () => {
+    const engine = new FakeDockerEngine()
+    const created = T0 + 60 * 60_000
+    await heldByAnotherRun(engine, created)
+    // The waiter's runner clock is at T0, the daemon 29 minutes after the create: still held.
+    engine.daemonNow = () => created + 29 * 60_000
+    const waiting = await new DeployLock(new DockerClient(engine), 'web').acquire({ ...base, owner: 'run-42-a', timeoutMs: 0, clock: fakeClock() }).catch((e: unknown) => e)
+    expect(waiting).toBeInstanceOf(LockTimeoutError)
+    // The labels' expiry (T0 + 30 min by the holder's clock) has long passed by the daemon's: it is not what counts.
+    expect(engine.containers.get('web-deploy-lock')?.labels[LockLabel.Owner]).toBe('run-41-a')
+
+    // 31 minutes after the create by the daemon's clock: expired, taken over.
+    engine.daemonNow = () => created + 31 * 60_000
+    const taken = await new DeployLock(new DockerClient(engine), 'web').acquire({ ...base, owner: 'run-43-a', clock: fakeClock() })
+    expect(taken.tookOver.map((holder) => holder.owner)).toEqual(['run-41-a'])
+    expect(engine.containers.get('web-deploy-lock')?.labels[LockLabel.Owner]).toBe('run-43-a')
+  })
+
+  it('asks the daemon’s time once per wait, and follows it with the waiter’s own clock', async () => {
+    const engine = new FakeDockerEngine()
+    const created = T0 + 5 * 3_600_000
+    await heldByAnotherRun(engine, created, 60_000)
+    // The daemon says 50 s after the create; the waiter polls every 2 s: expiry after 10 s of waiting.
+    engine.daemonNow = () => created + 50_000
+    const clock = fakeClock()
+    const acquired = await new DeployLock(new DockerClient(engine), 'web').acquire({ ...base, owner: 'run-42-a', timeoutMs: 60_000, clock })
+    expect(acquired.tookOver).toHaveLength(1)
+    expect(clock.slept.reduce((sum, ms) => sum + ms, 0)).toBe(10_000)
+    expect(engine.commands.filter((command) => command.startsWith('system info'))).toHaveLength(1)
+  })
+
+  it('a renewed lease holds past the first one; once renewals stop, it runs out and is taken over', async () => {
+    const engine = new FakeDockerEngine()
+    const created = T0
+    const holder = await heldByAnotherRun(engine, created, 60_000)
+    // The holder renews at daemon time +40 s: the lease now ends at +100 s.
+    engine.daemonNow = () => created + 40_000
+    await expect(holder.renew(60_000)).resolves.toBe(true)
+    const lockId = engine.containers.get('web-deploy-lock')?.id ?? ''
+    expect(JSON.parse(engine.containers.get('web-deploy-lock')?.files?.get(`/${LEASE_FILE}`) ?? '{}')).toEqual({ expires: new Date(created + 100_000).toISOString(), owner: 'run-41-a' })
+
+    engine.daemonNow = () => created + 90_000
+    const waiting = await new DeployLock(new DockerClient(engine), 'web').acquire({ ...base, owner: 'run-42-a', timeoutMs: 0, clock: fakeClock() }).catch((e: unknown) => e)
+    expect(waiting).toBeInstanceOf(LockTimeoutError)
+    // The lease file was read by the container's id, only because the first lease had passed.
+    expect(engine.commands).toContain(`container cp ${lockId}:/${LEASE_FILE} -`)
+
+    engine.daemonNow = () => created + 101_000
+    const taken = await new DeployLock(new DockerClient(engine), 'web').acquire({ ...base, owner: 'run-43-a', clock: fakeClock() })
+    expect(taken.tookOver).toHaveLength(1)
+    // A renewal of the old holder now finds its container gone and writes into nobody else's lock.
+    await expect(holder.renew(60_000)).rejects.toThrow(/No such container/)
+    expect(engine.containers.get('web-deploy-lock')?.files).toBeUndefined()
+  })
+
+  it('the fleet renews every held lock every third of a lease until it stops or releases', async () => {
+    const engines = [new FakeDockerEngine(), new FakeDockerEngine()]
+    const fleet = new FleetLock(
+      engines.map((engine, index) => ({ lock: new DeployLock(new DockerClient(engine, { label: `h${index}` }), 'web'), dockerHost: `h${index}` })),
+      'me'
+    )
+    await fleet.acquire({ ...base, leaseMs: 90_000, clock: fakeClock() })
+    // A clock whose sleeps end when the test says so.
+    const wakes: (() => void)[] = []
+    const sleeps: number[] = []
+    const clock: LockClock = {
+      now: () => T0,
+      sleep: (ms, signal) =>
+        new Promise<void>((resolve, reject) => {
+          sleeps.push(ms)
+          wakes.push(resolve)
+          signal?.addEventListener('abort', () => reject(signal.reason as Error), { once: true })
+        })
+    }
+    const problems: string[] = []
+    fleet.startRenewing({ leaseMs: 90_000, clock, onProblem: (problem) => problems.push(problem) })
+    const renewals = (engine: FakeDockerEngine): number => engine.commands.filter((command) => command.startsWith('container cp -')).length
+    for (let turn = 1; turn <= 3; turn++) {
+      await new Promise((resolve) => setImmediate(resolve))
+      wakes.shift()?.()
+      await new Promise((resolve) => setImmediate(resolve))
+      expect(engines.map(renewals)).toEqual([turn, turn])
+    }
+    expect(sleeps.every((ms) => ms === 30_000)).toBe(true)
+    // A failed renewal is reported and tried again at the next turn.
+    engines[1]!.unreachable = true
+    wakes.shift()?.()
+    await new Promise((resolve) => setImmediate(resolve))
+    expect(problems).toEqual([expect.stringMatching(/^h1: .*Cannot connect/)])
+    engines[1]!.unreachable = false
+    await fleet.release()
+    // Released: no renewal runs any more, and no timer is left behind.
+    wakes.shift()?.()
+    await new Promise((resolve) => setImmediate(resolve))
+    expect(engines.map(renewals)).toEqual([4, 3])
+    expect(engines.every((engine) => !engine.containers.has('web-deploy-lock'))).toBe(true)
+  })
+
+  it('reads the lease from the labels: creation + lease-ms, else the expires label of an older version', () => {
+    expect(leaseEnd({ id: 'x', created: '2024-05-01T10:00:00.000Z', leaseMs: 60_000, expires: '2030-01-01T00:00:00.000Z' })).toBe(Date.parse('2024-05-01T10:01:00.000Z'))
+    expect(leaseEnd({ id: 'x', expires: '2024-05-01T10:30:00.000Z' })).toBe(Date.parse('2024-05-01T10:30:00.000Z'))
+    expect(leaseEnd({ id: 'x' })).toBeUndefined()
   })
 })
 

@@ -4,8 +4,15 @@
  * The lock is a container named `<name>-deploy-lock` that is created but never started. Docker
  * checks container names atomically, so of two deploys that create it at once exactly one
  * succeeds; the other waits. Its labels say who holds it (the run URL), which tag that run
- * deploys, since when, and until when the lease runs. A lease that ran out belongs to a run that
+ * deploys, since when, and how long its lease is. A lease that ran out belongs to a run that
  * died without cleaning up (the runner machine was lost): it is taken over with a warning.
+ *
+ * The lease is judged by one clock, the docker daemon's: it runs from the lock container's
+ * creation time (which the daemon stamps) for `lease-ms`, and the holder renews it every third of
+ * a lease while it works, by writing a later expiry, read from the daemon's clock, into a small
+ * file inside the never-started container (`docker cp` works on a created container; labels
+ * cannot change). A waiting deploy compares that with the daemon's time, never with its own
+ * clock, so two runners whose clocks disagree cannot take a lock that is still held.
  *
  * The container's image is an empty one the action imports itself (`deploy-action-lock:v1`), so
  * the lock can be taken before anything is pulled: a deploy that waited must read what runs only
@@ -14,6 +21,7 @@
 import { randomBytes } from 'node:crypto'
 import { setTimeout as sleepFor } from 'node:timers/promises'
 import type { DockerClient } from './docker/client.js'
+import { singleFileTar } from './proxy/config-archive.js'
 import { DockerCommandError } from './docker/runner.js'
 import { formatDuration } from './config/duration.js'
 import type { DeploySettings } from './settings.js'
@@ -33,9 +41,17 @@ export const LockLabel = {
   Tag: 'deploy-action.lock.tag',
   /** ISO time the lock was taken. */
   Since: 'deploy-action.lock.since',
-  /** ISO time the lease runs out; after it, another deploy may take the lock over. */
-  Expires: 'deploy-action.lock.expires'
+  /**
+   * ISO time the first lease runs out by the holder's clock, for people and for older versions
+   * of the action; this version judges by `LeaseMs` and the lease file on the daemon's clock.
+   */
+  Expires: 'deploy-action.lock.expires',
+  /** The lease in ms, from the container's creation (daemon time) or its last renewal. */
+  LeaseMs: 'deploy-action.lock.lease-ms'
 } as const
+
+/** The file in the lock container that holds the renewed lease: `{"expires":"<ISO, daemon time>"}`. */
+export const LEASE_FILE = 'deploy-action-lease'
 
 /** How often a waiting deploy looks at the lock again. */
 export const LOCK_POLL_MS = 2_000
@@ -49,6 +65,10 @@ export interface LockHolder {
   tag?: string
   since?: string
   expires?: string
+  /** When the daemon created the lock container (ISO, daemon time). */
+  created?: string
+  /** The lease length the holder asked for. */
+  leaseMs?: number
 }
 
 /** Time source and timer, injectable for tests. */
@@ -116,10 +136,33 @@ export function describeHolder(holder: LockHolder): string {
   return holder.expires ? `${text} (lease until ${holder.expires})` : text
 }
 
-/** True when the holder's lease has run out. A lock without a readable expiry never expires. */
-export function leaseExpired(holder: LockHolder, now: number): boolean {
+/**
+ * When the holder's first lease runs out, by the daemon's clock: creation plus `lease-ms`; for a
+ * lock of an older version (no `lease-ms`), its `expires` label. Undefined: it never expires.
+ */
+export function leaseEnd(holder: LockHolder): number | undefined {
+  const created = holder.created ? Date.parse(holder.created) : NaN
+  if (holder.leaseMs !== undefined && Number.isFinite(created) && created > 0) return created + holder.leaseMs
   const expires = holder.expires ? Date.parse(holder.expires) : NaN
-  return Number.isFinite(expires) && expires <= now
+  return Number.isFinite(expires) ? expires : undefined
+}
+
+/** True when the holder's lease (without renewals) has run out at `daemonNow`. A lock without a readable lease never expires. */
+export function leaseExpired(holder: LockHolder, daemonNow: number): boolean {
+  const end = leaseEnd(holder)
+  return end !== undefined && end <= daemonNow
+}
+
+/** The renewed expiry a lease file holds, in ms; undefined when it holds none that can be read. */
+export function renewedUntil(file: string | undefined): number | undefined {
+  if (!file) return undefined
+  try {
+    const parsed = JSON.parse(file) as { expires?: unknown }
+    const ms = typeof parsed.expires === 'string' ? Date.parse(parsed.expires) : NaN
+    return Number.isFinite(ms) ? ms : undefined
+  } catch {
+    return undefined
+  }
 }
 
 /**
@@ -148,6 +191,8 @@ export class DeployLock {
   private createSent = false
   /** The lock container this deploy holds and its owner token, when known: release removes it by id without reading it first. */
   private held: { id: string; owner: string } | undefined
+  /** The daemon's clock minus ours, measured once per lock: expiry is judged by the daemon's time. */
+  private daemonOffset: number | undefined
 
   constructor(
     private readonly docker: DockerClient,
@@ -179,8 +224,48 @@ export class DeployLock {
       holder: labels[LockLabel.Holder],
       tag: labels[LockLabel.Tag],
       since: labels[LockLabel.Since],
-      expires: labels[LockLabel.Expires]
+      expires: labels[LockLabel.Expires],
+      created: info.created || undefined,
+      leaseMs: Number.isFinite(Number(labels[LockLabel.LeaseMs])) && labels[LockLabel.LeaseMs] ? Number(labels[LockLabel.LeaseMs]) : undefined
     }
+  }
+
+  /** The daemon's time now: read once, then followed by our own monotonic clock. */
+  private async daemonNow(clock: LockClock): Promise<number> {
+    if (this.daemonOffset === undefined) {
+      const before = clock.now()
+      const daemon = await this.docker.daemonTime()
+      // The daemon read its clock somewhere during the command: take the middle.
+      this.daemonOffset = daemon - (before + clock.now()) / 2
+    }
+    return clock.now() + this.daemonOffset
+  }
+
+  /**
+   * Whether the holder's lease has run out by the daemon's clock, renewals included. The lease
+   * file is read only once the first lease has passed: a holder that renews keeps its lock.
+   */
+  private async expired(holder: LockHolder, clock: LockClock): Promise<boolean> {
+    const end = leaseEnd(holder)
+    if (end === undefined) return false
+    const now = await this.daemonNow(clock)
+    if (end > now) return false
+    const renewed = renewedUntil(await this.docker.readFileFrom(holder.id, `/${LEASE_FILE}`))
+    return renewed === undefined || renewed <= now
+  }
+
+  /**
+   * Renews the lease of the lock this deploy holds: `leaseMs` from now by the daemon's clock,
+   * written into the lock container it created (by id: never into a lock someone else took over).
+   * False when it holds none.
+   */
+  async renew(leaseMs: number): Promise<boolean> {
+    const held = this.held
+    if (!held) return false
+    const now = await this.docker.daemonTime()
+    const lease = JSON.stringify({ expires: new Date(now + leaseMs).toISOString(), owner: held.owner })
+    await this.docker.copyArchiveInto(held.id, '/', singleFileTar(LEASE_FILE, lease), 'the renewed lease')
+    return true
   }
 
   /**
@@ -209,7 +294,8 @@ export class DeployLock {
           [LockLabel.Holder]: options.holder,
           [LockLabel.Tag]: options.tag,
           [LockLabel.Since]: new Date(now).toISOString(),
-          [LockLabel.Expires]: new Date(now + options.leaseMs).toISOString()
+          [LockLabel.Expires]: new Date(now + options.leaseMs).toISOString(),
+          [LockLabel.LeaseMs]: String(options.leaseMs)
         })
       } catch (error) {
         // Docker's answer says no container was created: nothing to release for this attempt.
@@ -237,7 +323,7 @@ export class DeployLock {
           this.held = { id: holder.id, owner: options.owner }
           return { waitedMs: clock.now() - started, waitedFor, tookOver }
         }
-        if (leaseExpired(holder, clock.now())) {
+        if (await this.expired(holder, clock)) {
           options.onTakeover?.(holder)
           tookOver.push(holder)
           // By id: if a third deploy took the name meanwhile, its lock stays.
@@ -306,6 +392,7 @@ export interface HeldLocks {
 export class FleetLock {
   readonly owner: string
   private readonly held: DeployLock[] = []
+  private renewal: { stop: AbortController; done: Promise<void> } | undefined
 
   constructor(
     private readonly locks: { lock: DeployLock; dockerHost: string | undefined }[],
@@ -341,10 +428,50 @@ export class FleetLock {
   }
 
   /**
+   * Renews the lease of every lock held, every third of a lease, until `stopRenewing` or
+   * `release`: a deploy that works longer than one lease (many hosts, a long deadline, a fallback
+   * target) keeps its lock. A renewal that fails is reported and tried again at the next turn.
+   */
+  startRenewing(options: { leaseMs: number; clock?: LockClock; onProblem?: (problem: string) => void }): void {
+    if (this.renewal || this.held.length === 0) return
+    const clock = options.clock ?? systemClock
+    const stop = new AbortController()
+    const everyMs = Math.max(1_000, Math.floor(options.leaseMs / 3))
+    const loop = async (): Promise<void> => {
+      for (;;) {
+        try {
+          await clock.sleep(everyMs, stop.signal)
+        } catch {
+          return
+        }
+        if (stop.signal.aborted) return
+        for (const lock of [...this.held]) {
+          try {
+            await lock.renew(options.leaseMs)
+          } catch (error) {
+            options.onProblem?.(`${lock.host}: ${error instanceof Error ? error.message : String(error)}`)
+          }
+        }
+      }
+    }
+    this.renewal = { stop, done: loop() }
+  }
+
+  /** Stops renewing; resolves once no renewal is under way. */
+  async stopRenewing(): Promise<void> {
+    const renewal = this.renewal
+    if (!renewal) return
+    this.renewal = undefined
+    renewal.stop.abort(new Error('the deploy lock is no longer renewed'))
+    await renewal.done
+  }
+
+  /**
    * Releases every lock this deploy holds or may hold (see `DeployLock.mayHold`); returns the
    * problems, one per host that failed.
    */
   async release(): Promise<string[]> {
+    await this.stopRenewing()
     const problems: string[] = []
     for (const { lock } of this.locks.filter(({ lock }) => lock.mayHold || this.held.includes(lock))) {
       try {

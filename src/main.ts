@@ -38,6 +38,8 @@ export async function deploy(settings: DeploySettings, reporter: Reporter, depen
   let outcome = await tellTheStory(pipeline, lock, state, reporter).catch(
     (error: unknown): Outcome => ({ kind: 'failed-before-switch', stage: 'unexpected', reason: `Unexpected error: ${errorMessage(error)}`, read: false })
   )
+  // The story is over: a lock kept for the post step keeps the lease it has (a third of it was left at least).
+  await lock.stopRenewing()
   if (dependencies.signal?.aborted) {
     // Stop here: every docker command would be killed at once. The lock stays held until the post
     // step has put back what ran before, so no other deploy can start in between. A version shown
@@ -48,6 +50,8 @@ export async function deploy(settings: DeploySettings, reporter: Reporter, depen
     // tries once more to put back what ran before. It holds the lock until then.
     state.enter(Phase.RollingBack)
   } else {
+    // Under the lock, so no other deploy pulls while images go.
+    await pipeline.pruneImages(outcome)
     const problems = await lock.release()
     if (problems.length > 0) reporter.warning(`${settings.command === 'rollback' ? 'Rollback' : 'Deploy'} · unlock`, `Could not release the deploy lock (${problems.join('; ')}); the post step tries again.`)
     else state.update({ lock: undefined })
@@ -125,8 +129,14 @@ async function takeLock(pipeline: Pipeline, lock: FleetLock, state: RunState, re
         leaseMs: lockLeaseMs(settings),
         timeoutMs: settings.lock.timeoutMs,
         signal: pipeline.signal,
+        clock: pipeline.clock,
         onWait: (holder) => core.info(`Waiting up to ${formatDuration(settings.lock.timeoutMs)} (lock.timeout) for the deploy lock, held by ${describeHolder(holder)}`),
         onTakeover: (holder) => step.warn(`Took over an expired deploy lock: ${describeHolder(holder)}.`)
+      })
+      lock.startRenewing({
+        leaseMs: lockLeaseMs(settings),
+        clock: pipeline.clock,
+        onProblem: (problem) => reporter.warning(title, `Could not renew the deploy lock's lease (${problem}); it is tried again in a third of the lease.`)
       })
       const waited = results.find((result) => result.waitedFor)
       if (waited?.waitedFor) {
@@ -195,7 +205,8 @@ async function finish(reporter: Reporter, pipeline: Pipeline, settings: DeploySe
     transcript: failure?.transcript,
     failedLogs: failure?.logs,
     diagnostics: failure?.diagnostics,
-    plan: settings.dryRun ? pipeline.plannedCommands : undefined
+    plan: settings.dryRun ? pipeline.plannedCommands : undefined,
+    images: pipeline.imageCleanup.length > 0 ? pipeline.imageCleanup : undefined
   })
 }
 

@@ -1,10 +1,11 @@
 import * as core from '@actions/core'
-import { dockerClientFor, type Dependencies } from './dependencies.js'
+import { dockerClientFor, type Clock, type Dependencies } from './dependencies.js'
 import type { DockerClient } from './docker/client.js'
 import { buildHookArgv, secretEnvironment } from './docker/run-args.js'
 import type { GitHubRelease } from './github/client.js'
 import { DeploymentRecorder } from './github/deployments.js'
 import { verifyHealth, type HealthVerdict } from './health/verify.js'
+import { describeCleanup, pruneImages, type ImageCleanup } from './images.js'
 import { DeployLock, FleetLock } from './lock.js'
 import type { Failure, Outcome } from './outcome.js'
 import { describeRestoreMethod, hostStatusText } from './report/outcome-text.js'
@@ -59,6 +60,8 @@ export class Pipeline {
   private releasesCache?: Promise<GitHubRelease[]>
   /** The last GitHub Deployment created: the one that describes what runs when the run ends. */
   deploymentId?: number
+  /** What `pruneImages` removed on each host, for the summary. */
+  readonly imageCleanup: ImageCleanup[] = []
 
   constructor(
     readonly settings: DeploySettings,
@@ -88,6 +91,11 @@ export class Pipeline {
 
   get signal(): AbortSignal | undefined {
     return this.dependencies.signal
+  }
+
+  /** The clock of the health checks, waits and the lock's lease renewal. */
+  get clock(): Clock {
+    return this.dependencies.clock
   }
 
   /** Step title, with the host when there are several. */
@@ -305,6 +313,32 @@ export class Pipeline {
             step.warn(`Could not remove what is kept beyond the one previous version: ${errorText(error)}. ${this.settings.name} runs and is healthy; the next deploy tries again.`)
           }
         }
+      )
+    }
+  }
+
+  /**
+   * After a healthy deploy or a finished rollback: each host keeps the app's `retain` most recently
+   * deployed images and loses the rest, and the images of versions that failed verification (see
+   * `images.ts`). What serves was shown healthy, so a problem here is a warning only.
+   */
+  async pruneImages(outcome: Outcome): Promise<void> {
+    const failed = 'failure' in outcome && outcome.kind !== 'not-restored' && outcome.kind !== 'restore-failed' ? outcome.failure.tag : undefined
+    if (!['deployed', 'rolled-back-on-request', 'rolled-back', 'rollback-failed-restored', 'first-deploy-removed'].includes(outcome.kind)) return
+    for (const host of this.hosts) {
+      await this.reporter.step(
+        this.title(this.scope, 'images', host),
+        async (step) => {
+          try {
+            const serving = host.now && !host.now.imageRef && host.status !== 'restore-unhealthy' ? `${this.settings.image}:${host.now.tag}` : undefined
+            const cleanup = await pruneImages(host.docker, { repository: this.settings.image, retain: this.settings.retain, serving, failed: failed ? [`${this.settings.image}:${failed}`] : [] })
+            this.imageCleanup.push(cleanup)
+            step.detail(describeCleanup(cleanup, this.settings.retain))
+          } catch (error) {
+            step.warn(`Could not remove old images of ${this.settings.image}: ${errorText(error)}. What serves is not affected; the next deploy tries again.`)
+          }
+        },
+        { quiet: true }
       )
     }
   }

@@ -21,6 +21,7 @@ import { posix } from 'node:path'
 import { Label } from '../src/constants.js'
 import type { DockerResult, DockerRunner, DockerRunOptions } from '../src/docker/runner.js'
 import { LOCK_SUFFIX, LockLabel } from '../src/lock.js'
+import { singleFileTar } from '../src/proxy/config-archive.js'
 
 export interface FakeContainer {
   id: string
@@ -49,6 +50,10 @@ export interface FakeContainer {
   finishedAt?: string
   /** Set on the container of a Swarm task: the task's id. */
   taskId?: string
+  /** When the daemon created it (ISO, `daemonNow`). */
+  created?: string
+  /** Files written with `docker cp -` (path → content). */
+  files?: Map<string, string>
 }
 
 /** A Swarm service as `docker service inspect` shows it (only the fields the fake models). */
@@ -180,6 +185,8 @@ export class FakeDockerEngine implements DockerRunner {
   swarmLag = 0
   /** Swarm's task history retention per slot (its default is 5). */
   taskHistoryLimit = 5
+  /** The daemon's clock (`docker system info`'s SystemTime, containers' Created), in ms. */
+  daemonNow: () => number = () => Date.now()
 
   private nextId = 1
   private nextObjectId = 1
@@ -298,6 +305,12 @@ export class FakeDockerEngine implements DockerRunner {
         return this.pull(argv.slice(1))
       case 'version':
         return ok('27.5.1\n')
+      case 'system':
+      case 'info': {
+        if (group === 'system' && verb !== 'info') return ok()
+        const format = value(parseArgs(group === 'system' ? rest : argv.slice(1), SYSTEM_INFO, 'system info') as Parsed, 'format')
+        return ok(`${render(format ?? '{{json .}}', { SystemTime: new Date(this.daemonNow()).toISOString() })}\n`)
+      }
       case 'login':
         return ok('Login Succeeded\n')
       // The CLI's short forms of the commands above.
@@ -394,6 +407,8 @@ export class FakeDockerEngine implements DockerRunner {
         }
         return ok(parsed.args.map((ref) => `${ref}\n`).join(''))
       }
+      case 'cp':
+        return this.copy(words, options)
       case 'logs': {
         const parsed = parseArgs(words, CONTAINER_LOGS, 'container logs')
         if (isResult(parsed)) return parsed
@@ -447,6 +462,7 @@ export class FakeDockerEngine implements DockerRunner {
     }
     const container: FakeContainer = {
       id: this.newId(),
+      created: new Date(this.daemonNow()).toISOString(),
       name,
       image,
       imageId: this.images.idOf(image),
@@ -511,6 +527,27 @@ export class FakeDockerEngine implements DockerRunner {
     return ok()
   }
 
+  /** `docker cp - <container>:<dir>` (a tar archive on stdin) and `docker cp <container>:<path> -` (a tar archive on stdout). */
+  private copy(words: string[], options: DockerRunOptions): DockerResult {
+    const [from = '', to = ''] = words
+    const target = from === '-' ? to : from
+    const colon = target.indexOf(':')
+    const container = colon > 0 ? this.byNameOrId(target.slice(0, colon)) : undefined
+    if (!container) return fail(`Error response from daemon: No such container: ${target.slice(0, Math.max(colon, 0))}`)
+    const path = target.slice(colon + 1)
+    if (from === '-') {
+      const archive = options.input ?? ''
+      const size = parseInt(archive.slice(124, 136).replace(/\0/g, '').trim() || '0', 8)
+      const name = archive.slice(0, 100).replace(/\0+$/, '')
+      container.files ??= new Map()
+      container.files.set(posix.join(path, name), archive.slice(512, 512 + size))
+      return ok()
+    }
+    const content = container.files?.get(posix.normalize(path))
+    if (content === undefined) return fail(`Error response from daemon: Could not find the file ${path} in container ${container.name}`)
+    return ok(singleFileTar(posix.basename(path), content))
+  }
+
   private listContainers(words: string[]): DockerResult {
     const parsed = parseArgs(words, CONTAINER_LS, 'container ls')
     if (isResult(parsed)) return parsed
@@ -548,6 +585,7 @@ export class FakeDockerEngine implements DockerRunner {
     return {
       Id: container.id,
       Name: `/${container.name}`,
+      Created: container.created ?? new Date(EPOCH).toISOString(),
       Image: container.imageId ?? this.images.idOf(stripDigest(container.image)),
       RestartCount: 0,
       Config: { Image: container.image, Labels: container.labels, Env: container.env ?? [], Cmd: container.command ?? null },
@@ -645,7 +683,10 @@ export class FakeDockerEngine implements DockerRunner {
       Id: this.images.idOf(ref),
       RepoTags: this.images.refsOf(this.images.idOf(ref)),
       RepoDigests: digest ? [`${repositoryOf(ref)}@${digest}`] : [],
-      Created: iso(this.images.orderOf(ref))
+      Created: iso(this.images.orderOf(ref)),
+      // `image tag` (also of a reference onto itself) moves the order, as it sets LastTagTime.
+      Metadata: { LastTagTime: iso(this.images.orderOf(ref)) },
+      Size: 7_800_000
     }
   }
 
@@ -1416,6 +1457,7 @@ const CONTAINER_STOP = spec('time|t signal|s', '')
 const CONTAINER_LOGS = spec('tail|n since until', 'follow|f timestamps|t details')
 const CONTAINER_LS = spec('filter|f format last|n', 'all|a no-trunc quiet|q size|s latest|l')
 const IMAGE_INSPECT = spec('format|f platform', '')
+const SYSTEM_INFO = spec('format|f', '')
 const IMAGE_IMPORT = spec('message|m change|c platform', '')
 const IMAGE_LS = spec('filter|f format', 'all|a digests no-trunc quiet|q tree')
 const IMAGE_RM = spec('platform', 'force|f no-prune')

@@ -1,4 +1,5 @@
 import { collapseProbeRuns, type ProbeRecord } from '../health/transcript.js'
+import { formatBytes, type ImageCleanup } from '../images.js'
 import type { Release } from '../settings.js'
 import { formatDuration } from './format.js'
 import type { StepRecord } from './reporter.js'
@@ -30,6 +31,8 @@ export interface SummaryReport {
   diagnostics?: string
   /** Docker commands a dry run would run. */
   plan?: string[]
+  /** Old images removed from each host (`retain`). */
+  images?: ImageCleanup[]
 }
 
 /** GitHub rejects summaries over 1 MiB; stay well below with room for other steps' summaries. */
@@ -80,6 +83,23 @@ export function renderSummary(report: SummaryReport): string {
     )
   )
 
+  if (report.images && report.images.length > 0) {
+    const freed = report.images.reduce((sum, cleanup) => sum + cleanup.freedBytes, 0)
+    const removed = report.images.reduce((sum, cleanup) => sum + cleanup.removed.length, 0)
+    parts.push(`<h3>Images</h3>`)
+    parts.push(`<p>${removed === 0 ? 'No image was removed.' : `Removed ${removed} old image${removed === 1 ? '' : 's'}, freeing ${escapeHtml(formatBytes(freed))}.`}</p>`)
+    parts.push(
+      table(
+        ['Host', 'Removed', 'Freed', 'Kept: a container uses it'],
+        report.images.map((cleanup) => [
+          code(cleanup.host),
+          cleanup.removed.length > 0 ? cleanup.removed.map(code).join(' ') : '–',
+          escapeHtml(formatBytes(cleanup.freedBytes)),
+          cleanup.keptInUse.length > 0 ? cleanup.keptInUse.map(code).join(' ') : '–'
+        ])
+      )
+    )
+  }
   if (report.plan && report.plan.length > 0) {
     parts.push('<h3>Plan (dry run: nothing was changed)</h3>')
     parts.push(`<pre>${escapeHtml(report.plan.join('\n'))}</pre>`)
