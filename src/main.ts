@@ -45,6 +45,10 @@ export async function deploy(settings: DeploySettings, reporter: Reporter, depen
     // step has put back what ran before, so no other deploy can start in between. A version shown
     // healthy stays: the post step then only releases the lock.
     if (state.phase !== Phase.Verified) outcome = { kind: 'cancelled', touched: state.reached.length > 0, running: pipeline.primary.before }
+  } else if (pipeline.hookContainerLeft) {
+    // A pre-deploy hook (a migration) may still run: no other deploy may start beside it. The
+    // post step removes it, then releases the lock.
+    state.enter(Phase.Preparing)
   } else if (outcome.kind === 'restore-failed') {
     // A docker error in the middle of a rollback can pass: the post step, a fresh process,
     // tries once more to put back what ran before. It holds the lock until then.

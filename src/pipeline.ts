@@ -1,6 +1,6 @@
 import * as core from '@actions/core'
 import { dockerClientFor, type Clock, type Dependencies } from './dependencies.js'
-import type { DockerClient } from './docker/client.js'
+import { DockerClient } from './docker/client.js'
 import { buildHookArgv, secretEnvironment } from './docker/run-args.js'
 import type { GitHubRelease } from './github/client.js'
 import { DeploymentRecorder } from './github/deployments.js'
@@ -60,6 +60,8 @@ export class Pipeline {
   private releasesCache?: Promise<GitHubRelease[]>
   /** The last GitHub Deployment created: the one that describes what runs when the run ends. */
   deploymentId?: number
+  /** True when a hook container may still run (its removal failed): the lock must not be released. */
+  hookContainerLeft = false
   /** What `pruneImages` removed on each host, for the summary. */
   readonly imageCleanup: ImageCleanup[] = []
 
@@ -202,12 +204,28 @@ export class Pipeline {
     return `${this.settings.name}-hook`
   }
 
-  /** Removes a hook container a stopped client left running; no hook container is ever left behind. */
-  async removeHookContainer(): Promise<void> {
-    if (this.settings.hooks.preDeploy.length === 0) return
-    await this.primary.docker.removeContainer(this.hookContainerName).catch((error: unknown) => {
-      this.reporter.warning(`${this.scope} · hooks`, `Could not remove the hook container ${this.hookContainerName}: ${errorText(error)}`)
-    })
+  /**
+   * Removes a hook container a stopped client left running; no hook container is ever left behind.
+   * Sent without the run's cancel signal: after a cancel this one command must still reach docker,
+   * or a migration would go on running. Returns false when the container may still run: then the
+   * deploy lock must stay held (`hookContainerLeft`) until the post step has removed it.
+   */
+  async removeHookContainer(): Promise<boolean> {
+    if (this.settings.hooks.preDeploy.length === 0) return true
+    const dockerHost = this.settings.hosts[this.primary.index]
+    const docker = new DockerClient(this.dependencies.dockerRunner(dockerHost), { label: this.primary.docker.hostLabel })
+    try {
+      await docker.removeContainer(this.hookContainerName)
+      this.hookContainerLeft = false
+      return true
+    } catch (error) {
+      this.hookContainerLeft = true
+      this.reporter.warning(
+        `${this.scope} · hooks`,
+        `Could not remove the hook container ${this.hookContainerName}: ${errorText(error)}. The deploy lock stays held until it is removed (the post step tries again).`
+      )
+      return false
+    }
   }
 
   /**

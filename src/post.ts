@@ -75,8 +75,10 @@ async function repair(
     restored = { ok: result.problems.length === 0, hosts, problems: result.problems }
   }
   // A hook cut off by the cancel may still run in the daemon; it must not outlive the lock.
-  if (interrupted && pipeline && (saved.phase === Phase.Preparing || restoring)) await pipeline.removeHookContainer()
-  await releaseLocks(saved, dependencies, reporter)
+  const hookGone = interrupted && pipeline && (saved.phase === Phase.Preparing || restoring) ? await pipeline.removeHookContainer() : true
+  // A hook that may still run keeps the lock: its lease runs out on its own if nobody removes it.
+  if (hookGone) await releaseLocks(saved, dependencies, reporter)
+  else reporter.warning('Post · unlock', `The deploy lock of ${saved.name} stays held while its pre-deploy hook container may still run; remove \`${saved.name}-hook\` and then \`${saved.name}-deploy-lock\` by hand.`)
 
   if (!restoring) return
   const headline = restoreHeadline(saved, restored)
