@@ -125,7 +125,18 @@ export class ProxyStrategy implements DeployStrategy {
       throw new SwitchNotStartedError(error)
     }
     const idle = otherSlot(live)
-    await this.startInSlot(idle, release, look.slots[idle], { withCommit: true })
+    const kept = look.slots[idle]
+    if (this.settings.command === 'rollback' && (await this.holds(kept, release).catch(() => false))) {
+      // command: rollback to the version kept in the idle slot: start it again rather than anew.
+      try {
+        if (!kept?.running) await this.docker.startContainer(this.names.slots[idle])
+      } catch (error) {
+        this.failedSlot = idle
+        throw new SwitchNotStartedError(error)
+      }
+    } else {
+      await this.startInSlot(idle, release, kept, { withCommit: true })
+    }
     await this.checkBeforeSwitch(idle, { prepare: true })
     await this.switchTraffic(idle)
   }
