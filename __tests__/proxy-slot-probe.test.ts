@@ -3,7 +3,7 @@
  * parsing, verdicts) and `show servers state`, which tells which slot HAProxy routes to.
  */
 import { describe, expect, it } from '@jest/globals'
-import { HaproxyRuntime, parseServersState, showServersStateCommands } from '../src/proxy/runtime-api.js'
+import { HaproxyRuntime, healthChecksCommands, parseServersState, showServersStateCommands } from '../src/proxy/runtime-api.js'
 import { parseHttpAnswer, probeSlot, slotRequest } from '../src/proxy/slot-probe.js'
 import type { HealthSettings } from '../src/settings.js'
 
@@ -90,6 +90,13 @@ describe('show servers state', () => {
     expect(snapshot.routed).toBe('green')
     expect(snapshot.stat.green.state).toBe('DOWN')
     expect(snapshot.admin.blue.drain).toBe(true)
+  })
+
+  it('turns a slot\'s health checks off once it is the only server, and on before it is checked again', async () => {
+    expect(healthChecksCommands('green', false)).toBe('disable health app/green\n')
+    expect(healthChecksCommands('blue', true)).toBe('enable health app/blue\n')
+    const refused = new HaproxyRuntime(async () => 'No such server.\n')
+    await expect(refused.setHealthChecks('blue', false)).rejects.toThrow('refused "disable health app/blue": No such server.')
   })
 
   it('routes to no slot while both or neither are ready', async () => {

@@ -111,9 +111,9 @@ async function site(name: string, port?: number): Promise<Site> {
     `  expect-body: "${HEALTHY_BODY}"`,
     '  interval: 250ms',
     '  timeout: 3s',
-    '  deadline: 6s',
+    '  deadline: 12s',
     '  healthy-threshold: 2',
-    '  watch: 3s',
+    '  watch: 5s',
     'rollback:',
     '  to: previous',
     ''
@@ -177,7 +177,8 @@ async function underLoad(
     `proxy.itg ${options.label}: result=${action.outputs.result} tag=${action.outputs.tag} exit=${String(action.exitCode)}; ` +
       `${result.ok} ok, ${result.failed} failed ${JSON.stringify(result.failuresByCode)}` +
       `${result.failureWindow ? ` over ${result.failureWindow.ms} ms` : ''}; bodies ${JSON.stringify(bodies(result))}; ` +
-      `slow: ${result.slow.map((slow) => `${slow.body ?? slow.code ?? slow.status}`).join(', ')}` +
+      `slow: ${result.slow.map((slow) => `${slow.body ?? slow.code ?? slow.status}`).join(', ')}; ` +
+      `steps: ${[...action.stdout.matchAll(/^::(?:notice|warning|error) title=([^:]+)::.*?\(([\d.]+ m?s)\)$/gm)].map((match) => `${match[1] ?? ''} ${match[2] ?? ''}`).join(', ')}` +
       (proxyLog ? `\nproxy log:\n${proxyLog}` : '')
   )
   return { action, load: result }
@@ -279,7 +280,7 @@ describe('strategy: proxy under load', () => {
         onStdout: (chunk) => {
           if (killedAt !== 0 || !chunk.includes('Deploy · verify')) return
           killedAt = -1
-          // Inside the 3 s watch: the new version is healthy and serving, then dies.
+          // Inside the 5 s watch: the new version is healthy and serving, then dies.
           void sleep(1_000).then(async () => {
             killedAt = Date.now()
             await engine.docker(['kill', 'shop-green'])
@@ -298,6 +299,17 @@ describe('strategy: proxy under load', () => {
     for (const failure of load.failures) expect(failure.at).toBeGreaterThanOrEqual(killedAt)
     expect(await version(shop)).toBe('200 v1')
   }, 120_000)
+
+  it('dry run: plans the slot, the runtime-API batches and the config, and changes nothing', async () => {
+    const before = await engine.docker(['ps', '-a', '--format', '{{.Names}} {{.State}} {{.Image}}'])
+    const result = await act(shop, { tag: 'v3', 'dry-run': 'true' })
+    if (result.exitCode !== 0) throw new Error(transcriptOf(result))
+    expect(result.outputs).toMatchObject({ result: 'planned', tag: 'v1' })
+    expect(result.summary).toContain('docker container create --name shop-green')
+    expect(result.summary).toContain('nc 127.0.0.1 9999 &lt;&lt;&lt; &quot;set server app/green state ready; set server app/blue state drain&quot;')
+    expect(result.summary).toContain('docker container cp - shop-proxy:/usr/local/etc/haproxy &lt;&lt;&lt; haproxy.cfg naming green live')
+    expect(await engine.docker(['ps', '-a', '--format', '{{.Names}} {{.State}} {{.Image}}'])).toBe(before)
+  }, 60_000)
 
   it('docker restart of the proxy comes back serving the live version', async () => {
     const started = Date.now()

@@ -118,6 +118,16 @@ export function retireCommands(slot: Slot, backend = HAPROXY_BACKEND): string {
   return batch([`set server ${serverRef(slot, backend)} state maint`, `shutdown sessions server ${serverRef(slot, backend)}`])
 }
 
+/**
+ * Turns HAProxy's own health checks of `slot` on or off. The live slot runs without them: it is
+ * the only server that takes requests, so a check that times out on a busy host (three in a row
+ * take it DOWN) could only turn slow answers into 503s for everyone, and the deploy watches the
+ * new version itself. A slot is checked again before it is switched to (`enable` before `prepare`).
+ */
+export function healthChecksCommands(slot: Slot, enabled: boolean, backend = HAPROXY_BACKEND): string {
+  return batch([`${enabled ? 'enable' : 'disable'} health ${serverRef(slot, backend)}`])
+}
+
 /** `show stat` for the servers of one backend only. */
 export function showStatCommands(backend = HAPROXY_BACKEND): string {
   if (!/^[A-Za-z0-9_.:-]+$/.test(backend)) throw new Error(`invalid backend name ${JSON.stringify(backend)}`)
@@ -424,6 +434,11 @@ export class HaproxyRuntime {
   /** Cuts what is still open on `slot` (end of the drain window); the slot stays in DRAIN, ready to switch back to. */
   async cutSessions(slot: Slot): Promise<void> {
     await this.run(cutSessionsCommands(slot, this.backend))
+  }
+
+  /** HAProxy's health checks of `slot` on or off (see {@link healthChecksCommands}). */
+  async setHealthChecks(slot: Slot, enabled: boolean): Promise<void> {
+    await this.run(healthChecksCommands(slot, enabled, this.backend))
   }
 
   /** MAINT and cut: before `slot`'s container is stopped, so HAProxy stops sending it anything, checks included. */

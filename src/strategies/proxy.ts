@@ -257,6 +257,7 @@ export class ProxyStrategy implements DeployStrategy {
         throw new Error(this.describeProxyStartFailure(error), { cause: error })
       }
       await this.checkBeforeSwitch('blue', { prepare: false })
+      await this.runtime.setHealthChecks('blue', false)
       this.serving = 'blue'
     } catch (error) {
       this.failedSlot = 'blue'
@@ -337,7 +338,10 @@ export class ProxyStrategy implements DeployStrategy {
         const [snapshot, info] = await Promise.all([this.runtime.snapshot(), this.docker.inspectContainer(name)])
         if (info?.running && this.seenHealthy(snapshot, slot, info)) return
       }
-      if (options.prepare) await this.runtime.prepare(slot)
+      if (options.prepare) {
+        await this.runtime.setHealthChecks(slot, true)
+        await this.runtime.prepare(slot)
+      }
       const health = { ...this.settings.health, watchMs: 0 }
       const path = this.healthPath()
       const verdict = await verifyHealth({
@@ -373,6 +377,8 @@ export class ProxyStrategy implements DeployStrategy {
     this.serving = to
     this.retiring = otherSlot(to)
     this.switchedAt = this.clock.now()
+    // The only server that takes requests now: no check of HAProxy's may take it DOWN (see runtime-api.ts).
+    await this.runtime.setHealthChecks(to, false)
     await this.writeConfig(to)
   }
 
@@ -381,8 +387,9 @@ export class ProxyStrategy implements DeployStrategy {
    * connections cut) and stops its container, which is kept for the next rollback.
    */
   private async retireSlot(slot: Slot, drainMs: number): Promise<void> {
-    const running = await this.runtime.server(slot).catch(() => undefined)
-    if (running && running.state !== 'MAINT') await this.runtime.drain(slot, drainMs, 250)
+    const [stat, info] = await Promise.all([this.runtime.server(slot).catch(() => undefined), this.docker.inspectContainer(this.names.slots[slot])])
+    // A slot whose container died has nothing left to finish.
+    if (stat && stat.state !== 'MAINT' && info?.running) await this.runtime.drain(slot, drainMs, 250)
     await this.runtime.retire(slot)
     await this.docker.stopContainer(this.names.slots[slot], this.stopSeconds()).catch((error: unknown) => {
       // A slot that held nothing (removed by hand) has nothing to stop.
