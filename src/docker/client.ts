@@ -53,6 +53,8 @@ function objectName(name: string): string {
 }
 
 const NO_SUCH = /no such (container|object|image|service)|not found/i
+/** Older engines say "No such network" where newer ones say "network … not found". */
+const NO_SUCH_NETWORK = /no such network/i
 
 /**
  * The one door to docker. Every docker command of the action is a method here, built as an argv
@@ -248,7 +250,7 @@ export class DockerClient {
     const argv = ['network', 'inspect', objectName(name)]
     const result = await this.exec(argv, { allowFailure: true, timeoutMs: 30_000 })
     if (result.exitCode !== 0) {
-      if (NO_SUCH.test(result.stderr)) return undefined
+      if (NO_SUCH.test(result.stderr) || NO_SUCH_NETWORK.test(result.stderr)) return undefined
       throw new DockerCommandError(argv, result)
     }
     const [raw] = (JSON.parse(result.stdout.trim() || '[]') as { Id: string; Name: string; Labels?: Record<string, string> | null }[] | null) ?? []
@@ -267,7 +269,7 @@ export class DockerClient {
   async removeNetwork(name: string): Promise<void> {
     const argv = ['network', 'rm', objectName(name)]
     const result = await this.exec(argv, { mutates: true, allowFailure: true, timeoutMs: 60_000 })
-    if (result.exitCode !== 0 && !NO_SUCH.test(result.stderr)) throw new DockerCommandError(argv, result)
+    if (result.exitCode !== 0 && !NO_SUCH.test(result.stderr) && !NO_SUCH_NETWORK.test(result.stderr)) throw new DockerCommandError(argv, result)
   }
 
   /**

@@ -66,6 +66,8 @@ export class ProxyStrategy implements DeployStrategy {
   private switchedAt = 0
   /** The slot of a version that failed before the switch, for its logs. */
   private failedSlot: Slot | undefined
+  /** The runtime API's last look at both slots, taken by `routedSlot`. */
+  private lastSnapshot: SlotsSnapshot | undefined
   private readonly runtime: HaproxyRuntime
 
   constructor(
@@ -203,7 +205,9 @@ export class ProxyStrategy implements DeployStrategy {
       const digest = target.digest ?? (target.imageRef ? undefined : await this.docker.imageDigest(imageRef, this.settings.image))
       await this.startInSlot(idle, { ...target, ...(digest && { digest }) }, look.slots[idle], { withCommit: false })
     }
-    await this.checkBeforeSwitch(idle, { prepare: true, fast: method === 'reused-previous' })
+    // A kept slot that still runs and that HAProxy saw healthy a moment ago: switch back at once.
+    const fast = method === 'reused-previous' && look.slots[idle]?.running === true ? { snapshot: this.lastSnapshot, info: look.slots[idle] } : undefined
+    await this.checkBeforeSwitch(idle, { prepare: true, ...(fast && { fast }) })
     await this.switchTraffic(idle)
     // The version switched away from failed or was not wanted: it finishes what it has in flight, then stops.
     await this.retireSlot(live, this.proxy.drainMs)
@@ -227,6 +231,7 @@ export class ProxyStrategy implements DeployStrategy {
   private async routedSlot(proxy: ContainerInfo): Promise<Slot | undefined> {
     if (proxy.running) {
       const snapshot = await this.runtime.snapshot().catch(() => undefined)
+      this.lastSnapshot = snapshot
       if (snapshot?.routed) return snapshot.routed
     }
     const config = await this.docker.readFileFrom(this.names.proxy, HAPROXY_CONFIG_PATH).catch(() => undefined)
@@ -329,15 +334,12 @@ export class ProxyStrategy implements DeployStrategy {
    * the address docker gave it. Within `health.deadline`. Otherwise the slot is taken out and its
    * container stopped (kept for its logs), and `SwitchNotStartedError` says why.
    */
-  private async checkBeforeSwitch(slot: Slot, options: { prepare: boolean; fast?: boolean }): Promise<void> {
+  private async checkBeforeSwitch(slot: Slot, options: { prepare: boolean; fast?: { snapshot?: SlotsSnapshot; info?: ContainerInfo } }): Promise<void> {
     const name = this.names.slots[slot]
     const started = this.clock.now()
     try {
-      if (options.fast) {
-        // A kept slot that still runs and that HAProxy saw healthy: switch back at once.
-        const [snapshot, info] = await Promise.all([this.runtime.snapshot(), this.docker.inspectContainer(name)])
-        if (info?.running && this.seenHealthy(snapshot, slot, info)) return
-      }
+      const { snapshot, info } = options.fast ?? {}
+      if (snapshot && info?.running && this.seenHealthy(snapshot, slot, info)) return
       if (options.prepare) {
         await this.runtime.setHealthChecks(slot, true)
         await this.runtime.prepare(slot)
@@ -352,8 +354,8 @@ export class ProxyStrategy implements DeployStrategy {
         clock: this.clock
       })
       if (!verdict.healthy) throw new Error(verdict.reason)
-      const info = await this.docker.inspectContainer(name)
-      const address = info?.networks?.[this.names.network] || undefined
+      const checked = await this.docker.inspectContainer(name)
+      const address = checked?.networks?.[this.names.network] || undefined
       const remaining = Math.max(HAPROXY_RISE_MS, this.settings.health.deadlineMs - (this.clock.now() - started))
       await this.runtime.waitUntilHealthy(slot, { timeoutMs: remaining, intervalMs: 250, ...(address && { address }) })
     } catch (error) {

@@ -1,0 +1,175 @@
+/**
+ * `strategy: proxy` on an in-memory docker host (test-support/fake-proxy-host.ts) with virtual
+ * time: what each call creates, how traffic moves (the routing history of the HAProxy stand-in),
+ * and that a version failing before the switch is never made ready.
+ */
+import { beforeEach, describe, expect, it, jest } from '@jest/globals'
+import { DockerClient } from '../src/docker/client.js'
+import type { DeploySettings, Release } from '../src/settings.js'
+import { ProxyStrategy } from '../src/strategies/proxy.js'
+import { SwitchNotStartedError } from '../src/strategies/strategy.js'
+import { FakeProxyHost } from '../test-support/fake-proxy-host.js'
+import { testSettings } from '../test-support/settings.js'
+import { virtualClock } from '../test-support/story.js'
+
+const IMAGE = '127.0.0.1:5999/acme/web'
+const HAPROXY = 'haproxy:3.0-alpine'
+const TAGS = ['v1', 'v2', 'v3', 'v4-never', 'v4-exits', 'v4-wrong-body']
+
+function settings(overrides: Partial<DeploySettings> = {}): DeploySettings {
+  return testSettings({
+    strategy: 'proxy',
+    container: { ports: [], env: {}, secrets: [], volumes: [], labels: {}, init: true },
+    health: { url: 'http://127.0.0.1:8080/health', expectStatus: [200], expectBody: 'status: green', headers: {}, intervalMs: 100, timeoutMs: 500, deadlineMs: 3_000, healthyThreshold: 2, watchMs: 0 },
+    proxy: { port: 8080, bind: ['127.0.0.1'], appPort: 3000, image: HAPROXY, drainMs: 5_000 },
+    ...overrides
+  })
+}
+
+let host: FakeProxyHost
+
+function strategy(options: { dryRun?: boolean; settings?: DeploySettings } = {}): { proxy: ProxyStrategy; docker: DockerClient } {
+  const docker = new DockerClient(host, { dryRun: options.dryRun })
+  return { proxy: new ProxyStrategy(options.settings ?? settings(), docker, virtualClock()), docker }
+}
+
+const release = (tag: string): Release => ({ tag, digest: `sha256:${'d'.repeat(64)}` })
+
+/** A first deploy of v1 and a healthy upgrade to v2, as a run would make them. */
+async function deployV1ThenV2(): Promise<void> {
+  const first = strategy().proxy
+  await first.switchTo(release('v1'))
+  await first.finalize()
+  const second = strategy().proxy
+  await second.switchTo(release('v2'))
+  await second.finalize()
+}
+
+beforeEach(() => {
+  host = new FakeProxyHost([HAPROXY, ...TAGS.map((tag) => `${IMAGE}:${tag}`)])
+  jest.spyOn(process.stdout, 'write').mockImplementation(() => true)
+})
+
+describe('ProxyStrategy', () => {
+  it('first deploy: the network, slot blue and the proxy publishing proxy.port, config naming blue', async () => {
+    const { proxy } = strategy()
+    expect(await proxy.current()).toBeUndefined()
+    await proxy.switchTo(release('v1'))
+    expect(host.describe()).toEqual(['web-blue: running v1', 'web-proxy: running'])
+    expect(host.networks.get('web-net')).toMatchObject({ 'deploy-action.role': 'network', 'deploy-action.app': 'web' })
+    const create = host.commands.find((command) => command.includes('--name web-proxy')) ?? ''
+    expect(create).toContain('--network web-net --restart unless-stopped --stop-signal SIGUSR1 --stop-timeout 10 --publish 127.0.0.1:8080:8080')
+    expect(host.commands.find((command) => command.includes('--name web-blue'))).not.toContain('--publish')
+    expect(host.configLive()).toBe('blue')
+    // The only server runs without HAProxy's checks.
+    expect(host.runtimeLines).toContain('disable health app/blue')
+    expect(await proxy.current()).toMatchObject({ tag: 'v1' })
+    expect((await proxy.stateProbe().observe()).verdict).toBe('ready')
+  })
+
+  it('upgrade: prepares the idle slot, switches in one batch, names it in the config, then retires the old slot', async () => {
+    await deployV1ThenV2()
+    expect(host.runtimeLines).toEqual(
+      expect.arrayContaining(['enable health app/green', 'set server app/green state drain', 'set server app/green state ready; set server app/blue state drain', 'set server app/blue state maint; shutdown sessions server app/blue'])
+    )
+    const switchAt = host.runtimeLines.indexOf('set server app/green state ready; set server app/blue state drain')
+    expect(host.runtimeLines.indexOf('set server app/green state drain')).toBeLessThan(switchAt)
+    expect(host.routingHistory).toEqual(['blue=v1', 'green=v2'])
+    expect(host.configLive()).toBe('green')
+    expect(host.describe()).toEqual(['web-blue: exited v1', 'web-green: running v2', 'web-proxy: running'])
+    expect(await strategy().proxy.current()).toMatchObject({ tag: 'v2' })
+  })
+
+  it.each([
+    ['never healthy', 'v4-never', /connection refused/],
+    ['crashing at start', 'v4-exits', /exited/],
+    ['wrong body', 'v4-wrong-body', /body does not contain "status: green"/]
+  ])('a %s version is never made ready, is stopped, and the restore finds v2 serving', async (_label, tag, reason) => {
+    await deployV1ThenV2()
+    const { proxy } = strategy()
+    const error = await proxy.switchTo(release(tag)).catch((caught: unknown) => caught)
+    expect(error).toBeInstanceOf(SwitchNotStartedError)
+    expect((error as Error).message).toMatch(/web-blue was checked before the switch and no user request reached it/)
+    expect((error as Error).message).toMatch(reason)
+    expect(host.routingHistory).toEqual(['blue=v1', 'green=v2'])
+    expect(host.describe()).toContain(`web-blue: exited ${tag}`)
+    expect(await proxy.restore(release('v2'))).toBe('already-running')
+    expect(host.configLive()).toBe('green')
+    expect(await proxy.current()).toMatchObject({ tag: 'v2' })
+    expect((await proxy.failureEvidence()).logs).toBe('logs of web-blue')
+  })
+
+  it('switches back to the old slot, still running, when the new version fails after the switch', async () => {
+    await deployV1ThenV2()
+    const { proxy } = strategy()
+    await proxy.switchTo(release('v3'))
+    expect(host.routingHistory.slice(-1)).toEqual(['blue=v3'])
+    const before = host.runtimeLines.length
+    expect(await proxy.restore(release('v2'))).toBe('reused-previous')
+    // The fast path: one look, then the switch batch; no prepare, no wait.
+    expect(host.runtimeLines.slice(before, before + 2)).toEqual([
+      'show servers state app; show stat app 4 -1',
+      'set server app/green state ready; set server app/blue state drain'
+    ])
+    expect(host.routingHistory.slice(-1)).toEqual(['green=v2'])
+    expect(host.configLive()).toBe('green')
+    expect(host.describe()).toEqual(['web-blue: exited v3', 'web-green: running v2', 'web-proxy: running'])
+  })
+
+  it('command: rollback starts the kept slot that holds the target instead of creating it anew', async () => {
+    await deployV1ThenV2()
+    const creates = host.commands.filter((command) => command.startsWith('container create')).length
+    const { proxy } = strategy({ settings: settings({ command: 'rollback' }) })
+    await proxy.switchTo(release('v1'))
+    await proxy.finalize()
+    expect(host.commands.filter((command) => command.startsWith('container create')).length).toBe(creates)
+    expect(host.routingHistory.slice(-1)).toEqual(['blue=v1'])
+    expect(host.describe()).toEqual(['web-blue: running v1', 'web-green: exited v2', 'web-proxy: running'])
+  })
+
+  it('restore to a version no slot holds starts it in the idle slot', async () => {
+    await deployV1ThenV2()
+    expect(await strategy().proxy.restore(release('v3'))).toBe('redeployed')
+    expect(host.routingHistory.slice(-1)).toEqual(['blue=v3'])
+    expect(host.describe()).toEqual(['web-blue: running v3', 'web-green: exited v2', 'web-proxy: running'])
+  })
+
+  it('restore of nothing removes the slots, the proxy and the network', async () => {
+    await deployV1ThenV2()
+    expect(await strategy().proxy.restore(undefined)).toBe('removed')
+    expect(host.describe()).toEqual([])
+    expect(host.networks.size).toBe(0)
+    expect(await strategy().proxy.restore(undefined)).toBe('nothing')
+  })
+
+  it('proxy.port already taken: a clear error naming the port, and nothing of ours left', async () => {
+    host.takenPorts.add(8080)
+    const error = await strategy().proxy.switchTo(release('v1')).catch((caught: unknown) => caught)
+    expect(error).toBeInstanceOf(SwitchNotStartedError)
+    expect((error as Error).message).toMatch(/^proxy\.port 8080 is already in use on 127\.0\.0\.1 on local/)
+    expect(host.describe()).toEqual([])
+    expect(host.networks.size).toBe(0)
+  })
+
+  it('reads what serves from the config file while the proxy is stopped', async () => {
+    await deployV1ThenV2()
+    await host.run(['container', 'stop', 'web-proxy'])
+    expect(await strategy().proxy.current()).toMatchObject({ tag: 'v2' })
+  })
+
+  it('dry run: plans the idle slot, the runtime-API batches and the config, and changes nothing', async () => {
+    await deployV1ThenV2()
+    const state = host.describe()
+    const { proxy, docker } = strategy({ dryRun: true })
+    await proxy.switchTo(release('v3'))
+    expect(host.describe()).toEqual(state)
+    expect(docker.plannedCommands).toEqual([
+      'docker container rm --force web-blue',
+      expect.stringMatching(/^docker container create --name web-blue --init --network web-net --restart unless-stopped /),
+      'docker container start web-blue',
+      'docker container exec --interactive web-proxy nc 127.0.0.1 9999 <<< "set server app/blue state drain"',
+      'docker container exec --interactive web-proxy nc 127.0.0.1 9999 <<< "set server app/blue state ready; set server app/green state drain"',
+      expect.stringMatching(/^docker container cp - web-proxy:\/usr\/local\/etc\/haproxy <<< haproxy.cfg naming blue live$/)
+    ])
+  })
+})

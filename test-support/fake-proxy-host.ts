@@ -1,0 +1,278 @@
+/**
+ * An in-memory docker host for unit tests of `strategy: proxy`: containers, user networks, images,
+ * `docker cp` in and out of the proxy, and `docker exec -i <proxy> nc …` answered by a small
+ * HAProxy stand-in (runtime API: `show servers state`, `show stat`, `set server … state`,
+ * `enable/disable health`, `shutdown sessions`) and by the slots themselves (HTTP over `nc`).
+ *
+ * Only the commands the proxy strategy sends are understood; anything else fails loudly. Each
+ * image's behaviour is chosen by its tag: `*never*` never listens, `*exits*` exits at start,
+ * `*wrong-body*` answers `/health` with `not ok`, anything else is healthy.
+ */
+import type { DockerResult, DockerRunner, DockerRunOptions } from '../src/docker/runner.js'
+import { singleFileTar } from '../src/proxy/config-archive.js'
+
+type Admin = 'ready' | 'drain' | 'maint'
+
+interface FakeContainer {
+  id: string
+  name: string
+  image: string
+  labels: Record<string, string>
+  network?: string
+  publish: string[]
+  running: boolean
+  status: 'created' | 'running' | 'exited'
+  exitCode: number
+  ip?: string
+  files: Record<string, string>
+}
+
+const VALUE_FLAGS = new Set(['--name', '--network', '--env', '--label', '--publish', '--restart', '--stop-timeout', '--stop-signal', '--volume', '--pull'])
+
+export class FakeProxyHost implements DockerRunner {
+  readonly containers = new Map<string, FakeContainer>()
+  readonly networks = new Map<string, Record<string, string>>()
+  readonly images = new Set<string>()
+  /** Host ports something else listens on. */
+  readonly takenPorts = new Set<number>()
+  /** Every runtime-API line, in order. */
+  readonly runtimeLines: string[] = []
+  /** Each time the routed (admin-ready) slots changed: which were ready. */
+  readonly routingHistory: string[] = []
+  readonly commands: string[] = []
+  private admin: Record<string, Admin> = {}
+  private checks: Record<string, boolean> = {}
+  private nextId = 1
+
+  constructor(images: string[] = []) {
+    for (const image of images) this.images.add(image)
+  }
+
+  async run(argv: readonly string[], options: DockerRunOptions = {}): Promise<DockerResult> {
+    this.commands.push(argv.join(' '))
+    const [group, verb, ...rest] = argv
+    if (group === 'container' && verb === 'inspect') return this.inspect(rest)
+    if (group === 'container' && verb === 'create') return this.create(rest)
+    if (group === 'container' && verb === 'start') return this.start(rest[0] ?? '')
+    if (group === 'container' && verb === 'stop') return this.stop(rest[rest.length - 1] ?? '')
+    if (group === 'container' && verb === 'rm') return this.remove(rest[rest.length - 1] ?? '')
+    if (group === 'container' && verb === 'logs') return ok(`logs of ${rest[rest.length - 1] ?? ''}`)
+    if (group === 'container' && verb === 'exec') return this.exec(rest, options.input ?? '')
+    if (group === 'container' && verb === 'cp') return this.copy(rest, options.input ?? '')
+    if (group === 'network') return this.network(verb ?? '', rest)
+    if (group === 'image' && verb === 'inspect') {
+      const reference = rest[rest.length - 1] ?? ''
+      if (!this.images.has(reference)) return fail(`Error: No such image: ${reference}`)
+      return ok(rest.includes('{{json .RepoDigests}}') ? JSON.stringify([`${reference.split(':')[0] ?? ''}@sha256:${'d'.repeat(64)}`]) : 'sha256:1')
+    }
+    if (group === 'pull') {
+      this.images.add(argv[argv.length - 1] ?? '')
+      return ok('')
+    }
+    return fail(`fake proxy host: unsupported command docker ${argv.join(' ')}`)
+  }
+
+  /** The live slot the proxy's config file names. */
+  configLive(): string | undefined {
+    return /Live slot: (\w+)\./.exec(this.containers.get(this.proxyName())?.files['haproxy.cfg'] ?? '')?.[1]
+  }
+
+  /** `name: status` of every container, sorted. */
+  describe(): string[] {
+    return [...this.containers.values()].map((c) => `${c.name}: ${c.status}${c.labels['deploy-action.tag'] ? ` ${c.labels['deploy-action.tag']}` : ''}`).sort()
+  }
+
+  private proxyName(): string {
+    return [...this.containers.keys()].find((name) => name.endsWith('-proxy')) ?? ''
+  }
+
+  private inspect(names: string[]): DockerResult {
+    const found = names.map((name) => this.containers.get(name))
+    const json = found.flatMap((c) =>
+      c
+        ? [
+            {
+              Id: c.id,
+              Name: `/${c.name}`,
+              Image: 'sha256:1',
+              RestartCount: 0,
+              NetworkSettings: { Networks: c.network ? { [c.network]: { IPAddress: c.running ? (c.ip ?? '') : '' } } : {} },
+              Config: { Image: c.image, Labels: c.labels },
+              State: { Status: c.status, Running: c.running, Restarting: false, ExitCode: c.exitCode, StartedAt: '2026-01-01T00:00:00Z' }
+            }
+          ]
+        : []
+    )
+    const missing = names.filter((_, index) => !found[index])
+    return { exitCode: missing.length > 0 ? 1 : 0, stdout: JSON.stringify(json), stderr: missing.map((name) => `Error: No such container: ${name}`).join('\n') }
+  }
+
+  private create(args: string[]): DockerResult {
+    const container: FakeContainer = { id: `id${this.nextId++}`, name: '', image: '', labels: {}, publish: [], running: false, status: 'created', exitCode: 0, files: {} }
+    for (let index = 0; index < args.length; index++) {
+      const arg = args[index] ?? ''
+      if (VALUE_FLAGS.has(arg)) {
+        const value = args[++index] ?? ''
+        if (arg === '--name') container.name = value
+        if (arg === '--network') container.network = value
+        if (arg === '--publish') container.publish.push(value)
+        if (arg === '--label') container.labels[value.slice(0, value.indexOf('='))] = value.slice(value.indexOf('=') + 1)
+      } else if (!arg.startsWith('--')) {
+        container.image = arg
+        break
+      }
+    }
+    if (this.containers.has(container.name)) return fail(`Error: Conflict. The container name "/${container.name}" is already in use`)
+    if (container.network && !this.networks.has(container.network)) return fail(`Error: network ${container.network} not found`)
+    if (!this.images.has(container.image)) return fail(`Unable to find image '${container.image}' locally`)
+    this.containers.set(container.name, container)
+    return ok(container.id)
+  }
+
+  private start(name: string): DockerResult {
+    const c = this.containers.get(name)
+    if (!c) return fail(`Error: No such container: ${name}`)
+    for (const publish of c.publish) {
+      const port = Number(publish.split(':').slice(-2)[0])
+      if (this.takenPorts.has(port)) {
+        return fail(`Error response from daemon: driver failed programming external connectivity on endpoint ${name}: listen tcp4 127.0.0.1:${port}: bind: address already in use`)
+      }
+    }
+    if (c.image.includes('exits')) {
+      Object.assign(c, { running: false, status: 'exited', exitCode: 1 })
+      return ok('')
+    }
+    Object.assign(c, { running: true, status: 'running', exitCode: 0, ip: `10.253.0.${this.nextId++}` })
+    if (name === this.proxyName()) this.bootHaproxy()
+    return ok('')
+  }
+
+  private stop(name: string): DockerResult {
+    const c = this.containers.get(name)
+    if (!c) return fail(`Error: No such container: ${name}`)
+    Object.assign(c, { running: false, status: 'exited' })
+    return ok('')
+  }
+
+  private remove(name: string): DockerResult {
+    if (!this.containers.delete(name)) return fail(`Error: No such container: ${name}`)
+    return ok('')
+  }
+
+  private network(verb: string, args: string[]): DockerResult {
+    const name = args[args.length - 1] ?? ''
+    if (verb === 'inspect') return this.networks.has(name) ? ok(JSON.stringify([{ Id: 'n1', Name: name, Labels: this.networks.get(name) }])) : fail(`Error: No such network: ${name}`)
+    if (verb === 'create') {
+      const labels: Record<string, string> = {}
+      args.forEach((arg, index) => {
+        const value = args[index + 1] ?? ''
+        if (arg === '--label') labels[value.slice(0, value.indexOf('='))] = value.slice(value.indexOf('=') + 1)
+      })
+      this.networks.set(name, labels)
+      return ok('n1')
+    }
+    if (verb === 'rm') {
+      if ([...this.containers.values()].some((c) => c.network === name)) return fail(`Error: network ${name} has active endpoints`)
+      return this.networks.delete(name) ? ok('') : fail(`Error: No such network: ${name}`)
+    }
+    return fail(`unsupported network ${verb}`)
+  }
+
+  private copy(args: string[], input: string): DockerResult {
+    if (args[0] === '-') {
+      const [name = ''] = (args[1] ?? '').split(':')
+      const c = this.containers.get(name)
+      if (!c) return fail(`Error: No such container: ${name}`)
+      const size = parseInt(input.slice(124, 136).replace(/\0/g, '').trim(), 8)
+      c.files[input.slice(0, 100).replace(/\0+$/, '')] = input.slice(512, 512 + size)
+      return ok('')
+    }
+    const [name = ''] = (args[0] ?? '').split(':')
+    const file = this.containers.get(name)?.files['haproxy.cfg']
+    if (file === undefined) return fail(`Error: No such container:path: ${args[0] ?? ''}`)
+    return ok(singleFileTar('haproxy.cfg', file))
+  }
+
+  private exec(args: string[], input: string): DockerResult {
+    const [flag, name = '', command, ...rest] = args
+    if (flag !== '--interactive' || command !== 'nc') return fail(`unsupported exec ${args.join(' ')}`)
+    const proxy = this.containers.get(name)
+    if (!proxy?.running) return fail(`Error response from daemon: container ${name} is not running`)
+    if (rest[0] === '127.0.0.1' && rest[1] === '9999') return ok(this.runtimeApi(input))
+    // nc -w N <slot container> <port>
+    const target = this.containers.get(rest[2] ?? '')
+    if (!target?.running) return fail(`nc: bad address '${rest[2] ?? ''}'`)
+    if (target.image.includes('never')) return fail(`nc: can't connect to remote host (${target.ip ?? ''}): Connection refused`)
+    const body = target.image.includes('wrong-body') ? 'not ok' : 'status: green'
+    return ok(`HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\n${body}`)
+  }
+
+  /** At start HAProxy reads the config: the live slot ready, the other in MAINT, all checked. */
+  private bootHaproxy(): void {
+    const live = this.configLive() ?? 'blue'
+    this.admin = { blue: live === 'blue' ? 'ready' : 'maint', green: live === 'green' ? 'ready' : 'maint' }
+    this.checks = { blue: true, green: true }
+    this.noteRouting()
+  }
+
+  private slotContainer(slot: string): FakeContainer | undefined {
+    return [...this.containers.values()].find((c) => c.labels['deploy-action.slot'] === slot)
+  }
+
+  private runtimeApi(input: string): string {
+    this.runtimeLines.push(input.trim())
+    const answers: string[] = []
+    for (const command of input.trim().split(/;\s*/)) {
+      const set = /^set server app\/(blue|green) state (ready|drain|maint)$/.exec(command)
+      const health = /^(enable|disable) health app\/(blue|green)$/.exec(command)
+      if (set?.[1] && set[2]) {
+        this.admin[set[1]] = set[2] as Admin
+        answers.push('\n')
+      } else if (health?.[1] && health[2]) {
+        this.checks[health[2]] = health[1] === 'enable'
+        answers.push('\n')
+      } else if (/^shutdown sessions server app\/(blue|green)$/.test(command)) {
+        answers.push('\n')
+      } else if (command === 'show servers state app') {
+        const line = (slot: string, id: number): string => {
+          const admin = this.admin[slot] === 'maint' ? 1 : this.admin[slot] === 'drain' ? 8 : 0
+          return `3 app ${id} ${slot} ${this.slotContainer(slot)?.ip ?? '-'} ${this.up(slot) ? 2 : 0} ${admin} 1 1 1 6 3 4 6 0 0 0 - 3000 - 0 0 - - 0`
+        }
+        answers.push(`1\n# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight\n${line('blue', 1)}\n${line('green', 2)}\n\n`)
+      } else if (command === 'show stat app 4 -1') {
+        const row = (slot: string): string => {
+          const up = this.up(slot)
+          const status = this.admin[slot] === 'maint' ? 'MAINT' : !this.checks[slot] ? 'no check' : !up ? 'DOWN' : this.admin[slot] === 'drain' ? 'DRAIN' : 'UP'
+          const check = this.admin[slot] === 'maint' || !this.checks[slot] ? '' : up ? 'L7OK' : 'L4CON'
+          const c = this.slotContainer(slot)
+          return `app,${slot},0,0,${status},${check},${c?.running ? `${c.ip ?? ''}:3000` : ''}`
+        }
+        answers.push(`# pxname,svname,qcur,scur,status,check_status,addr\n${row('blue')}\n${row('green')}\n\n`)
+      } else {
+        answers.push('Unknown command.\n')
+      }
+    }
+    this.noteRouting()
+    return answers.join('')
+  }
+
+  /** HAProxy's checks of `slot` pass: its container runs and answers on its port. */
+  private up(slot: string): boolean {
+    const c = this.slotContainer(slot)
+    return Boolean(c?.running && !c.image.includes('never'))
+  }
+
+  private noteRouting(): void {
+    const ready = ['blue', 'green'].filter((slot) => this.admin[slot] === 'ready').map((slot) => `${slot}=${this.slotContainer(slot)?.labels['deploy-action.tag'] ?? '?'}`)
+    const entry = ready.join(',') || 'none'
+    if (this.routingHistory[this.routingHistory.length - 1] !== entry) this.routingHistory.push(entry)
+  }
+}
+
+function ok(stdout: string): DockerResult {
+  return { exitCode: 0, stdout, stderr: '' }
+}
+
+function fail(stderr: string): DockerResult {
+  return { exitCode: 1, stdout: '', stderr }
+}
