@@ -8,19 +8,29 @@
  * 3. Crash detection: an image that exits at start; from the container's start to the failure verdict.
  * 4. Downtime of a healthy replace deploy, beside the time a new container takes to start serving.
  * 5. Cold start (node to the first docker command) and the bundle's size.
+ * 6. Fleets: 1, 2 and 4 hosts, serial (`rollout.parallel: 1`) against parallel (`parallel:` = hosts),
+ *    on network-namespace hosts (test-support/netns.ts), each with its own engine and registry.
  *
- * Each figure is the median of at least 5 runs. Competitors run interleaved (alternating order) in
- * the same session and are reported as ratios, because absolute times on a shared machine drift.
- * Nothing here asserts timings: figures are printed next to their targets. All traffic goes to
- * 127.0.0.1; everything started here (engine, registry, swarm, probers) is stopped at the end.
+ * Each figure is the median of at least 5 runs (the fleet figure: at least 3, each run deploys to up
+ * to 4 hosts). Competitors run interleaved (alternating order) in the same session and are reported
+ * as ratios, because absolute times on a shared machine drift. Nothing here asserts timings: figures
+ * are printed next to their targets. All traffic goes to 127.0.0.1 and, for the fleet figure, to the
+ * 10.251.x addresses of the namespaces it creates; everything started here (engines, registries,
+ * swarm, probers, namespaces) is stopped at the end.
  *
- * Environment: BENCH_RUNS (default 5, at least 5) runs per figure; DEPLOY_ACTION_BUNDLE to measure
- * a bundle other than dist/index.js.
+ * Environment: BENCH_RUNS (default 5, at least 5) runs per figure; BENCH_FLEET_RUNS (default 3, at
+ * least 3) for the fleet figure; DEPLOY_ACTION_BUNDLE to measure a bundle other than dist/index.js,
+ * and DEPLOY_ACTION_BUNDLE_COMMIT to name the commit it was built from (default: HEAD).
+ *
+ * `--only fleet` (e.g. `npm run bench -- --only fleet`) measures just the fleet figure, which has a
+ * section of its own: it writes bench/fleet.svg and replaces that section of BENCHMARKS.md (between
+ * its `<!-- bench:fleet -->` markers), leaving the other figures as they were measured. Unlike
+ * BENCH_ONLY (a development preview), it runs the full number of runs and writes the committed files.
  */
-import { spawn } from 'node:child_process'
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { rm } from 'node:fs/promises'
-import { cpus, release, tmpdir, totalmem } from 'node:os'
+import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { load } from 'js-yaml'
@@ -28,17 +38,39 @@ import { inputVariableName, REPO_ROOT, runAction, type ActionResult } from '../t
 import { startEngine, type Engine } from '../test-support/engine.js'
 import { buildAppImage } from '../test-support/images.js'
 import { freePort, httpGet } from '../test-support/net.js'
-import { runCommand, sleep } from '../test-support/proc.js'
+import { startNamespacedEngines, type NamespaceHost, type NamespaceLab } from '../test-support/netns.js'
+import { dieWithParentPrefix, runCommand, signalPid, sleep, waitForExit } from '../test-support/proc.js'
 import { startRegistry, type Registry } from '../test-support/registry.js'
 
 // ---------------------------------------------------------------------------------------------
 // Parameters
 
 /** Development only: BENCH_ONLY=cold,overhead runs just those (BENCH_RUNS may go below 5) and writes a preview to .build/bench-preview/. */
-const ONLY = process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(',')) : undefined
-const RUNS = ONLY ? Number(process.env.BENCH_RUNS ?? 2) || 2 : Math.max(5, Number(process.env.BENCH_RUNS ?? 5) || 5)
+const PREVIEW = process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(',')) : undefined
+/** Figures with a section of their own in BENCHMARKS.md, which `--only` may measure alone into the committed files. */
+const SECTION_FIGURES = new Set(['fleet'])
+/** `--only fleet`: just these figures, at full strength, written into their own sections. */
+const SECTIONS = onlyArgument(process.argv.slice(2))
+const ONLY = PREVIEW ?? SECTIONS
+const RUNS = PREVIEW ? Number(process.env.BENCH_RUNS ?? 2) || 2 : Math.max(5, Number(process.env.BENCH_RUNS ?? 5) || 5)
 /** Cold starts are cheap and noisy: more of them. */
-const COLD_RUNS = ONLY ? RUNS : Math.max(9, RUNS)
+const COLD_RUNS = PREVIEW ? RUNS : Math.max(9, RUNS)
+/** Each fleet run deploys to up to 4 hosts and waits for a slow start: fewer of them, but at least 3. */
+const FLEET_RUNS = PREVIEW ? RUNS : Math.max(3, Number(process.env.BENCH_FLEET_RUNS ?? 3) || 3)
+
+/** The figures named by `--only a,b` or `--only=a,b`; only figures with a section of their own. */
+function onlyArgument(argv: string[]): Set<string> | undefined {
+  const index = argv.findIndex((arg) => arg === '--only' || arg.startsWith('--only='))
+  if (index < 0) return undefined
+  const flag = argv[index] ?? ''
+  const value = flag.startsWith('--only=') ? flag.slice('--only='.length) : argv[index + 1]
+  const names = (value ?? '').split(',').filter(Boolean)
+  const unknown = names.filter((name) => !SECTION_FIGURES.has(name))
+  if (names.length === 0 || unknown.length > 0) {
+    throw new Error(`--only takes figures with a section of their own (${[...SECTION_FIGURES].join(', ')}), got "${value ?? ''}"; use BENCH_ONLY for a preview of others`)
+  }
+  return new Set(names)
+}
 /** Health parameters shared by the action and its competitors. */
 const HEALTH = { intervalMs: 200, timeoutMs: 1_000, deadlineMs: 2_000, threshold: 1 }
 /** Swarm counts failed probes, not time: this many failures at HEALTH.intervalMs is the action's deadline. */
@@ -706,6 +738,225 @@ async function benchColdStart(fixture: Fixture): Promise<ColdStartFigures> {
 }
 
 // ---------------------------------------------------------------------------------------------
+// 6. Fleets: 1, 2 and 4 hosts, serial (parallel: 1) against parallel (parallel: = hosts)
+
+/** Host counts of the fleet figure; the largest is how many namespace hosts are started. */
+const FLEET_SIZES = [1, 2, 4] as const
+/** Seconds the fleet's app takes to serve (a slow-start image), so each host's health check takes a while, as a real app's does. */
+const FLEET_START_DELAY_S = 3
+/** The fleet's health check: the bench's, with a deadline that leaves room for the slow start. */
+const FLEET_HEALTH = { ...HEALTH, deadlineMs: FLEET_START_DELAY_S * 1_000 + 10_000 }
+/** Clock ticks per second of /proc/self/stat's CPU times. */
+const CLOCK_TICKS = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout?.trim()) || 100
+
+interface FleetRun {
+  wallMs: number
+  /** CPU time of the action's node process and every docker CLI it ran: what the runner spends. */
+  cpuMs: number
+  dockerCommands: number
+  /** Of those, `docker container inspect` of the app (the state reads of the health check, and the switch's look). */
+  inspects: number
+  /**
+   * Time per step (title without its host), from the job summary: summed over the hosts for a step
+   * that goes host after host, the slowest host for one that runs side by side (`sideBySide`).
+   */
+  steps: Record<string, number>
+  sideBySide: string[]
+}
+
+interface FleetFigures {
+  runs: number
+  bySize: { hosts: number; serial: FleetRun[]; parallel: FleetRun[] }[]
+  /** Load average (1 min) before each round: how busy the shared machine was. */
+  load: number[]
+  seconds: number
+}
+
+/** CPU time of the children this process has waited for (the action and, through it, its docker CLIs). */
+function childrenCpuMs(): number {
+  // Fields after the command name (which may hold spaces): state is field 3, cutime and cstime 16 and 17.
+  const stat = readFileSync('/proc/self/stat', 'utf8')
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  return ((Number(fields[13]) + Number(fields[14])) * 1_000) / CLOCK_TICKS
+}
+
+/** A registry without auth on a namespace's own loopback, stopped by its own pid. */
+async function startNamespaceRegistry(host: NamespaceHost, port: number, scratch: string): Promise<{ stop(): Promise<void> }> {
+  const dir = mkdtempSync(join(scratch, 'registry-'))
+  mkdirSync(join(dir, 'storage'))
+  writeFileSync(
+    join(dir, 'config.yml'),
+    ['version: 0.1', 'log:', '  level: warn', 'storage:', '  filesystem:', `    rootdirectory: ${join(dir, 'storage')}`, 'http:', `  addr: 127.0.0.1:${port}`, ''].join('\n')
+  )
+  // nsenter execs, so the pid held here is the registry's.
+  const argv = ['nsenter', `--net=/run/netns/${host.namespace}`, '--', ...dieWithParentPrefix(), 'docker-registry', 'serve', join(dir, 'config.yml')]
+  const child: ChildProcess = spawn(argv[0] as string, argv.slice(1), { stdio: 'ignore' })
+  const stop = async (): Promise<void> => {
+    if (child.pid !== undefined && child.exitCode === null && child.signalCode === null) {
+      signalPid(child.pid, 'SIGTERM')
+      if (!(await waitForExit(child, 5_000))) signalPid(child.pid, 'SIGKILL')
+    }
+  }
+  const deadline = now() + 15_000
+  for (;;) {
+    const answer = await host.exec(['/bin/busybox', 'wget', '-q', '-O', '-', `http://127.0.0.1:${port}/v2/`]).catch(() => undefined)
+    if (answer !== undefined) return { stop }
+    if (now() > deadline) {
+      await stop()
+      throw new Error(`fleet: the registry in ${host.namespace} did not answer on 127.0.0.1:${port}`)
+    }
+    await sleep(100)
+  }
+}
+
+function fleetConfig(image: string, name: string, port: number, hosts: NamespaceHost[], parallel: number): string {
+  return [
+    `image: ${image}`,
+    `name: ${name}`,
+    'hosts:',
+    ...hosts.flatMap((host) => [`  - docker-host: ${host.engine.dockerHost}`, `    address: ${host.address}`]),
+    'rollout:',
+    `  parallel: ${parallel}`,
+    'container:',
+    '  network: host',
+    '  init: true',
+    '  stop-timeout: 2s',
+    '  env:',
+    `    PORT: "${port}"`,
+    // Inside its namespace the app must answer on the namespace's address.
+    '    BIND: "0.0.0.0"',
+    'health:',
+    `  url: http://{host}:${port}/health`,
+    `  interval: ${FLEET_HEALTH.intervalMs}ms`,
+    `  timeout: ${FLEET_HEALTH.timeoutMs}ms`,
+    `  deadline: ${FLEET_HEALTH.deadlineMs}ms`,
+    `  healthy-threshold: ${FLEET_HEALTH.threshold}`,
+    'rollback:',
+    '  to: previous',
+    ''
+  ].join('\n')
+}
+
+/**
+ * For 1, 2 and 4 hosts, the same upgrade (s1 ↔ s2, an app that serves FLEET_START_DELAY_S after it
+ * starts) with `rollout.parallel: 1` and with `parallel:` = hosts, interleaved in alternating order.
+ * Each host is a network namespace with its own engine and its own registry on its own 127.0.0.1,
+ * so every pull stays inside its namespace; the health URL is each namespace's address.
+ */
+async function benchFleet(scratch: string): Promise<FleetFigures> {
+  const began = now()
+  const lab: NamespaceLab = await startNamespacedEngines(Math.max(...FLEET_SIZES))
+  const registries: { stop(): Promise<void> }[] = []
+  try {
+    const registryPort = await freePort()
+    for (const host of lab.hosts) registries.push(await startNamespaceRegistry(host, registryPort, scratch))
+    const image = `127.0.0.1:${registryPort}/${REPO}`
+    log(`fleet: ${lab.hosts.length} namespace hosts at ${lab.hosts.map((host) => host.address).join(', ')}; building the images`)
+    await Promise.all(
+      lab.hosts.map(async (host) => {
+        for (const tag of ['s1', 's2']) {
+          const built = await buildAppImage(host.engine, 'local/web', tag, 'slow-start', { startDelaySeconds: FLEET_START_DELAY_S })
+          await host.engine.docker(['tag', built.reference, `${image}:${tag}`])
+          await host.engine.docker(['push', `${image}:${tag}`])
+          await host.engine.docker(['image', 'rm', built.reference])
+        }
+      })
+    )
+
+    const sizes = await Promise.all(
+      FLEET_SIZES.map(async (count) => {
+        const hosts = lab.hosts.slice(0, count)
+        const port = await freePort()
+        const name = `fleet${count}`
+        const workspace = (mode: 'serial' | 'parallel'): string => {
+          const dir = join(scratch, `fleet-${count}-${mode}`)
+          mkdirSync(join(dir, '.github'), { recursive: true })
+          writeFileSync(join(dir, '.github', 'deploy.yml'), fleetConfig(image, name, port, hosts, mode === 'serial' ? 1 : count))
+          return dir
+        }
+        return { count, hosts, port, serial: workspace('serial'), parallel: workspace('parallel'), tag: 's1', figures: { hosts: count, serial: [] as FleetRun[], parallel: [] as FleetRun[] } }
+      })
+    )
+
+    const fleetDeploy = async (size: (typeof sizes)[number], mode: 'serial' | 'parallel'): Promise<FleetRun> => {
+      const tag = size.tag === 's1' ? 's2' : 's1'
+      const cpuBefore = childrenCpuMs()
+      const startedAt = now()
+      const result = await runAction({
+        workspace: size[mode],
+        // No token: no GitHub API calls are timed. Debug output names every docker command.
+        inputs: { tag, 'github-token': '' },
+        entry: BUNDLE,
+        debug: true,
+        timeoutMs: 180_000
+      })
+      const wallMs = now() - startedAt
+      const cpuMs = childrenCpuMs() - cpuBefore
+      expectResult({ result, startedAt, endedAt: now(), chunks: [] }, 'deployed', `fleet: ${size.count} host(s), ${mode}, ${tag}`)
+      size.tag = tag
+      for (const host of size.hosts) {
+        const served = await httpGet(`http://${host.address}:${size.port}/version`)
+        if (served.body.trim() !== tag) throw new Error(`fleet: ${host.address} serves ${served.body} after the deploy of ${tag}`)
+      }
+      const commands = result.stdout.split('\n').filter((line) => line.startsWith('::debug::docker '))
+      return {
+        wallMs,
+        cpuMs,
+        dockerCommands: commands.length,
+        inspects: commands.filter((line) => line.startsWith('::debug::docker container inspect')).length,
+        ...summaryStepTimes(result)
+      }
+    }
+
+    // Warm-up: two deploys each, so every timed run is an upgrade with a kept previous version, as in steady use.
+    for (const size of sizes) {
+      await fleetDeploy(size, 'parallel')
+      await fleetDeploy(size, 'parallel')
+    }
+    const load: number[] = []
+    for (let run = 0; run < FLEET_RUNS; run++) {
+      load.push(loadavg()[0] ?? Number.NaN)
+      for (const [index, size] of sizes.entries()) {
+        // Alternate who goes first, so a drift in the machine's speed does not favour either.
+        const order: ('serial' | 'parallel')[] = (run + index) % 2 === 0 ? ['serial', 'parallel'] : ['parallel', 'serial']
+        for (const mode of order) size.figures[mode].push(await fleetDeploy(size, mode))
+        const serial = size.figures.serial.at(-1) as FleetRun
+        const parallel = size.figures.parallel.at(-1) as FleetRun
+        log(
+          `fleet run ${run + 1}/${FLEET_RUNS}, ${size.count} host${size.count === 1 ? '' : 's'}: serial ${ms(serial.wallMs)}, parallel ${ms(parallel.wallMs)}, ` +
+            `ratio ${ratio(serial.wallMs / parallel.wallMs)}; runner CPU ${ms(serial.cpuMs)} / ${ms(parallel.cpuMs)}`
+        )
+      }
+    }
+    return { runs: FLEET_RUNS, bySize: sizes.map((size) => size.figures), load, seconds: (now() - began) / 1_000 }
+  } finally {
+    await Promise.all(registries.map((registry) => registry.stop()))
+    await lab.stop()
+  }
+}
+
+/** A run's step times by step (host suffix dropped), and which steps ran side by side (`▶ title` in the log rather than a group). */
+function summaryStepTimes(result: ActionResult): Pick<FleetRun, 'steps' | 'sideBySide'> {
+  const table = /<h3>Steps<\/h3>\s*<table>([\s\S]*?)<\/table>/.exec(result.summary)?.[1] ?? ''
+  const sideBySide = new Set([...result.stdout.matchAll(/^▶ (.*?)(?: \(.*\))?$/gm)].map((match) => match[1] ?? ''))
+  const steps: Record<string, number> = {}
+  for (const row of table.matchAll(/<tr>((?:<td>[\s\S]*?<\/td>)+)<\/tr>/g)) {
+    const cells = [...(row[1] ?? '').matchAll(/<td>([\s\S]*?)<\/td>/g)].map((cell) => (cell[1] ?? '').replace(/<[^>]+>/g, '').trim())
+    const title = (cells[0] ?? '').replace(/ \(.*\)$/, '')
+    const duration = /^(\d+(?:\.\d+)?) (ms|s)$/.exec(cells[2] ?? '')
+    if (!title || !duration) continue
+    const value = Number(duration[1]) * (duration[2] === 's' ? 1_000 : 1)
+    steps[title] = sideBySide.has(title) ? Math.max(steps[title] ?? 0, value) : (steps[title] ?? 0) + value
+  }
+  return { steps, sideBySide: [...sideBySide] }
+}
+
+/** Per-round ratios of one series to another (same index = same round). */
+function pairwise(numerators: FleetRun[], denominators: FleetRun[]): number[] {
+  return numerators.map((run, index) => run.wallMs / (denominators[index]?.wallMs ?? Number.NaN))
+}
+
+// ---------------------------------------------------------------------------------------------
 // Report
 
 interface Machine {
@@ -731,7 +982,7 @@ async function describeMachine(engine: Engine): Promise<Machine> {
     kernel: `Linux ${release()}`,
     docker: `Docker Engine ${server} (client ${client})`,
     node: process.version,
-    commit: (await runCommand('git', ['rev-parse', '--short', 'HEAD'], { cwd: REPO_ROOT })).stdout.trim() || 'unknown',
+    commit: process.env.DEPLOY_ACTION_BUNDLE_COMMIT || (await runCommand('git', ['rev-parse', '--short', 'HEAD'], { cwd: REPO_ROOT })).stdout.trim() || 'unknown',
     bundle: BUNDLE.startsWith(`${REPO_ROOT}/`) ? BUNDLE.slice(REPO_ROOT.length + 1) : BUNDLE,
     date: new Date().toISOString().slice(0, 16).replace('T', ' ') + ' UTC'
   }
@@ -794,6 +1045,192 @@ export function recoveryChart(recovery: Pick<RecoveryFigures, 'action' | 'swarm'
   return parts.join('\n')
 }
 
+/** The fleet figure as grouped bars: per host count, serial and parallel medians, each run as a dot. */
+export function fleetChart(fleet: Pick<FleetFigures, 'bySize' | 'runs'>): string {
+  const all = fleet.bySize.flatMap((size) => [...size.serial, ...size.parallel].map((run) => run.wallMs))
+  const maxMs = Math.max(1_000, ...all.filter(Number.isFinite)) * 1.3
+  const step = maxMs > 40_000 ? 10_000 : maxMs > 16_000 ? 5_000 : maxMs > 8_000 ? 2_000 : 1_000
+  const left = 150
+  const width = 440
+  const x = (value: number): number => left + (value / maxMs) * width
+  const groupHeight = 64
+  const barHeight = 22
+  const top = 40
+  const bottom = top + fleet.bySize.length * groupHeight
+  const height = bottom + 88
+  const parts: string[] = []
+  const title = `Deploy to 1, 2 and 4 hosts (median of ${fleet.runs} runs; lower is better)`
+  parts.push(
+    `<svg xmlns="http://www.w3.org/2000/svg" width="620" height="${height}" viewBox="0 0 620 ${height}" font-family="Helvetica, Arial, sans-serif" font-size="12">`,
+    `<title>${escapeXml(title)}</title>`,
+    `<rect width="620" height="${height}" fill="#ffffff"/>`,
+    `<text x="10" y="20" font-size="14" font-weight="bold">${escapeXml(title)}</text>`
+  )
+  for (let tick = 0; tick <= maxMs; tick += step) {
+    parts.push(
+      `<line x1="${x(tick).toFixed(1)}" y1="${top - 8}" x2="${x(tick).toFixed(1)}" y2="${bottom}" stroke="#e0e0e0"/>`,
+      `<text x="${x(tick).toFixed(1)}" y="${bottom + 16}" text-anchor="middle" fill="#555">${tick / 1_000} s</text>`
+    )
+  }
+  fleet.bySize.forEach((size, group) => {
+    const groupTop = top + group * groupHeight
+    const speedUp = median(pairwise(size.serial, size.parallel))
+    parts.push(`<text x="10" y="${groupTop + barHeight + 6}" font-weight="bold">${size.hosts} host${size.hosts === 1 ? '' : 's'}</text>`)
+    ;[
+      { label: 'serial', values: size.serial.map((run) => run.wallMs), colour: '#9e9e9e', note: '' },
+      { label: 'parallel', values: size.parallel.map((run) => run.wallMs), colour: '#2f7d32', note: size.hosts > 1 ? ` (${ratio(speedUp)} faster)` : '' }
+    ].forEach((row, index) => {
+      const barTop = groupTop + index * (barHeight + 4)
+      const middle = median(row.values)
+      const labelAt = Math.max(x(middle), ...row.values.filter(Number.isFinite).map(x)) + 8
+      parts.push(`<text x="${left - 8}" y="${barTop + 15}" text-anchor="end">${row.label}</text>`)
+      if (Number.isFinite(middle)) {
+        parts.push(
+          `<rect x="${left}" y="${barTop}" width="${(x(middle) - left).toFixed(1)}" height="${barHeight}" fill="${row.colour}"/>`,
+          `<text x="${labelAt.toFixed(1)}" y="${barTop + 15}"><tspan font-weight="bold">${escapeXml(ms(middle))}</tspan>${escapeXml(row.note)}</text>`
+        )
+      }
+      for (const value of row.values.filter(Number.isFinite)) {
+        parts.push(`<circle cx="${x(value).toFixed(1)}" cy="${barTop + barHeight / 2}" r="2.5" fill="#000" fill-opacity="0.55"/>`)
+      }
+    })
+  })
+  const notes = [
+    'The action\'s wall time for one upgrade; serial: rollout.parallel 1, parallel: = hosts. Dots: single runs.',
+    'Each host: a network namespace with its own engine and registry, all on one machine.',
+    `The app serves ${FLEET_START_DELAY_S} s after it starts; health: probe every ${FLEET_HEALTH.intervalMs} ms, ${FLEET_HEALTH.threshold} success needed.`
+  ]
+  notes.forEach((line, index) => parts.push(`<text x="10" y="${bottom + 40 + index * 16}" fill="#555">${escapeXml(line)}</text>`))
+  parts.push(`</svg>`, '')
+  return parts.join('\n')
+}
+
+const FLEET_BEGIN = '<!-- bench:fleet -->'
+const FLEET_END = '<!-- /bench:fleet -->'
+/** Issue 13: four hosts with `parallel: 4` take at most this many times one host's time (__tests__/fleet.itg.ts asserts it). */
+const FLEET_PARALLEL_BOUND = 1.3
+
+/** The fleet figure's own section of BENCHMARKS.md, markers included. */
+function renderFleetSection(fleet: FleetFigures, machine: Machine, alone: boolean): string {
+  const one = fleet.bySize.find((size) => size.hosts === 1)
+  const medianOf = (runs: FleetRun[], pick: (run: FleetRun) => number): number => median(runs.map(pick))
+  const rows = fleet.bySize.map((size) => {
+    const speedUp = median(pairwise(size.serial, size.parallel))
+    const parallelScale = one ? median(pairwise(size.parallel, one.parallel)) : Number.NaN
+    const serialScale = one ? median(pairwise(size.serial, one.serial)) : Number.NaN
+    return (
+      `| ${size.hosts} | ${ms(medianOf(size.serial, (run) => run.wallMs))} | ${ms(medianOf(size.parallel, (run) => run.wallMs))} | ` +
+      `${ratio(speedUp)} | ${ratio(serialScale)} | ${ratio(parallelScale)} |`
+    )
+  })
+  const runnerRows = fleet.bySize.map(
+    (size) =>
+      `| ${size.hosts} | ${medianOf(size.serial, (run) => run.dockerCommands)} / ${medianOf(size.parallel, (run) => run.dockerCommands)} | ` +
+      `${medianOf(size.serial, (run) => run.inspects)} / ${medianOf(size.parallel, (run) => run.inspects)} | ` +
+      `${ms(medianOf(size.serial, (run) => run.cpuMs))} / ${ms(medianOf(size.parallel, (run) => run.cpuMs))} |`
+  )
+  const runs = fleet.bySize
+    .map(
+      (size) =>
+        `${size.hosts} host${size.hosts === 1 ? '' : 's'}: ` +
+        size.serial.map((run, index) => `${ms(run.wallMs)} / ${ms(size.parallel[index]?.wallMs ?? Number.NaN)}`).join(', ')
+    )
+    .join('; ')
+  const four = fleet.bySize.find((size) => size.hosts === 4)
+  const fourScale = four && one ? median(pairwise(four.parallel, one.parallel)) : Number.NaN
+  const fourSpeedUp = four ? median(pairwise(four.serial, four.parallel)) : Number.NaN
+  const perCommand = four ? medianOf(four.parallel, (run) => run.cpuMs / Math.max(1, run.dockerCommands)) : Number.NaN
+  // Step by step, parallel setting: the median time of each step per host count.
+  const kinds = [...new Set(fleet.bySize.flatMap((size) => size.parallel.flatMap((run) => Object.keys(run.steps))))]
+  const stepMedian = (size: FleetFigures['bySize'][number] | undefined, kind: string): number =>
+    size ? median(size.parallel.map((run) => run.steps[kind] ?? 0)) : Number.NaN
+  const restMedian = (size: FleetFigures['bySize'][number]): number =>
+    median(size.parallel.map((run) => run.wallMs - Object.values(run.steps).reduce((total, value) => total + value, 0)))
+  const sideBySide = new Set((four ?? fleet.bySize.at(-1))?.parallel.flatMap((run) => run.sideBySide) ?? [])
+  const stepRows = [
+    ...kinds.map((kind) => `| ${kind} | ${fleet.bySize.map((size) => ms(stepMedian(size, kind))).join(' | ')} | ${sideBySide.has(kind) ? 'side by side' : 'host after host'} |`),
+    `| the rest | ${fleet.bySize.map((size) => ms(restMedian(size))).join(' | ')} | |`
+  ]
+  const added = (kind: string): number => stepMedian(four, kind) - stepMedian(one, kind)
+  const serialKinds = kinds.filter((kind) => !sideBySide.has(kind) && added(kind) > 50)
+  const serialAdded = serialKinds.reduce((total, kind) => total + added(kind), 0)
+  const parallelAdded = kinds.filter((kind) => sideBySide.has(kind) && !/verify/.test(kind)).reduce((total, kind) => total + Math.max(0, added(kind)), 0)
+  const how = alone ? '`npm run bench -- --only fleet` (this section alone; the figures above are from the run named at the top)' : '`npm run bench`'
+
+  return `${FLEET_BEGIN}
+## 6. Fleets: 1, 2 and 4 hosts, serial against parallel
+
+Measured by ${how} on ${machine.date}, at commit ${machine.commit}, measuring \`${machine.bundle}\`
+(${machine.cores} cores, ${machine.docker}, Node ${machine.node}): **median of ${fleet.runs} runs** per configuration, serial and
+parallel interleaved in alternating order, ${Math.round(fleet.seconds)} s in all. The machine was shared: its load average (1 min)
+at the start of each round was ${list(fleet.load, (value) => value.toFixed(1))}.
+
+Each host is a network namespace with a private Docker Engine and a registry on its own loopback
+(\`test-support/netns.ts\`), all on this one machine; \`{host}\` in the health URL is each namespace's address.
+Every run is the same upgrade between two builds of an app that serves ${FLEET_START_DELAY_S} s after it starts (a health
+check that takes a while, as a real app's does; images already pulled), deployed with \`rollout.parallel: 1\`
+(serial: host after host, each verified before the next) and with \`rollout.parallel:\` set to the number of
+hosts (every host switched and verified side by side). Health: probe every ${FLEET_HEALTH.intervalMs} ms, ${FLEET_HEALTH.threshold} success needed.
+With 1 host both settings are the same deploy: that row shows the noise.
+
+| Hosts | serial (\`parallel: 1\`) | parallel (\`parallel:\` = hosts) | serial ÷ parallel | serial ÷ 1 host | parallel ÷ 1 host |
+|---|---|---|---|---|---|
+${rows.join('\n')}
+
+Ratios are medians of each round's own ratios (the runs compared ran back to back). "÷ 1 host" compares with
+the 1-host deploy of the same setting in the same round.
+
+![Deploy to 1, 2 and 4 hosts, serial against parallel](bench/fleet.svg)
+
+On the runner (the action's node process and every docker CLI it ran; CPU time from \`/proc\`), median per deploy:
+
+| Hosts | docker commands, serial / parallel | of which \`container inspect\` | runner CPU, serial / parallel |
+|---|---|---|---|
+${runnerRows.join('\n')}
+
+Runs (serial / parallel): ${runs}.
+
+Where the time goes, with \`parallel:\` = hosts (median per step, from the job summary; a step that goes host
+after host is summed over the hosts, one that runs side by side counts its slowest host; "the rest" is Node
+loading the action, the unlock and the exit):
+
+| Step | ${fleet.bySize.map((size) => `${size.hosts} host${size.hosts === 1 ? '' : 's'}`).join(' | ')} | with several hosts |
+|${fleet.bySize.map(() => '---|').join('')}---|---|
+${stepRows.join('\n')}
+
+With 4 hosts, \`parallel: 4\` was ${ratio(fourSpeedUp)} faster than serial and took ${ratio(fourScale)} the time of one host
+(issue 13 asks for at most ${FLEET_PARALLEL_BOUND.toFixed(1)}×; \`__tests__/fleet.itg.ts\` asserts it with an app that starts in 30 s, where
+the health check dominates). What four hosts add does not grow with the health check: the steps that still go
+host after host (${serialKinds.join(', ') || 'none'}: ${ms(serialAdded)} more than with one host here), and the side-by-side
+pulls and switches (${ms(parallelAdded)} more), which share this machine's ${machine.cores} cores with four engines, their
+registries and every docker CLI of the deploy. The runner's CPU grows with the hosts either way: each docker command is a
+CLI process (about ${ms(perCommand)} of runner CPU per command here, Node's own share included), and the health check
+reads each host's state with one every 150 ms.
+${FLEET_END}`
+}
+
+/** The fleet figure's row in the summary table of a full run. */
+function fleetSummaryRow(fleet: FleetFigures): string {
+  const one = fleet.bySize.find((size) => size.hosts === 1)
+  const four = fleet.bySize.find((size) => size.hosts === 4)
+  const scale = one && four ? median(pairwise(four.parallel, one.parallel)) : Number.NaN
+  const speedUp = four ? median(pairwise(four.serial, four.parallel)) : Number.NaN
+  return (
+    `| 6. Fleet of 4 hosts, \`parallel: 4\` ÷ 1 host (app starts in ${FLEET_START_DELAY_S} s) | ${ratio(scale)} (serial ÷ parallel: ${ratio(speedUp)}) | ` +
+    `≤ ${FLEET_PARALLEL_BOUND.toFixed(2)}× | ${verdict(scale <= FLEET_PARALLEL_BOUND)} |`
+  )
+}
+
+/** Puts the fleet section into BENCHMARKS.md in place of the one there, or before the notes when there is none. */
+function spliceFleetSection(markdown: string, section: string): string {
+  const begin = markdown.indexOf(FLEET_BEGIN)
+  const end = markdown.indexOf(FLEET_END)
+  if (begin >= 0 && end > begin) return markdown.slice(0, begin) + section + markdown.slice(end + FLEET_END.length)
+  const notes = markdown.indexOf('\n## Notes on the targets')
+  if (notes < 0) return `${markdown.trimEnd()}\n\n${section}\n`
+  return `${markdown.slice(0, notes)}\n${section}\n${markdown.slice(notes)}`
+}
+
 interface Results {
   machine: Machine
   overhead: OverheadFigures
@@ -801,6 +1238,7 @@ interface Results {
   crash: CrashFigures
   downtime: DowntimeFigures
   cold: ColdStartFigures
+  fleet?: FleetFigures
   totalSeconds: number
 }
 
@@ -844,7 +1282,7 @@ deadline ${HEALTH.deadlineMs / 1_000} s, ${HEALTH.threshold} success needed. The
 | 4. Downtime of a healthy replace deploy: longest gap | ${ms(median(downtime.longestGap))}, ${median(downtime.failed)} failed requests | floor: a new container serves ${ms(median(downtime.floor))} after \`docker start\` | — |
 | 5. Cold start: \`node dist/index.js\` → first docker command | ${ms(coldMedian)} (bare \`node\` → first spawn: ${ms(coldFloor)}) | ≤ ${ms(TARGETS.coldStartMs)} | ${verdict(coldMedian <= TARGETS.coldStartMs)} |
 | 5. Bundle size | ${(cold.bundleBytes / 1024 / 1024).toFixed(2)} MB (${cold.bundleFiles} file${cold.bundleFiles === 1 ? '' : 's'}) | ≤ 1.5 MB | ${verdict(cold.bundleBytes <= TARGETS.bundleBytes)} |
-
+${results.fleet ? `${fleetSummaryRow(results.fleet)}\n` : ''}
 ![Time to recover from a broken upgrade](bench/recovery.svg)
 
 ## 1. Overhead
@@ -913,7 +1351,7 @@ included) until its first docker command, recorded by a fake \`docker\` first on
 For scale, bare \`node -e\` spawning one command takes ${ms(coldFloor)} on the same machine: that much of the figure is Node itself.
 
 Runs, action: ${list(cold.action)}. Bare node: ${list(cold.nodeFloor)}.
-${renderNotes(results)}`
+${results.fleet ? `\n${renderFleetSection(results.fleet, machine, false)}\n` : ''}${renderNotes(results)}`
 }
 
 /** Sum of the median durations of the steps whose title starts with one of `prefixes`. */
@@ -1014,7 +1452,7 @@ function renderNotes(results: Results): string {
 async function main(): Promise<void> {
   if (!existsSync(BUNDLE)) throw new Error(`${BUNDLE} does not exist: run npm run build first`)
   const began = now()
-  log(`bundle ${BUNDLE}; ${RUNS} runs per figure; machine has ${cpus().length} cores`)
+  log(`bundle ${BUNDLE}; ${RUNS} runs per figure (fleet: ${FLEET_RUNS}); ${ONLY ? `only ${[...ONLY].join(', ')}; ` : ''}machine has ${cpus().length} cores`)
   const fixture = await setUp()
   const stopAll = async (): Promise<void> => {
     await fixture.registry.stop()
@@ -1046,12 +1484,35 @@ async function main(): Promise<void> {
     const recovery = wanted('recovery')
       ? await benchRecovery(fixture)
       : { action: [], swarm: [], ratios: [], steps: {}, dockerCommands: [], actionDown: [], swarmDown: [] }
-    const results: Results = { machine, overhead, recovery, crash, downtime: downtimeFigures, cold, totalSeconds: (now() - began) / 1_000 }
+    const fleet = wanted('fleet') ? await benchFleet(fixture.scratch) : undefined
+    const results: Results = { machine, overhead, recovery, crash, downtime: downtimeFigures, cold, fleet, totalSeconds: (now() - began) / 1_000 }
+
+    for (const size of fleet?.bySize ?? []) {
+      log(
+        `  6. fleet, ${size.hosts} host${size.hosts === 1 ? '' : 's'}: serial ${ms(median(size.serial.map((run) => run.wallMs)))}, ` +
+          `parallel ${ms(median(size.parallel.map((run) => run.wallMs)))}, serial ÷ parallel ${ratio(median(pairwise(size.serial, size.parallel)))}`
+      )
+    }
+    if (SECTIONS && !PREVIEW) {
+      // `--only fleet`: that figure's own files, in place; the other figures stay as they were measured.
+      const markdownPath = join(REPO_ROOT, 'BENCHMARKS.md')
+      mkdirSync(join(REPO_ROOT, 'bench'), { recursive: true })
+      if (fleet) {
+        // The raw runs, for a closer look (under .build/, which git ignores).
+        mkdirSync(join(REPO_ROOT, '.build'), { recursive: true })
+        writeFileSync(join(REPO_ROOT, '.build', 'bench-fleet.json'), JSON.stringify({ machine, fleet }, null, 2))
+        writeFileSync(join(REPO_ROOT, 'bench', 'fleet.svg'), fleetChart(fleet))
+        writeFileSync(markdownPath, spliceFleetSection(readFileSync(markdownPath, 'utf8'), renderFleetSection(fleet, machine, true)))
+      }
+      log(`wrote the ${[...SECTIONS].join(', ')} section of ${markdownPath} and bench/${[...SECTIONS].join('.svg, bench/')}.svg in ${Math.round(results.totalSeconds)} s`)
+      return
+    }
 
     // A partial development run writes a preview under .build/ (ignored), never the committed files.
-    const outputDir = ONLY ? join(REPO_ROOT, '.build', 'bench-preview') : REPO_ROOT
+    const outputDir = PREVIEW ? join(REPO_ROOT, '.build', 'bench-preview') : REPO_ROOT
     mkdirSync(join(outputDir, 'bench'), { recursive: true })
     writeFileSync(join(outputDir, 'bench', 'recovery.svg'), recoveryChart(recovery, RUNS))
+    if (fleet) writeFileSync(join(outputDir, 'bench', 'fleet.svg'), fleetChart(fleet))
     writeFileSync(join(outputDir, 'BENCHMARKS.md'), renderMarkdown(results))
 
     const recoveryTarget = HEALTH.deadlineMs + TARGETS.recoveryMarginMs
@@ -1062,7 +1523,7 @@ async function main(): Promise<void> {
     log(`  3. crash detection ${ms(median(crash.fromStart))} from start; target ≤ ${ms(TARGETS.crashDetectionMs)}`)
     log(`  4. downtime: longest gap ${ms(median(downtimeFigures.longestGap))}, ${median(downtimeFigures.failed)} failed requests; floor ${ms(median(downtimeFigures.floor))}`)
     log(`  5. cold start ${ms(median(cold.action))} (bare node ${ms(median(cold.nodeFloor))}); target ≤ ${TARGETS.coldStartMs} ms; bundle ${(cold.bundleBytes / 1024 / 1024).toFixed(2)} MB; target ≤ 1.5 MB`)
-    log(`wrote ${join(outputDir, 'BENCHMARKS.md')} and bench/recovery.svg in ${Math.round(results.totalSeconds)} s`)
+    log(`wrote ${join(outputDir, 'BENCHMARKS.md')} and bench/recovery.svg${fleet ? ', bench/fleet.svg' : ''} in ${Math.round(results.totalSeconds)} s`)
   } finally {
     process.off('SIGINT', onSignal)
     process.off('SIGTERM', onSignal)
