@@ -112,13 +112,17 @@ export class Pipeline {
 
   /** Reads what runs on every host: the labels this action wrote, or the image of a container started by hand. */
   async readWhatRuns(): Promise<Release | undefined> {
-    for (const host of this.hosts) {
-      await this.reporter.step(this.title(this.scope, 'current', host), async (step) => {
-        host.before = await host.strategy.current()
-        host.now = host.before
-        step.detail(host.before ? `${this.settings.name} runs ${host.before.tag}` : `nothing named ${this.settings.name} runs yet: first deploy`)
-      })
-    }
+    await this.onEachHost((host, grouped) =>
+      this.reporter.step(
+        this.title(this.scope, 'current', host),
+        async (step) => {
+          host.before = await host.strategy.current()
+          host.now = host.before
+          step.detail(host.before ? `${this.settings.name} runs ${host.before.tag}` : `nothing named ${this.settings.name} runs yet: first deploy`)
+        },
+        { grouped }
+      )
+    )
     const tags = new Set(this.hosts.map((host) => host.before?.tag ?? ''))
     if (tags.size > 1) this.reporter.warning(`${this.scope} · current`, `The hosts run different versions: ${[...tags].map((t) => t || 'none').join(', ')}.`)
     return this.primary.before
@@ -320,8 +324,8 @@ export class Pipeline {
    * serves and was shown healthy, so a clean-up problem is a warning, never a failed deploy.
    */
   async finalize(): Promise<void> {
-    for (const host of this.hosts) {
-      await this.reporter.step(
+    await this.onEachHost((host, grouped) =>
+      this.reporter.step(
         this.title(this.scope, 'clean up', host),
         async (step) => {
           try {
@@ -330,9 +334,21 @@ export class Pipeline {
           } catch (error) {
             step.warn(`Could not remove what is kept beyond the one previous version: ${errorText(error)}. ${this.settings.name} runs and is healthy; the next deploy tries again.`)
           }
-        }
+        },
+        { grouped }
       )
-    }
+    )
+  }
+
+  /**
+   * Runs one step's work on every host side by side: a fleet's look, clean-up and image pruning
+   * take the time of one host. Steps run side by side are not log groups.
+   */
+  private async onEachHost(work: (host: HostTarget, grouped: boolean) => Promise<unknown>): Promise<void> {
+    const grouped = this.hosts.length === 1
+    const results = await Promise.allSettled(this.hosts.map((host) => work(host, grouped)))
+    const failed = results.find((result) => result.status === 'rejected')
+    if (failed) throw failed.reason
   }
 
   /**
@@ -343,8 +359,8 @@ export class Pipeline {
   async pruneImages(outcome: Outcome): Promise<void> {
     const failed = 'failure' in outcome && outcome.kind !== 'not-restored' && outcome.kind !== 'restore-failed' ? outcome.failure.tag : undefined
     if (!['deployed', 'rolled-back-on-request', 'rolled-back', 'rollback-failed-restored', 'first-deploy-removed'].includes(outcome.kind)) return
-    for (const host of this.hosts) {
-      await this.reporter.step(
+    await this.onEachHost((host, grouped) =>
+      this.reporter.step(
         this.title(this.scope, 'images', host),
         async (step) => {
           try {
@@ -356,9 +372,9 @@ export class Pipeline {
             step.warn(`Could not remove old images of ${this.settings.image}: ${errorText(error)}. What serves is not affected; the next deploy tries again.`)
           }
         },
-        { quiet: true }
+        { quiet: true, grouped }
       )
-    }
+    )
   }
 
   /**
