@@ -294,7 +294,12 @@ describe('strategy: proxy under load', () => {
     expect(load.bodies.v3?.count).toBeGreaterThan(0)
     expect(load.bodies.v1!.lastAt).toBeGreaterThan(killedAt)
     const window = load.failureWindow?.ms ?? 0
-    console.log(`proxy.itg dies during the watch: ${load.failed} failed, window ${window} ms, last failure ${load.failureWindow ? load.failureWindow.lastAt - killedAt : 0} ms after the kill`)
+    const verifyError = action.annotations.find((entry) => entry.level === 'error' && entry.title === 'Deploy · verify')?.message ?? ''
+    console.log(
+      `proxy.itg dies during the watch: ${load.failed} failed, window ${window} ms, last failure ${load.failureWindow ? load.failureWindow.lastAt - killedAt : 0} ms after the kill; ` +
+        `failures at (ms after the kill): ${load.failures.map((failure) => `${failure.at - killedAt} ${failure.code}`).join(', ')}; verify: ${verifyError}; ` +
+        `restore: ${action.annotations.find((entry) => entry.title === 'Rollback · restore')?.message ?? ''}`
+    )
     expect(window).toBeLessThanOrEqual(1_500)
     for (const failure of load.failures) expect(failure.at).toBeGreaterThanOrEqual(killedAt)
     expect(await version(shop)).toBe('200 v1')

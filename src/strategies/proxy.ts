@@ -389,9 +389,10 @@ export class ProxyStrategy implements DeployStrategy {
    * connections cut) and stops its container, which is kept for the next rollback.
    */
   private async retireSlot(slot: Slot, drainMs: number): Promise<void> {
-    const [stat, info] = await Promise.all([this.runtime.server(slot).catch(() => undefined), this.docker.inspectContainer(this.names.slots[slot])])
-    // A slot whose container died has nothing left to finish.
-    if (stat && stat.state !== 'MAINT' && info?.running) await this.runtime.drain(slot, drainMs, 250)
+    // Also when its container died: requests HAProxy still holds for it (connecting, retrying)
+    // are redispatched to the live slot within the drain; cutting them now would fail them.
+    const stat = await this.runtime.server(slot).catch(() => undefined)
+    if (stat && stat.state !== 'MAINT') await this.runtime.drain(slot, drainMs, 250)
     await this.runtime.retire(slot)
     await this.docker.stopContainer(this.names.slots[slot], this.stopSeconds()).catch((error: unknown) => {
       // A slot that held nothing (removed by hand) has nothing to stop.
