@@ -116,6 +116,21 @@ describe('ProxyStrategy', () => {
     expect(host.describe()).toEqual(['web-blue: exited v3', 'web-green: running v2', 'web-proxy: running'])
   })
 
+  it('post step after a cancel during the check: the checked slot stops, what served still serves', async () => {
+    await deployV1ThenV2()
+    // The cancelled run had started v3 in blue and HAProxy was checking it in DRAIN.
+    await host.run(['container', 'rm', '--force', 'web-blue'])
+    await host.run(['container', 'create', '--name', 'web-blue', '--network', 'web-net', '--label', 'deploy-action.slot=blue', '--label', 'deploy-action.tag=v3', `${IMAGE}:v3`])
+    await host.run(['container', 'start', 'web-blue'])
+    await host.run(['container', 'exec', '--interactive', 'web-proxy', 'nc', '127.0.0.1', '9999'], { input: 'set server app/blue state drain\n' })
+    const post = strategy().proxy
+    expect(await post.restore(release('v2'))).toBe('already-running')
+    expect(host.routingHistory).toEqual(['blue=v1', 'green=v2'])
+    expect(host.describe()).toEqual(['web-blue: exited v3', 'web-green: running v2', 'web-proxy: running'])
+    expect(host.configLive()).toBe('green')
+    expect((await post.stateProbe().observe()).verdict).toBe('ready')
+  })
+
   it('command: rollback starts the kept slot that holds the target instead of creating it anew', async () => {
     await deployV1ThenV2()
     const creates = host.commands.filter((command) => command.startsWith('container create')).length
