@@ -228,7 +228,7 @@ describe('strategy: swarm on a single-node swarm', () => {
     expect(result.summary).toMatch(/web\.1 [^\n]*:v3-exits: Failed [^\n]*: task: non-zero exit \(1\)/)
     expect(result.summary).toContain('required configuration is missing')
     // Swarm already runs v2 again: the action verifies it rather than deploying it once more.
-    expect(result.stdout).toContain('::notice title=Rollback · restore::v2 runs already: Swarm put it back by itself')
+    expect(result.stdout).toContain('::notice title=Rollback · restore::v2 serves already')
     // Swarm put v2 back (labels included); the action only verified it.
     const service = await serviceState()
     expect(service.updateState).toBe('rollback_completed')
