@@ -2,7 +2,7 @@
  * A pre-deploy hook that runs past its time or is cancelled: its container is stopped and removed,
  * and the deploy lock is never released while it may still run.
  */
-import { afterEach, beforeEach, describe, expect, it, jest } from '@jest/globals'
+import { describe, expect, it } from '@jest/globals'
 import type { DockerResult, DockerRunner, DockerRunOptions } from '../src/docker/runner.js'
 import { deploy } from '../src/main.js'
 import { post } from '../src/post.js'
@@ -10,6 +10,7 @@ import { Reporter } from '../src/report/reporter.js'
 import { memoryStateStore, Phase, readSavedRun } from '../src/state.js'
 import { FakeDockerEngine } from '../test-support/fake-docker-engine.js'
 import { testSettings } from '../test-support/settings.js'
+import { captureActionStdout } from '../test-support/stdout.js'
 import { storyDependencies, virtualClock } from '../test-support/story.js'
 
 const settings = testSettings({ hooks: { preDeploy: [['./migrate']] } })
@@ -38,20 +39,7 @@ class HangingHook implements DockerRunner {
   }
 }
 
-let stdout: string[]
-beforeEach(() => {
-  stdout = []
-  jest.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    stdout.push(String(chunk))
-    return true
-  })
-  delete process.env.GITHUB_STATE
-  delete process.env.GITHUB_STEP_SUMMARY
-})
-afterEach(() => {
-  jest.restoreAllMocks()
-  process.exitCode = undefined
-})
+const stdout = captureActionStdout()
 
 function seeded(): FakeDockerEngine {
   const engine = new FakeDockerEngine()
@@ -84,12 +72,12 @@ describe('a pre-deploy hook past its time', () => {
     expect(engine.containers.get('web-hook')?.running).toBe(true)
     expect(engine.describe('web').lockHeld).toBe(true)
     expect(readSavedRun(state)?.phase).toBe(Phase.Preparing)
-    expect(stdout.join('')).toMatch(/The deploy lock stays held until it is removed/)
+    expect(stdout.text()).toMatch(/The deploy lock stays held until it is removed/)
 
     // The post step cannot remove it either: the lock still stays.
     await post(undefined, { state, settings: () => settings, dependencies: () => storyDependencies({ engines: { local: runner }, state }) })
     expect(engine.describe('web').lockHeld).toBe(true)
-    expect(stdout.join('')).toMatch(/stays held while its pre-deploy hook container may still run/)
+    expect(stdout.text()).toMatch(/stays held while its pre-deploy hook container may still run/)
 
     // Once it can: hook container gone, then the lock released.
     runner.removalFails = false

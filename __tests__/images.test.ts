@@ -1,4 +1,4 @@
-import { afterEach, beforeEach, describe, expect, it, jest } from '@jest/globals'
+import { describe, expect, it } from '@jest/globals'
 import { DockerClient } from '../src/docker/client.js'
 import { describeCleanup, formatBytes, planRetention, pruneImages, type RetentionImage } from '../src/images.js'
 import { deploy } from '../src/main.js'
@@ -9,6 +9,7 @@ import type { DeploySettings } from '../src/settings.js'
 import { memoryStateStore } from '../src/state.js'
 import { FakeDockerEngine } from '../test-support/fake-docker-engine.js'
 import { testSettings } from '../test-support/settings.js'
+import { captureActionStdout } from '../test-support/stdout.js'
 import { storyDependencies, virtualClock } from '../test-support/story.js'
 
 const IMAGE = '127.0.0.1:5999/acme/web'
@@ -82,20 +83,7 @@ describe('pruneImages on the in-memory engine', () => {
 })
 
 describe('the deploy story keeps `retain` images on each host', () => {
-  let stdout: string[]
-  beforeEach(() => {
-    stdout = []
-    jest.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
-      stdout.push(String(chunk))
-      return true
-    })
-    delete process.env.GITHUB_STATE
-    delete process.env.GITHUB_STEP_SUMMARY
-  })
-  afterEach(() => {
-    jest.restoreAllMocks()
-    process.exitCode = undefined
-  })
+  const stdout = captureActionStdout()
 
   async function run(engine: FakeDockerEngine, settings: DeploySettings): Promise<{ kind: string; summary: string }> {
     const state = memoryStateStore()
@@ -142,6 +130,6 @@ describe('the deploy story keeps `retain` images on each host', () => {
     const result = await run(engine, testSettings({ image: IMAGE, tag: 'v3', retain: 1 }))
     expect(result.kind).toBe('deployed')
     expect(process.exitCode ?? 0).toBe(0)
-    expect(stdout.join('')).toMatch(/::warning title=Deploy · images::Could not remove old images/)
+    expect(stdout.text()).toMatch(/::warning title=Deploy · images::Could not remove old images/)
   })
 })
