@@ -11,6 +11,9 @@ const shared = {
 }
 
 export default {
+  // The failing tests' messages are repeated at the very end of the run: a CI log cut in the
+  // middle still shows what failed and why.
+  reporters: [['default', { summaryThreshold: 0 }]],
   projects: [
     { ...shared, displayName: 'unit', testMatch: ['<rootDir>/__tests__/**/*.test.ts'] },
     { ...shared, displayName: 'integration', testMatch: ['<rootDir>/__tests__/**/*.itg.ts'] }

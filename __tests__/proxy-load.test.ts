@@ -4,7 +4,7 @@
 import { afterEach, describe, expect, it } from '@jest/globals'
 import { createServer, type Server } from 'node:http'
 import type { Socket } from 'node:net'
-import { startLoad } from '../test-support/load.js'
+import { outagesOf, startLoad, type LoadFailure } from '../test-support/load.js'
 
 interface TestServer {
   url: string
@@ -107,6 +107,35 @@ describe('startLoad', () => {
     expect(result.failureWindow!.ms).toBe(result.failureWindow!.lastAt - result.failureWindow!.firstAt)
     expect(result.failures[0]).toMatchObject({ kind: 'fast', code: 'HTTP_503', message: 'unavailable' })
     expect(result.ok).toBeGreaterThan(0)
+    // One outage: it began with the first failure and ended with a good answer after failing stopped.
+    expect(result.outages).toHaveLength(1)
+    expect(result.outages[0]!.firstFailureAt).toBe(result.failureWindow!.firstAt)
+    expect(result.outages[0]!.recoveredAt).toBeGreaterThanOrEqual(failUntil - 5)
+    expect(result.outages[0]!.failed).toBe(result.failed)
+  })
+
+  describe('outagesOf', () => {
+    const failure = (at: number): LoadFailure => ({ at, kind: 'fast', code: 'ECONNRESET', message: '', client: 0 })
+
+    it('ends an outage at the first good answer to a request sent at or after the first failure', () => {
+      // A request sent at 90 and answered at 150 (it waited on the old version) proves nothing;
+      // the one sent at 120 and answered at 130 ends it.
+      const outages = outagesOf([failure(100), failure(110), failure(125)], [[90, 150], [120, 130], [200, 205]], 1_000)
+      expect(outages).toEqual([{ firstFailureAt: 100, recoveredAt: 130, ms: 30, failed: 3 }])
+    })
+
+    it('starts a new outage for a failure after the recovery, and runs an unrecovered one to the end', () => {
+      const outages = outagesOf([failure(100), failure(500), failure(900)], [[105, 110], [600, 640]], 1_000)
+      expect(outages).toEqual([
+        { firstFailureAt: 100, recoveredAt: 110, ms: 10, failed: 1 },
+        { firstFailureAt: 500, recoveredAt: 640, ms: 140, failed: 1 },
+        { firstFailureAt: 900, ms: 100, failed: 1 }
+      ])
+    })
+
+    it('is empty without failures', () => {
+      expect(outagesOf([], [[1, 2]], 10)).toEqual([])
+    })
   })
 
   it('counts socket errors and slow requests cut on the way', async () => {

@@ -69,6 +69,21 @@ export interface SlowResult {
   code?: string
 }
 
+/**
+ * One stretch of time in which users got failures: from the first failed request to the first
+ * successful answer to a fast request sent at or after it (an answer to a request sent earlier,
+ * e.g. one that waited on the old version, proves nothing about what new requests get).
+ */
+export interface Outage {
+  firstFailureAt: number
+  /** When the first answer that ends it arrived; undefined when none came before the run ended. */
+  recoveredAt?: number
+  /** recoveredAt − firstFailureAt, or until the run ended when it never recovered. */
+  ms: number
+  /** Failures seen from firstFailureAt up to recoveredAt. */
+  failed: number
+}
+
 export interface LoadResult {
   startedAt: number
   endedAt: number
@@ -82,6 +97,8 @@ export interface LoadResult {
   failuresByCode: Record<string, number>
   /** First and last failure time, and the span between them (0 when none or one). */
   failureWindow?: { firstAt: number; lastAt: number; ms: number }
+  /** The user-visible outages, in time order (see {@link Outage}); empty when nothing failed. */
+  outages: Outage[]
   /** Successful answers counted by body (first 64 characters), with when each was first and last seen. */
   bodies: Record<string, BodyCount>
   /** One entry per slow request, in start order. */
@@ -159,9 +176,12 @@ export function startLoad(options: LoadOptions): LoadRun {
   const failures: LoadFailure[] = []
   const bodies: Record<string, BodyCount> = {}
   const slow: SlowResult[] = []
+  // Every good answer to a fast request, as [sentAt, answeredAt]: what ends an outage.
+  const answered: [number, number][] = []
 
-  const recordOk = (answer: Answer, sentAt: number): void => {
+  const recordOk = (answer: Answer, sentAt: number, kind: LoadFailure['kind']): void => {
     ok++
+    if (kind === 'fast') answered.push([sentAt, Date.now()])
     const key = answer.body.trim().slice(0, 64)
     const now = Date.now()
     const entry = bodies[key]
@@ -194,7 +214,7 @@ export function startLoad(options: LoadOptions): LoadRun {
         const answer = await send(method === 'POST' ? postUrl : fastUrl, agent, method, requestTimeoutMs)
         const code = classify(answer)
         if (code) recordFailure('fast', index, code, answer.body)
-        else recordOk(answer, sentAt)
+        else recordOk(answer, sentAt, 'fast')
       } catch (error) {
         const err = error as NodeJS.ErrnoException
         recordFailure('fast', index, err.code ?? 'ERROR', err.message)
@@ -217,7 +237,7 @@ export function startLoad(options: LoadOptions): LoadRun {
         recordFailure('slow', index, code, answer.body)
       } else {
         entry.ok = true
-        recordOk(answer, entry.startedAt)
+        recordOk(answer, entry.startedAt, 'slow')
       }
     } catch (error) {
       const err = error as NodeJS.ErrnoException
@@ -258,7 +278,8 @@ export function startLoad(options: LoadOptions): LoadRun {
   })
   const done = Promise.all([clientsDone, slowDone]).then((): LoadResult => {
     for (const agent of agents) agent.destroy()
-    const result: LoadResult = { startedAt, endedAt: Date.now(), ok, failed, failures, failuresByCode: countByCode(), bodies, slow, sent }
+    const endedAt = Date.now()
+    const result: LoadResult = { startedAt, endedAt, ok, failed, failures, failuresByCode: countByCode(), outages: outagesOf(failures, answered, endedAt), bodies, slow, sent }
     const first = failures[0]
     const last = failures[failures.length - 1]
     if (first && last) result.failureWindow = { firstAt: first.at, lastAt: last.at, ms: last.at - first.at }
@@ -275,4 +296,43 @@ export function startLoad(options: LoadOptions): LoadRun {
       return done
     }
   }
+}
+
+/**
+ * Groups failures into outages: each starts at a failure not yet covered and ends at the first
+ * good answer to a request sent at or after that failure. Exported for its unit test.
+ */
+export function outagesOf(failures: readonly LoadFailure[], answered: readonly (readonly [number, number])[], endedAt: number): Outage[] {
+  const failedAt = failures.map((failure) => failure.at).sort((a, b) => a - b)
+  const bySent = [...answered].sort((a, b) => a[0] - b[0])
+  // earliestFrom[i]: the earliest answer among requests sent at or after bySent[i]'s send time.
+  const earliestFrom = new Array<number>(bySent.length + 1).fill(Number.POSITIVE_INFINITY)
+  for (let i = bySent.length - 1; i >= 0; i--) earliestFrom[i] = Math.min(earliestFrom[i + 1] ?? Number.POSITIVE_INFINITY, bySent[i]?.[1] ?? Number.POSITIVE_INFINITY)
+  const firstSentAtOrAfter = (at: number): number => {
+    let low = 0
+    let high = bySent.length
+    while (low < high) {
+      const mid = (low + high) >> 1
+      if ((bySent[mid]?.[0] ?? 0) < at) low = mid + 1
+      else high = mid
+    }
+    return low
+  }
+  const outages: Outage[] = []
+  let index = 0
+  while (index < failedAt.length) {
+    const firstFailureAt = failedAt[index] as number
+    const recovered = earliestFrom[firstSentAtOrAfter(firstFailureAt)] ?? Number.POSITIVE_INFINITY
+    let failedInside = 0
+    while (index < failedAt.length && (failedAt[index] as number) <= recovered) {
+      failedInside++
+      index++
+    }
+    outages.push(
+      Number.isFinite(recovered)
+        ? { firstFailureAt, recoveredAt: recovered, ms: recovered - firstFailureAt, failed: failedInside }
+        : { firstFailureAt, ms: endedAt - firstFailureAt, failed: failedInside }
+    )
+  }
+  return outages
 }
