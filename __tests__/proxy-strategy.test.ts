@@ -116,6 +116,35 @@ describe('ProxyStrategy', () => {
     expect(host.describe()).toEqual(['web-blue: exited v3', 'web-green: running v2', 'web-proxy: running'])
   })
 
+  it('switchBack: one batch puts users back on the draining old slot at once; the restore then finds it serving and stops the failed slot', async () => {
+    await deployV1ThenV2()
+    const { proxy } = strategy()
+    await proxy.switchTo(release('v3'))
+    const before = host.runtimeLines.length
+    expect(await proxy.switchBack()).toMatchObject({ tag: 'v2' })
+    // The switch batch comes first: nothing is looked at through the runtime API before it.
+    expect(host.runtimeLines[before]).toBe('set server app/green state ready; set server app/blue state drain')
+    expect(host.routingHistory.slice(-1)).toEqual(['green=v2'])
+    expect(host.configLive()).toBe('green')
+    // The evidence is still the failed version's.
+    expect((await proxy.failureEvidence()).logs).toBe('logs of web-blue')
+    expect(await proxy.restore(release('v2'))).toBe('already-running')
+    expect(host.runtimeLines.slice(before)).toContain('set server app/blue state maint; shutdown sessions server app/blue')
+    expect(host.describe()).toEqual(['web-blue: exited v3', 'web-green: running v2', 'web-proxy: running'])
+  })
+
+  it('switchBack does nothing before a switch or when the old slot no longer runs', async () => {
+    await deployV1ThenV2()
+    expect(await strategy().proxy.switchBack()).toBeUndefined()
+    const { proxy } = strategy()
+    await proxy.switchTo(release('v3'))
+    await host.run(['container', 'stop', 'web-green'])
+    const before = host.runtimeLines.length
+    expect(await proxy.switchBack()).toBeUndefined()
+    expect(host.runtimeLines.length).toBe(before)
+    expect(host.routingHistory.slice(-1)).toEqual(['blue=v3'])
+  })
+
   it('post step after a cancel during the check: the checked slot stops, what served still serves', async () => {
     await deployV1ThenV2()
     // The cancelled run had started v3 in blue and HAProxy was checking it in DRAIN.

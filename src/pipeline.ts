@@ -390,6 +390,7 @@ export class Pipeline {
     this.state?.enter(Phase.RollingBack)
     const failedHost = this.hosts[failure.hostIndex] ?? this.primary
     if (!failure.untouched) {
+      await this.switchBackAtOnce()
       const evidence = await failedHost.strategy.failureEvidence().catch(() => ({ logs: '', diagnostics: undefined }))
       failure.logs = evidence.logs
       if (evidence.diagnostics) failure.diagnostics = evidence.diagnostics
@@ -436,6 +437,31 @@ export class Pipeline {
     await this.finishDeployment(retry, second.problems.length > 0 ? 'failure' : 'success')
     if (second.problems.length > 0) return { kind: 'restore-failed', failure, reasons: [...first.problems, ...second.problems] }
     return { kind: 'rolled-back', failure, restore: { release: this.primary.now ?? fallback, targetFailed } }
+  }
+
+  /**
+   * Users first: on every switched host whose strategy can put them back on what served before in
+   * one command (the proxy's draining slot), do it before the evidence, the rollback target and
+   * the restore, which take seconds. Where it cannot, or it fails, the restore does the work.
+   */
+  private async switchBackAtOnce(): Promise<void> {
+    const switched = this.hosts.filter((host) => host.status !== 'unchanged' && host.strategy.switchBack)
+    await Promise.all(
+      switched.map((host) =>
+        this.reporter.step(
+          this.title('Rollback', 'switch back', host),
+          async (step) => {
+            try {
+              const release = await host.strategy.switchBack?.()
+              step.detail(release ? `users are back on ${release.tag}, which served before and was still running` : 'nothing to switch back to at once; the restore puts a version back')
+            } catch (error) {
+              step.warn(`could not switch back at once (${errorText(error)}); the restore puts a version back`)
+            }
+          },
+          { grouped: switched.length === 1 }
+        )
+      )
+    )
   }
 
   /** `rollback.to` for a failed deploy: a tag, what ran before, or the release before the failed tag. */

@@ -167,6 +167,24 @@ export class ProxyStrategy implements DeployStrategy {
     this.retiring = undefined
   }
 
+  /**
+   * The new version failed after the switch (it died or turned unhealthy in the verify or watch
+   * window): the old slot is still running in DRAIN, so one runtime-API batch puts users back on
+   * it. Requests HAProxy holds for the failed slot are redispatched to it on their next retry;
+   * the restore that follows drains and stops the failed slot.
+   */
+  async switchBack(): Promise<Release | undefined> {
+    const old = this.retiring
+    if (!old || !this.serving || this.docker.dryRun) return undefined
+    const info = await this.docker.inspectContainer(this.names.slots[old])
+    if (!info?.running) return undefined
+    const failed = this.serving
+    await this.switchTraffic(old)
+    // Its logs are the evidence; the restore drains and stops it.
+    this.failedSlot = failed
+    return releaseOf(info.labels, info.image)
+  }
+
   async failureEvidence(): Promise<FailureEvidence> {
     const slot = this.failedSlot ?? this.serving
     if (!slot) return { logs: '' }
@@ -189,8 +207,11 @@ export class ProxyStrategy implements DeployStrategy {
     if (await this.holds(look.slots[live], target)) {
       if (!look.slots[live]?.running) await this.docker.startContainer(this.names.slots[live])
       this.serving = live
-      // Whatever ran beside it (a new version checked but never switched to) stops taking anything.
-      if (look.slots[idle]?.running) await this.retireSlot(idle, this.proxy.drainMs)
+      // Whatever ran beside it stops taking anything: a new version checked but never switched
+      // to, or one switched away from by switchBack (dead or not, HAProxy may still hold requests
+      // for it that its next retry sends to the live slot).
+      if (look.slots[idle]?.running || this.retiring === idle) await this.retireSlot(idle, this.proxy.drainMs)
+      this.retiring = undefined
       await this.writeConfig(live)
       return 'already-running'
     }

@@ -55,6 +55,15 @@ export interface DeployStrategy {
   /** After a healthy verdict: drop what is kept beyond the one previous version. */
   finalize(): Promise<void>
 
+  /**
+   * After a failure that came after the switch, before anything else (evidence, the choice of a
+   * rollback target, the restore): when what served before still runs and can take users back in
+   * one command, routes them to it now and returns its release. Undefined when this strategy
+   * cannot (replace and Swarm stopped the old version) or nothing is there to go back to.
+   * `restore` then finds that release serving, or moves on to another target from there.
+   */
+  switchBack?(): Promise<Release | undefined>
+
   /** After a failure: the failed version's last log lines and diagnostics of this run, for the report. Changes nothing. */
   failureEvidence(): Promise<FailureEvidence>
 
