@@ -8,6 +8,7 @@ import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, symlinkSync, writeFile
 import { rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
+import { REPO_ROOT } from './action-run.js'
 import type { Engine } from './engine.js'
 import { runChecked } from './proc.js'
 
@@ -45,6 +46,11 @@ export interface AppImageOptions {
   files?: Record<string, { content: string; executable?: boolean }>
   /** Extra `docker import --change` lines, e.g. `LABEL team=web`. */
   changes?: string[]
+  /**
+   * Serve through tcp-listen.c with this listen backlog instead of `httpd -f`, whose backlog of 9
+   * overflows under a load test (see tcp-listen.c). Default: `httpd -f`.
+   */
+  listenBacklog?: number
 }
 
 export interface AppImage {
@@ -71,7 +77,11 @@ shutdown() {
 trap 'shutdown TERM' TERM
 trap 'shutdown INT' INT
 serve() {
-  httpd -f -p "$BIND:$PORT" -h /www &
+  if [ -n "$LISTEN_BACKLOG" ] && [ -x /bin/tcp-listen ]; then
+    tcp-listen "$BIND" "$PORT" "$LISTEN_BACKLOG" /bin/busybox httpd -i -h /www &
+  else
+    httpd -f -p "$BIND:$PORT" -h /www &
+  fi
   httpd_pid=$!
   pids="$pids $httpd_pid"
   echo "app: ${behaviour} $APP_VERSION listening on $BIND:$PORT"
@@ -149,6 +159,7 @@ export async function buildAppImage(
     writeFile(root, 'www/version', tag)
     writeFile(root, 'www/index.html', `<p>deploy-action test app ${tag} (${behaviour})</p>\n`)
     for (const [path, file] of Object.entries(options.files ?? {})) writeFile(root, path.replace(/^\/+/, ''), file.content, file.executable)
+    if (options.listenBacklog !== undefined) copyFileSync(await tcpListenBinary(), join(root, 'bin/tcp-listen'))
 
     const archive = join(work, 'rootfs.tar')
     await runChecked('tar', ['--numeric-owner', '--owner=0', '--group=0', '-C', root, '-cf', archive, '.'])
@@ -159,6 +170,7 @@ export async function buildAppImage(
       `ENV APP_VERSION=${tag}`,
       `ENV START_DELAY=${options.startDelaySeconds ?? 3}`,
       `ENV CRASH_AFTER=${options.crashAfterSeconds ?? 3}`,
+      ...(options.listenBacklog !== undefined ? [`ENV LISTEN_BACKLOG=${options.listenBacklog}`] : []),
       `LABEL org.opencontainers.image.version=${tag} deploy-action.test.behaviour=${behaviour}`,
       'CMD ["/app/run"]',
       ...(options.changes ?? [])
@@ -170,6 +182,20 @@ export async function buildAppImage(
   } finally {
     await rm(work, { recursive: true, force: true })
   }
+}
+
+let tcpListen: Promise<string> | undefined
+
+/** tcp-listen.c, built statically once per process (gcc and libc6-dev: scripts/install-test-deps.sh). */
+function tcpListenBinary(): Promise<string> {
+  tcpListen ??= (async () => {
+    const directory = mkdtempSync(join(tmpdir(), 'deploy-action-tcp-listen-'))
+    const binary = join(directory, 'tcp-listen')
+    await runChecked('gcc', ['-static', '-O2', '-o', binary, join(REPO_ROOT, 'test-support', 'tcp-listen.c')])
+    chmodSync(binary, 0o755)
+    return binary
+  })()
+  return tcpListen
 }
 
 /**
@@ -213,6 +239,8 @@ printf 'Content-Type: text/plain\\r\\n\\r\\n%s slow' "$APP_VERSION"
 printf 'Content-Type: text/plain\\r\\n\\r\\n%s' "$APP_VERSION"
 `
   return buildAppImage(engine, repo, tag, 'healthy', {
+    // It takes the load tests' traffic: a real server's backlog, not busybox httpd's 9.
+    listenBacklog: 1024,
     ...options,
     files: { '/www/cgi-bin/slow': { content: cgi, executable: true }, '/www/cgi-bin/version': { content: version, executable: true } },
     changes: [`ENV SLOW_SECONDS=${options.slowSeconds ?? 3}`, ...(options.changes ?? [])]
