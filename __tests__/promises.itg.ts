@@ -449,7 +449,7 @@ describe('issue 10: the promises hold on a real engine', () => {
     expect(verdict(main)).toMatchObject({ result: 'deployed', tag: 'v2' })
   }, 90_000)
 
-  it('case 5: an error while removing -previous-older after a healthy deploy is a warning; the deploy succeeds with its outputs', async () => {
+  it('case 5: an error while removing -previous-older after a healthy deploy is a warning; the deploy succeeds with its outputs, and the post step finishes the clean-up', async () => {
     const web = await site('cleanup')
     await deployOk(web, 'v1')
     await deployOk(web, 'v2')
@@ -464,11 +464,22 @@ describe('issue 10: the promises hold on a real engine', () => {
     ])
     expect(find(result, 'notice', 'Result')?.message).toBe('Deployed v3 to production; it is healthy.')
     expect(await serving(web)).toBe('200 v3')
-    // The shim did fail the removal: the older previous is still there, for the next deploy to remove.
+    // The shim did fail the removal: the older previous is still there, and the lock stays held
+    // for the post step, so that no other deploy starts before the clean-up is done.
     expect(await containersOf(web)).toEqual({
       cleanup: { tag: 'v3', state: 'running' },
       'cleanup-previous': { tag: 'v2', state: 'exited' },
-      'cleanup-previous-older': { tag: 'v1', state: 'exited' }
+      'cleanup-previous-older': { tag: 'v1', state: 'exited' },
+      'cleanup-deploy-lock': { tag: '', state: expect.any(String) }
+    })
+
+    const post = await postOf(web, result, { tag: 'v3' })
+    if (post.exitCode !== 0) throw new Error(transcriptOf(post))
+    expect(post.annotations).toContainEqual(expect.objectContaining({ level: 'notice', title: 'Post · clean up', message: expect.stringMatching(/kept v2 for a rollback/) }))
+    expect(await serving(web)).toBe('200 v3')
+    expect(await containersOf(web)).toEqual({
+      cleanup: { tag: 'v3', state: 'running' },
+      'cleanup-previous': { tag: 'v2', state: 'exited' }
     })
     await expectNoLeftovers(web)
   }, 90_000)

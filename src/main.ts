@@ -49,6 +49,11 @@ export async function deploy(settings: DeploySettings, reporter: Reporter, depen
     // A pre-deploy hook (a migration) may still run: no other deploy may start beside it. The
     // post step removes it, then releases the lock.
     state.enter(Phase.Preparing)
+  } else if (pipeline.cleanupLeft) {
+    // The new version serves and is healthy, but the clean-up after it failed (the old proxy slot
+    // may still run beside it). The post step finishes it under the lock, then releases the lock:
+    // without the lock, another deploy's new version could be taken for the leftover.
+    state.enter(Phase.Verified)
   } else if (outcome.kind === 'restore-failed') {
     // A docker error in the middle of a rollback can pass: the post step, a fresh process,
     // tries once more to put back what ran before. It holds the lock until then.

@@ -12,7 +12,9 @@
  *   it was put back on.
  * - `command: rollback` exits 0 only if its target serves and was shown healthy.
  * - A problem after the healthy verdict (clean-up, Deployment statuses) is a warning only.
- * - The deploy lock is released, and no `-next`, hook or lock container is left behind.
+ * - The deploy lock is released, and no `-next`, hook or lock container is left behind. With
+ *   `strategy: proxy` the one slot that runs is the one HAProxy routes to, and the proxy's config
+ *   file names it. A clean-up cut off after the healthy verdict is finished by the post step.
  */
 import type { ProbeRecord } from './health/transcript.js'
 import { DeployResult } from './constants.js'

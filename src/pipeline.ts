@@ -324,6 +324,7 @@ export class Pipeline {
    * serves and was shown healthy, so a clean-up problem is a warning, never a failed deploy.
    */
   async finalize(): Promise<void> {
+    this.cleanupLeft = false
     await this.onEachHost((host, grouped) =>
       this.reporter.step(
         this.title(this.scope, 'clean up', host),
@@ -332,13 +333,18 @@ export class Pipeline {
             await host.strategy.finalize()
             step.detail(`kept ${host.before ? `${host.before.tag} for a rollback` : 'no previous version'}`)
           } catch (error) {
-            step.warn(`Could not remove what is kept beyond the one previous version: ${errorText(error)}. ${this.settings.name} runs and is healthy; the next deploy tries again.`)
+            this.cleanupLeft = true
+            const retry = this.scope === 'Post' ? 'the next deploy tries again' : 'the post step tries again'
+            step.warn(`Could not clean up what ran before (${errorText(error)}). ${this.settings.name} runs and is healthy; ${retry}.`)
           }
         },
         { grouped }
       )
     )
   }
+
+  /** The last `finalize` left something on a host (a docker error): the post step finishes it. */
+  cleanupLeft = false
 
   /**
    * Runs one step's work on every host side by side: a fleet's look, clean-up and image pruning

@@ -74,6 +74,12 @@ async function repair(
     const result = await pipeline.putBack(hosts, (host) => host.before, 'Post', { watch: false })
     restored = { ok: result.problems.length === 0, hosts, problems: result.problems }
   }
+  // Shown healthy, then cancelled or its clean-up failed: finish the clean-up (a proxy's old slot
+  // still running beside the new one) before the lock goes.
+  if (saved.phase === Phase.Verified && pipeline) {
+    for (const host of pipeline.hosts) host.before = saved.before?.[host.index] ?? undefined
+    await pipeline.finalize()
+  }
   // A hook cut off by the cancel may still run in the daemon; it must not outlive the lock.
   const hookGone = interrupted && pipeline && (saved.phase === Phase.Preparing || restoring) ? await pipeline.removeHookContainer() : true
   // A hook that may still run keeps the lock: its lease runs out on its own if nobody removes it.

@@ -161,10 +161,19 @@ export class ProxyStrategy implements DeployStrategy {
   }
 
   async finalize(): Promise<void> {
+    if (this.docker.dryRun) return
     const old = this.retiring
-    if (!old || this.docker.dryRun) return
-    await this.retireSlot(old, Math.max(0, this.proxy.drainMs - (this.clock.now() - this.switchedAt)))
-    this.retiring = undefined
+    if (old) {
+      await this.retireSlot(old, Math.max(0, this.proxy.drainMs - (this.clock.now() - this.switchedAt)))
+      this.retiring = undefined
+      return
+    }
+    // A fresh process (the post step finishing a clean-up that was cut off): a slot still running
+    // beside the one HAProxy routes to is the old version; it finishes its requests and stops.
+    const { proxy, slots } = await this.look()
+    const live = proxy?.running ? await this.routedSlot(proxy) : undefined
+    if (!live || !slots[live]?.running) return
+    if (slots[otherSlot(live)]?.running) await this.retireSlot(otherSlot(live), this.proxy.drainMs)
   }
 
   /**
