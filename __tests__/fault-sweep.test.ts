@@ -12,6 +12,7 @@ import { Reporter } from '../src/report/reporter.js'
 import type { DeploySettings, StrategyName } from '../src/settings.js'
 import { memoryStateStore, type StateStore } from '../src/state.js'
 import { FakeDockerEngine, type FaultMode } from '../test-support/fake-docker-engine.js'
+import { ProxyDockerHost } from '../test-support/proxy-docker-host.js'
 import { testSettings } from '../test-support/settings.js'
 import { storyDependencies, virtualClock } from '../test-support/story.js'
 
@@ -177,6 +178,136 @@ describe.each(['replace', 'swarm'] as const)('fault sweep, strategy %s', (strate
         const settings = scenario.settings(strategy)
         const run = await runStory(engine, settings, { cancelAt: k })
         assertInvariants(run, scenario, settings, `cancel before command ${k} of ${commands}`)
+      }
+    })
+  })
+})
+
+// ---------------------------------------------------------------------------------------------
+// strategy: proxy, on the HAProxy stand-in (proxy-docker-host.ts). What serves is what HAProxy
+// routes to; the config file in the proxy must name that slot, so a restart of the proxy serves it.
+
+const HAPROXY = 'haproxy:3.0-alpine'
+
+function proxySettings(change: Partial<DeploySettings> = {}): DeploySettings {
+  return testSettings({
+    image: IMAGE,
+    strategy: 'proxy',
+    container: { ports: [], env: {}, secrets: [], volumes: [], labels: {}, init: true },
+    health: { expectStatus: [200], headers: {}, intervalMs: 100, timeoutMs: 500, deadlineMs: 5_000, healthyThreshold: 2, watchMs: 1_000 },
+    proxy: { port: 8080, bind: ['127.0.0.1'], appPort: 3000, image: HAPROXY, drainMs: 1_000 },
+    lock: { timeoutMs: 5_000 },
+    ...change
+  })
+}
+
+interface ProxyRun {
+  host: ProxyDockerHost
+  outcome: Outcome
+  exitCode: number
+}
+
+/** One main step and its post step on `host`, as the runner runs them. */
+async function runProxyStory(host: ProxyDockerHost, settings: DeploySettings, inject?: { fault?: { at: number; mode: FaultMode }; cancelAt?: number }): Promise<ProxyRun> {
+  const state: StateStore = memoryStateStore()
+  const cancellation = new AbortController()
+  const base = host.commandCount
+  if (inject?.fault) host.fault = { at: base + inject.fault.at, mode: inject.fault.mode }
+  const cancelAt = inject?.cancelAt
+  if (cancelAt !== undefined) host.onCommand = (index) => void (index === base + cancelAt && cancellation.abort(new Error('cancelled by SIGINT')))
+  process.exitCode = undefined
+  const outcome = await deploy(settings, new Reporter(), storyDependencies({ engines: { local: host }, state, clock: virtualClock(), signal: cancellation.signal }))
+  const exitCode = Number(process.exitCode ?? 0)
+  process.exitCode = undefined
+  host.fault = undefined
+  host.onCommand = undefined
+  await post(undefined, { state, settings: () => settings, dependencies: () => storyDependencies({ engines: { local: host }, state, clock: virtualClock() }) })
+  process.exitCode = undefined
+  return { host, outcome, exitCode }
+}
+
+interface ProxyScenario {
+  name: string
+  /** The tags deployed before the run, in order. */
+  seed: string[]
+  settings: DeploySettings
+  before: string
+  wanted: string
+  wantedIsGood: boolean
+  /** The wanted version dies once traffic is switched to it (a failure in the watch window). */
+  diesAfterSwitch?: boolean
+}
+
+const proxyScenarios: ProxyScenario[] = [
+  { name: 'a healthy upgrade', seed: ['v1'], settings: proxySettings({ tag: 'v2' }), before: 'v1', wanted: 'v2', wantedIsGood: true },
+  { name: 'an upgrade that fails before the switch', seed: ['v1'], settings: proxySettings({ tag: 'v2-exits' }), before: 'v1', wanted: 'v2-exits', wantedIsGood: false },
+  { name: 'an upgrade that dies after the switch', seed: ['v1'], settings: proxySettings({ tag: 'v2' }), before: 'v1', wanted: 'v2', wantedIsGood: false, diesAfterSwitch: true },
+  { name: 'a manual rollback', seed: ['v1', 'v2'], settings: proxySettings({ command: 'rollback', tag: 'v1' }), before: 'v2', wanted: 'v1', wantedIsGood: true }
+]
+
+async function proxySeeded(scenario: ProxyScenario): Promise<ProxyDockerHost> {
+  const host = new ProxyDockerHost([HAPROXY, `${IMAGE}:v1`, `${IMAGE}:v2`, `${IMAGE}:v2-exits`])
+  for (const tag of scenario.seed) {
+    const run = await runProxyStory(host, proxySettings({ tag }))
+    if (run.outcome.kind !== 'deployed') throw new Error(`seeding ${tag} did not deploy: ${run.outcome.kind}`)
+  }
+  if (scenario.diesAfterSwitch) host.dieOnSwitchTo = scenario.wanted
+  return host
+}
+
+function assertProxyInvariants(run: ProxyRun, scenario: ProxyScenario, label: string): void {
+  const { host, outcome, exitCode } = run
+  const now = host.proxy.servingTag()
+  const context = `${label}: outcome ${outcome.kind}, serving ${now ?? 'nothing'}, containers ${host.proxy.describe().join(', ')}, routing ${host.proxy.routingHistory.join(' → ')}`
+  // A good version serves: what served before, or the new one once shown healthy.
+  expect([context, now === scenario.before || (now === scenario.wanted && scenario.wantedIsGood)]).toEqual([context, true])
+  const result = resultOf(outcome)
+  if (result === 'deployed') expect([context, now]).toEqual([context, scenario.wanted])
+  if (result === 'rolled-back') expect([context, now]).toEqual([context, servingRelease(outcome)?.tag])
+  if (scenario.settings.command === 'rollback' && exitCode === 0) expect([context, now]).toEqual([context, scenario.wanted])
+  expect([context, exitCode]).toEqual([context, succeeded(outcome) ? 0 : 1])
+  // A restart of the proxy serves what HAProxy routes to now.
+  expect([context, host.proxy.configLive()]).toEqual([context, host.proxy.routedSlot()])
+  // The lock is released; nothing half-made is left: the one running slot is the one users get.
+  expect([context, host.rest.describe('web').lockHeld]).toEqual([context, false])
+  const runningSlots = host.proxy.describe().filter((line) => /^web-(blue|green): running/.test(line))
+  expect([context, runningSlots.length]).toEqual([context, 1])
+}
+
+describe('fault sweep, strategy proxy', () => {
+  describe.each(proxyScenarios)('$name', (scenario) => {
+    it('ends as it should without a fault', async () => {
+      const host = await proxySeeded(scenario)
+      const run = await runProxyStory(host, scenario.settings)
+      assertProxyInvariants(run, scenario, 'no fault')
+      expect(host.proxy.servingTag()).toBe(scenario.wantedIsGood ? scenario.wanted : scenario.before)
+      expect(run.exitCode).toBe(scenario.wantedIsGood ? 0 : 1)
+    })
+
+    it('keeps every promise when the k-th docker command fails, for every k, before or after it took effect', async () => {
+      const clean = await proxySeeded(scenario)
+      const base = clean.commandCount
+      await runProxyStory(clean, scenario.settings)
+      const commands = clean.commandCount - base
+      expect(commands).toBeGreaterThan(5)
+      for (const mode of ['before', 'after'] as const) {
+        for (let k = 1; k <= commands; k++) {
+          const host = await proxySeeded(scenario)
+          const run = await runProxyStory(host, scenario.settings, { fault: { at: k, mode } })
+          assertProxyInvariants(run, scenario, `fault ${mode} command ${k} of ${commands}`)
+        }
+      }
+    })
+
+    it('keeps every promise when cancelled before the k-th docker command, for every k, then the post step runs', async () => {
+      const clean = await proxySeeded(scenario)
+      const base = clean.commandCount
+      await runProxyStory(clean, scenario.settings)
+      const commands = clean.commandCount - base
+      for (let k = 1; k <= commands; k++) {
+        const host = await proxySeeded(scenario)
+        const run = await runProxyStory(host, scenario.settings, { cancelAt: k })
+        assertProxyInvariants(run, scenario, `cancel before command ${k} of ${commands}`)
       }
     })
   })

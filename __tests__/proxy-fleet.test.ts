@@ -1,53 +1,19 @@
 /**
  * `strategy: proxy` with `hosts:`: a proxy per host, and the same all-or-nothing rule as the other
- * strategies, told through the whole story (`deploy`) on in-memory hosts. Each host is the HAProxy
- * stand-in of fake-proxy-host.ts for the app's containers, beside the in-memory engine for what
- * the story sends around the strategy (the deploy lock, image retention).
+ * strategies, told through the whole story (`deploy`) on in-memory hosts (proxy-docker-host.ts).
  */
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals'
-import type { DockerResult, DockerRunner, DockerRunOptions } from '../src/docker/runner.js'
 import { deploy } from '../src/main.js'
 import type { Outcome } from '../src/outcome.js'
 import { Reporter } from '../src/report/reporter.js'
 import type { DeploySettings } from '../src/settings.js'
-import { FakeDockerEngine } from '../test-support/fake-docker-engine.js'
-import { FakeProxyHost } from '../test-support/fake-proxy-host.js'
+import { ProxyDockerHost } from '../test-support/proxy-docker-host.js'
 import { testSettings } from '../test-support/settings.js'
 import { storyDependencies, virtualClock } from '../test-support/story.js'
 
 const IMAGE = '127.0.0.1:5999/acme/web'
 const HAPROXY = 'haproxy:3.0-alpine'
 const HOSTS = ['ssh://h1', 'ssh://h2', 'ssh://h3']
-
-/** One docker host: the app's containers and the proxy on the stand-in, everything else on the in-memory engine. */
-class ProxyDockerHost implements DockerRunner {
-  readonly proxy = new FakeProxyHost([HAPROXY, ...['v1', 'v2'].map((tag) => `${IMAGE}:${tag}`)])
-  readonly rest = new FakeDockerEngine()
-  /** Docker refuses to create the new slot's container here. */
-  refuseCreate = false
-  /** The new version's container dies right after the switch to it here. */
-  dieAfterSwitch = false
-
-  async run(argv: readonly string[], options?: DockerRunOptions): Promise<DockerResult> {
-    if (this.refuseCreate && argv[0] === 'container' && argv[1] === 'create' && argv.includes('web-green')) {
-      return { exitCode: 125, stdout: '', stderr: 'Error response from daemon: invalid mount config' }
-    }
-    if (!this.handledByProxyHost(argv)) return this.rest.run(argv, options)
-    const result = await this.proxy.run(argv, options)
-    if (this.dieAfterSwitch && /set server app\/green state ready/.test(options?.input ?? '')) {
-      this.dieAfterSwitch = false
-      await this.proxy.run(['container', 'stop', 'web-green'])
-    }
-    return result
-  }
-
-  /** The proxy, the slots and the network, by name; pulls and image lookups. The lock goes by its name or id. */
-  private handledByProxyHost(argv: readonly string[]): boolean {
-    const [group, verb] = argv
-    if (group === 'network' || group === 'pull' || (group === 'image' && verb === 'inspect')) return true
-    return argv.some((arg) => /^web-(blue|green|proxy)(:|$)/.test(arg))
-  }
-}
 
 function settings(tag: string, overrides: Partial<DeploySettings> = {}): DeploySettings {
   return testSettings({
@@ -83,7 +49,7 @@ function routed(hosts: Record<string, ProxyDockerHost>): string[] {
 }
 
 async function fleetOnV1(): Promise<Record<string, ProxyDockerHost>> {
-  const hosts = Object.fromEntries(HOSTS.map((host) => [host, new ProxyDockerHost()]))
+  const hosts = Object.fromEntries(HOSTS.map((host) => [host, new ProxyDockerHost([HAPROXY, `${IMAGE}:v1`, `${IMAGE}:v2`])]))
   const outcome = await run(hosts, settings('v1'))
   expect(outcome.kind).toBe('deployed')
   return hosts
@@ -120,7 +86,7 @@ describe('strategy: proxy on three hosts', () => {
 
   it('the new version dies on host 2 after the switch (parallel: 3): every host switches back at once, then is restored', async () => {
     const hosts = await fleetOnV1()
-    hostOf(hosts, 'ssh://h2').dieAfterSwitch = true
+    hostOf(hosts, 'ssh://h2').dieOnSwitchTo = 'v2'
     const reporter = new Reporter()
     const outcome = await deploy(settings('v2'), reporter, storyDependencies({ engines: hosts, clock: virtualClock() }))
     process.exitCode = undefined

@@ -77,6 +77,24 @@ export class FakeProxyHost implements DockerRunner {
     return /Live slot: (\w+)\./.exec(this.containers.get(this.proxyName())?.files['haproxy.cfg'] ?? '')?.[1]
   }
 
+  /**
+   * What users get now: the tag of the one slot HAProxy routes to, when the proxy runs and that
+   * slot's container runs and answers; undefined otherwise (nothing, or two slots, take requests).
+   */
+  servingTag(): string | undefined {
+    if (!this.containers.get(this.proxyName())?.running) return undefined
+    const ready = ['blue', 'green'].filter((slot) => this.admin[slot] === 'ready')
+    if (ready.length !== 1) return undefined
+    const slot = ready[0] as string
+    return this.up(slot) ? this.slotContainer(slot)?.labels['deploy-action.tag'] : undefined
+  }
+
+  /** The slot HAProxy routes to (admin state ready), when exactly one is. */
+  routedSlot(): string | undefined {
+    const ready = ['blue', 'green'].filter((slot) => this.admin[slot] === 'ready')
+    return ready.length === 1 ? ready[0] : undefined
+  }
+
   /** `name: status` of every container, sorted. */
   describe(): string[] {
     return [...this.containers.values()].map((c) => `${c.name}: ${c.status}${c.labels['deploy-action.tag'] ? ` ${c.labels['deploy-action.tag']}` : ''}`).sort()
