@@ -133,6 +133,24 @@ describe('ProxyStrategy', () => {
     expect(host.describe()).toEqual(['web-blue: exited v3', 'web-green: running v2', 'web-proxy: running'])
   })
 
+  it('when neither the runtime API nor the config file says which slot serves, a switch and a restore change nothing', async () => {
+    await deployV1ThenV2()
+    const before = host.describe()
+    // The proxy runs, but docker exec into it and docker cp out of it both fail.
+    const blind = {
+      run: (argv: readonly string[], options?: Parameters<FakeProxyHost['run']>[1]) =>
+        argv[1] === 'exec' || (argv[1] === 'cp' && argv[2] !== '-')
+          ? Promise.resolve({ exitCode: 1, stdout: '', stderr: 'Error response from daemon: injected' })
+          : host.run(argv, options)
+    }
+    const proxy = new ProxyStrategy(settings(), new DockerClient(blind), virtualClock())
+    await expect(proxy.switchTo(release('v3'))).rejects.toBeInstanceOf(SwitchNotStartedError)
+    await expect(proxy.restore(release('v1'))).rejects.toThrow(/cannot tell which slot of web serves/)
+    // green (v2) serves and was not taken for the idle slot.
+    expect(host.describe()).toEqual(before)
+    expect(host.routingHistory.slice(-1)).toEqual(['green=v2'])
+  })
+
   it('switchBack does nothing before a switch or when the old slot no longer runs', async () => {
     await deployV1ThenV2()
     expect(await strategy().proxy.switchBack()).toBeUndefined()

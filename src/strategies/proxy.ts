@@ -1,3 +1,4 @@
+import { Label } from '../constants.js'
 import type { Clock } from '../dependencies.js'
 import type { ContainerInfo, DockerClient } from '../docker/client.js'
 import { buildCreateArgv, secretEnvironment } from '../docker/run-args.js'
@@ -5,6 +6,7 @@ import { containerStateProbe, type StateObservation, type StateProbe } from '../
 import { verifyHealth } from '../health/verify.js'
 import { singleFileTar } from '../proxy/config-archive.js'
 import {
+  healthUrlPath,
   HAPROXY_CONFIG_PATH,
   otherSlot,
   PROXY_LISTEN_PORT,
@@ -122,7 +124,7 @@ export class ProxyStrategy implements DeployStrategy {
     let live: Slot
     try {
       if (!look.proxy.running) await this.docker.startContainer(this.names.proxy)
-      live = (await this.routedSlot(look.proxy)) ?? 'blue'
+      live = await this.liveSlot(look)
     } catch (error) {
       throw new SwitchNotStartedError(error)
     }
@@ -210,7 +212,7 @@ export class ProxyStrategy implements DeployStrategy {
       return 'redeployed'
     }
     if (!look.proxy.running) await this.docker.startContainer(this.names.proxy)
-    const live = (await this.routedSlot(look.proxy)) ?? 'blue'
+    const live = await this.liveSlot(look)
     const idle = otherSlot(live)
 
     if (await this.holds(look.slots[live], target)) {
@@ -258,6 +260,20 @@ export class ProxyStrategy implements DeployStrategy {
    * The slot the proxy routes new requests to: the runtime API's word while the proxy runs (the
    * slot HAProxy has ready), else the slot its config names (what it serves once started).
    */
+  /**
+   * The slot that serves, for a switch or a restore. When neither the runtime API nor the config
+   * file can tell and a slot container exists, it throws: guessing could take the serving slot for
+   * the idle one and remove it. Only with no slot container at all is blue the one to use.
+   */
+  private async liveSlot(look: { proxy?: ContainerInfo; slots: Record<Slot, ContainerInfo | undefined> }): Promise<Slot> {
+    const routed = look.proxy ? await this.routedSlot(look.proxy) : undefined
+    if (routed) return routed
+    if (look.slots.blue || look.slots.green) {
+      throw new Error(`cannot tell which slot of ${this.settings.name} serves: neither the runtime API nor the config file in ${this.names.proxy} answered; nothing was changed`)
+    }
+    return 'blue'
+  }
+
   private async routedSlot(proxy: ContainerInfo): Promise<Slot | undefined> {
     if (proxy.running) {
       const snapshot = await this.runtime.snapshot().catch(() => undefined)
@@ -477,9 +493,7 @@ export class ProxyStrategy implements DeployStrategy {
   /** The path of health.url, checked on each slot; undefined without a health URL. */
   private healthPath(): string | undefined {
     const url = this.settings.health.url
-    if (!url) return undefined
-    const parsed = new URL(url.replaceAll('{host}', 'host.invalid'))
-    return parsed.pathname + parsed.search
+    return url ? healthUrlPath(url) : undefined
   }
 
   /** The Host header of a slot probe: the public URL's. */
@@ -534,7 +548,7 @@ export class ProxyStrategy implements DeployStrategy {
   }
 
   private ownLabels(role: 'proxy' | 'network'): Record<string, string> {
-    return { [ROLE_LABEL]: role, [APP_LABEL]: this.settings.name, 'deploy-action.environment': this.settings.environment }
+    return { [ROLE_LABEL]: role, [APP_LABEL]: this.settings.name, [Label.Environment]: this.settings.environment }
   }
 
   private stopSeconds(): number | undefined {
