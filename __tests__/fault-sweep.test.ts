@@ -29,14 +29,17 @@ function settingsFor(strategy: StrategyName, change: Partial<DeploySettings> = {
   })
 }
 
-interface Run {
-  engine: FakeDockerEngine
+/** An in-memory docker host a sweep can fail or cancel at its k-th command. */
+type SweptHost = FakeDockerEngine | ProxyDockerHost
+
+interface Run<H extends SweptHost = FakeDockerEngine> {
+  engine: H
   outcome: Outcome
   exitCode: number
 }
 
 /** Runs one main step and its post step on `engine`, as the runner does. */
-async function runStory(engine: FakeDockerEngine, settings: DeploySettings, inject?: { fault?: { at: number; mode: FaultMode }; cancelAt?: number }): Promise<Run> {
+async function runStory<H extends SweptHost>(engine: H, settings: DeploySettings, inject?: { fault?: { at: number; mode: FaultMode }; cancelAt?: number }): Promise<Run<H>> {
   const state: StateStore = memoryStateStore()
   const cancellation = new AbortController()
   const base = engine.commandCount
@@ -173,6 +176,7 @@ describe.each(['replace', 'swarm'] as const)('fault sweep, strategy %s', (strate
       const base = clean.commandCount
       await runStory(clean, scenario.settings(strategy))
       const commands = clean.commandCount - base
+      expect(commands).toBeGreaterThan(5)
       for (let k = 1; k <= commands; k++) {
         const engine = await scenario.seed(strategy)
         const settings = scenario.settings(strategy)
@@ -201,31 +205,6 @@ function proxySettings(change: Partial<DeploySettings> = {}): DeploySettings {
   })
 }
 
-interface ProxyRun {
-  host: ProxyDockerHost
-  outcome: Outcome
-  exitCode: number
-}
-
-/** One main step and its post step on `host`, as the runner runs them. */
-async function runProxyStory(host: ProxyDockerHost, settings: DeploySettings, inject?: { fault?: { at: number; mode: FaultMode }; cancelAt?: number }): Promise<ProxyRun> {
-  const state: StateStore = memoryStateStore()
-  const cancellation = new AbortController()
-  const base = host.commandCount
-  if (inject?.fault) host.fault = { at: base + inject.fault.at, mode: inject.fault.mode }
-  const cancelAt = inject?.cancelAt
-  if (cancelAt !== undefined) host.onCommand = (index) => void (index === base + cancelAt && cancellation.abort(new Error('cancelled by SIGINT')))
-  process.exitCode = undefined
-  const outcome = await deploy(settings, new Reporter(), storyDependencies({ engines: { local: host }, state, clock: virtualClock(), signal: cancellation.signal }))
-  const exitCode = Number(process.exitCode ?? 0)
-  process.exitCode = undefined
-  host.fault = undefined
-  host.onCommand = undefined
-  await post(undefined, { state, settings: () => settings, dependencies: () => storyDependencies({ engines: { local: host }, state, clock: virtualClock() }) })
-  process.exitCode = undefined
-  return { host, outcome, exitCode }
-}
-
 interface ProxyScenario {
   name: string
   /** The tags deployed before the run, in order. */
@@ -248,15 +227,15 @@ const proxyScenarios: ProxyScenario[] = [
 async function proxySeeded(scenario: ProxyScenario): Promise<ProxyDockerHost> {
   const host = new ProxyDockerHost([HAPROXY, `${IMAGE}:v1`, `${IMAGE}:v2`, `${IMAGE}:v2-exits`])
   for (const tag of scenario.seed) {
-    const run = await runProxyStory(host, proxySettings({ tag }))
+    const run = await runStory(host, proxySettings({ tag }))
     if (run.outcome.kind !== 'deployed') throw new Error(`seeding ${tag} did not deploy: ${run.outcome.kind}`)
   }
   if (scenario.diesAfterSwitch) host.dieOnSwitchTo = scenario.wanted
   return host
 }
 
-function assertProxyInvariants(run: ProxyRun, scenario: ProxyScenario, label: string): void {
-  const { host, outcome, exitCode } = run
+function assertProxyInvariants(run: Run<ProxyDockerHost>, scenario: ProxyScenario, label: string): void {
+  const { engine: host, outcome, exitCode } = run
   const now = host.proxy.servingTag()
   const context = `${label}: outcome ${outcome.kind}, serving ${now ?? 'nothing'}, containers ${host.proxy.describe().join(', ')}, routing ${host.proxy.routingHistory.join(' → ')}`
   // A good version serves: what served before, or the new one once shown healthy.
@@ -278,7 +257,7 @@ describe('fault sweep, strategy proxy', () => {
   describe.each(proxyScenarios)('$name', (scenario) => {
     it('ends as it should without a fault', async () => {
       const host = await proxySeeded(scenario)
-      const run = await runProxyStory(host, scenario.settings)
+      const run = await runStory(host, scenario.settings)
       assertProxyInvariants(run, scenario, 'no fault')
       expect(host.proxy.servingTag()).toBe(scenario.wantedIsGood ? scenario.wanted : scenario.before)
       expect(run.exitCode).toBe(scenario.wantedIsGood ? 0 : 1)
@@ -287,13 +266,13 @@ describe('fault sweep, strategy proxy', () => {
     it('keeps every promise when the k-th docker command fails, for every k, before or after it took effect', async () => {
       const clean = await proxySeeded(scenario)
       const base = clean.commandCount
-      await runProxyStory(clean, scenario.settings)
+      await runStory(clean, scenario.settings)
       const commands = clean.commandCount - base
       expect(commands).toBeGreaterThan(5)
       for (const mode of ['before', 'after'] as const) {
         for (let k = 1; k <= commands; k++) {
           const host = await proxySeeded(scenario)
-          const run = await runProxyStory(host, scenario.settings, { fault: { at: k, mode } })
+          const run = await runStory(host, scenario.settings, { fault: { at: k, mode } })
           assertProxyInvariants(run, scenario, `fault ${mode} command ${k} of ${commands}`)
         }
       }
@@ -302,11 +281,12 @@ describe('fault sweep, strategy proxy', () => {
     it('keeps every promise when cancelled before the k-th docker command, for every k, then the post step runs', async () => {
       const clean = await proxySeeded(scenario)
       const base = clean.commandCount
-      await runProxyStory(clean, scenario.settings)
+      await runStory(clean, scenario.settings)
       const commands = clean.commandCount - base
+      expect(commands).toBeGreaterThan(5)
       for (let k = 1; k <= commands; k++) {
         const host = await proxySeeded(scenario)
-        const run = await runProxyStory(host, scenario.settings, { cancelAt: k })
+        const run = await runStory(host, scenario.settings, { cancelAt: k })
         assertProxyInvariants(run, scenario, `cancel before command ${k} of ${commands}`)
       }
     })

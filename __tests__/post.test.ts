@@ -1,4 +1,4 @@
-import { afterEach, beforeEach, describe, expect, it, jest } from '@jest/globals'
+import { describe, expect, it } from '@jest/globals'
 import { Label } from '../src/constants.js'
 import { LOCK_IMAGE, LockLabel } from '../src/lock.js'
 import { post } from '../src/post.js'
@@ -6,6 +6,7 @@ import type { DeploySettings } from '../src/settings.js'
 import { memoryStateStore, Phase, StateKey, type SavedRun } from '../src/state.js'
 import { FakeDockerEngine } from '../test-support/fake-docker-engine.js'
 import { testSettings } from '../test-support/settings.js'
+import { captureActionStdout } from '../test-support/stdout.js'
 import { storyDependencies } from '../test-support/story.js'
 
 const settings: DeploySettings = testSettings({ image: '127.0.0.1:5999/acme/web', health: { ...testSettings().health, watchMs: 60_000 } })
@@ -39,26 +40,13 @@ function lockHeldBy(engine: FakeDockerEngine, owner: string): void {
   engine.add({ name: 'web-deploy-lock', image: LOCK_IMAGE, running: false, labels: { [LockLabel.Owner]: owner } })
 }
 
-let stdout: string[]
-beforeEach(() => {
-  stdout = []
-  jest.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    stdout.push(String(chunk))
-    return true
-  })
-  delete process.env.GITHUB_STATE
-  delete process.env.GITHUB_STEP_SUMMARY
-})
-afterEach(() => {
-  jest.restoreAllMocks()
-  process.exitCode = undefined
-})
+const stdout = captureActionStdout()
 
 async function runPost(engine: FakeDockerEngine, phase: string, state: SavedRun | undefined, engines: Record<string, FakeDockerEngine> = { local: engine }, postSettings = settings): Promise<{ annotations: string[] }> {
   const store = memoryStateStore()
   if (state) store.save(StateKey.Run, JSON.stringify({ ...state, phase }))
   await post(undefined, { state: store, dependencies: () => storyDependencies({ engines, state: store }), settings: () => postSettings })
-  return { annotations: stdout.join('').split('\n').filter((line) => /^::(error|warning|notice)/.test(line)) }
+  return { annotations: stdout.text().split('\n').filter((line) => /^::(error|warning|notice)/.test(line)) }
 }
 
 describe('post step', () => {

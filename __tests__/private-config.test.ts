@@ -3,7 +3,7 @@ import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, statSync, 
 import { rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { createPrivateDockerConfig, isPrivateConfigPath, privateConfigJson, registryHost, userDockerConfigDir } from '../src/docker/private-config.js'
+import { createPrivateDockerConfig, isPrivateConfigPath, privateConfigJson, credentialsHost, userDockerConfigDir } from '../src/docker/private-config.js'
 
 const dirs: string[] = []
 function tempDir(): string {
@@ -40,8 +40,8 @@ describe('privateConfigJson', () => {
   it('treats every spelling of Docker Hub as one registry', () => {
     const config = privateConfigJson({ auths: { 'https://index.docker.io/v1/': { auth: 'x' }, 'docker.io': { auth: 'y' }, 'quay.io': { auth: 'z' } } }, {})
     expect(config).toEqual({ auths: { 'quay.io': { auth: 'z' } }, credHelpers: { 'https://index.docker.io/v1/': '' } })
-    expect(registryHost('https://127.0.0.1:5000/v2/')).toBe('127.0.0.1:5000')
-    expect(registryHost('REGISTRY-1.docker.io')).toBe('docker.io')
+    expect(credentialsHost('https://127.0.0.1:5000/v2/')).toBe('127.0.0.1:5000')
+    expect(credentialsHost('REGISTRY-1.docker.io')).toBe('docker.io')
   })
 })
 

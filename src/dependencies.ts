@@ -44,8 +44,8 @@ export interface Dependencies {
  * command uses one private client config (`dockerConfig`, made here unless given), so a login
  * never writes into the runner's own.
  */
-export function runnerDependencies(settings: DeploySettings | undefined, signal?: AbortSignal, dockerConfig?: PrivateDockerConfig): Dependencies {
-  const config = dockerConfig ?? createPrivateDockerConfig({ login: settings?.registry && !settings.dryRun ? { server: settings.registry.server } : undefined })
+export function runnerDependencies(settings: DeploySettings | undefined, signal?: AbortSignal): Dependencies {
+  const config = createPrivateDockerConfig({ login: settings?.registry && !settings.dryRun ? { server: settings.registry.server } : undefined })
   return {
     dockerRunner: (dockerHost) => new ProcessDockerRunner(dockerHost, 'docker', config.path),
     dockerConfig: config,

@@ -147,14 +147,8 @@ export function leaseEnd(holder: LockHolder): number | undefined {
   return Number.isFinite(expires) ? expires : undefined
 }
 
-/** True when the holder's lease (without renewals) has run out at `daemonNow`. A lock without a readable lease never expires. */
-export function leaseExpired(holder: LockHolder, daemonNow: number): boolean {
-  const end = leaseEnd(holder)
-  return end !== undefined && end <= daemonNow
-}
-
 /** The renewed expiry a lease file holds, in ms; undefined when it holds none that can be read. */
-export function renewedUntil(file: string | undefined): number | undefined {
+function renewedUntil(file: string | undefined): number | undefined {
   if (!file) return undefined
   try {
     const parsed = JSON.parse(file) as { expires?: unknown }

@@ -62,6 +62,8 @@ export class Pipeline {
   deploymentId?: number
   /** True when a hook container may still run (its removal failed): the lock must not be released. */
   hookContainerLeft = false
+  /** The last `finalize` left something on a host (a docker error): the post step finishes it. */
+  cleanupLeft = false
   /** What `pruneImages` removed on each host, for the summary. */
   readonly imageCleanup: ImageCleanup[] = []
 
@@ -158,25 +160,19 @@ export class Pipeline {
    */
   async pull(tag: string): Promise<Release> {
     const imageRef = `${this.settings.image}:${tag}`
-    const grouped = this.hosts.length === 1
-    const digests = await Promise.allSettled(
-      this.hosts.map((host) =>
-        this.reporter.step(
-          this.title(this.scope, 'pull', host),
-          async (step) => {
-            await host.docker.pull(imageRef)
-            const digest = await host.docker.imageDigest(imageRef, this.settings.image)
-            step.detail(`pulled ${imageRef}${digest ? ` (${digest.slice(0, 19)})` : ''}`)
-            return digest
-          },
-          { grouped }
-        )
+    const digests = await this.onEachHost((host, grouped) =>
+      this.reporter.step(
+        this.title(this.scope, 'pull', host),
+        async (step) => {
+          await host.docker.pull(imageRef)
+          const digest = await host.docker.imageDigest(imageRef, this.settings.image)
+          step.detail(`pulled ${imageRef}${digest ? ` (${digest.slice(0, 19)})` : ''}`)
+          return digest
+        },
+        { grouped }
       )
     )
-    const failed = digests.find((result) => result.status === 'rejected')
-    if (failed) throw failed.reason
-    const digest = digests.map((result) => (result.status === 'fulfilled' ? result.value : undefined)).find((value) => value !== undefined)
-    return { tag, digest }
+    return { tag, digest: digests.find((digest) => digest !== undefined) }
   }
 
   /** Runs each pre-deploy hook in the new image, once, on the primary host; the first failure aborts. */
@@ -343,18 +339,18 @@ export class Pipeline {
     )
   }
 
-  /** The last `finalize` left something on a host (a docker error): the post step finishes it. */
-  cleanupLeft = false
 
   /**
-   * Runs one step's work on every host side by side: a fleet's look, clean-up and image pruning
-   * take the time of one host. Steps run side by side are not log groups.
+   * Runs one step's work on every host side by side: a fleet's look, pull, clean-up and image
+   * pruning take the time of one host. Every host's work ends before a failure is passed on, so
+   * none is left running in the background. Steps run side by side are not log groups.
    */
-  private async onEachHost(work: (host: HostTarget, grouped: boolean) => Promise<unknown>): Promise<void> {
+  private async onEachHost<T>(work: (host: HostTarget, grouped: boolean) => Promise<T>): Promise<T[]> {
     const grouped = this.hosts.length === 1
     const results = await Promise.allSettled(this.hosts.map((host) => work(host, grouped)))
     const failed = results.find((result) => result.status === 'rejected')
     if (failed) throw failed.reason
+    return results.map((result) => (result as PromiseFulfilledResult<T>).value)
   }
 
   /**

@@ -63,11 +63,12 @@ async function repair(
   // The post step restores what the main step named, whatever the config says now.
   const settings = resolved && { ...resolved, name: saved.name, image: saved.image, strategy: saved.strategy, hosts: saved.hosts.map((host) => host ?? undefined) }
   const pipeline = settings && new Pipeline(settings, reporter, dependencies, undefined, 'Post')
+  // What ran before on each host, as the main step read it: the restore target and what the clean-up keeps.
+  for (const host of pipeline?.hosts ?? []) host.before = saved.before?.[host.index] ?? undefined
 
   let restored: { ok: boolean; hosts: HostTarget[]; problems: string[] } | undefined
   if (restoring && pipeline) {
     const hosts = [...saved.reached].sort((a, b) => b - a).flatMap((index) => pipeline.hosts[index] ?? [])
-    for (const host of hosts) host.before = saved.before?.[host.index] ?? undefined
     // What ran before may have to be pulled again; a failed login only matters if it does.
     await pipeline.login().catch(() => undefined)
     // No watch here: the post step proves the restored version serves, then lets the job end.
@@ -76,10 +77,7 @@ async function repair(
   }
   // Shown healthy, then cancelled or its clean-up failed: finish the clean-up (a proxy's old slot
   // still running beside the new one) before the lock goes.
-  if (saved.phase === Phase.Verified && pipeline) {
-    for (const host of pipeline.hosts) host.before = saved.before?.[host.index] ?? undefined
-    await pipeline.finalize()
-  }
+  if (saved.phase === Phase.Verified && pipeline) await pipeline.finalize()
   // A hook cut off by the cancel may still run in the daemon; it must not outlive the lock.
   const hookGone = interrupted && pipeline && (saved.phase === Phase.Preparing || restoring) ? await pipeline.removeHookContainer() : true
   // A hook that may still run keeps the lock: its lease runs out on its own if nobody removes it.

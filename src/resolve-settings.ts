@@ -18,7 +18,7 @@ import {
 } from './config/grammar.js'
 import type { ConfigProblem } from './config/problems.js'
 import { DEFAULT_PROXY_IMAGE } from './config/schema.js'
-import { validateUrlPath } from './proxy/haproxy-config.js'
+import { healthUrlPath, validateUrlPath } from './proxy/haproxy-config.js'
 import { swarmSettingProblems } from './docker/service-args.js'
 import type { EnvironmentConfig } from './config/schema.js'
 import type { ActionInputs } from './inputs.js'
@@ -299,23 +299,11 @@ function proxyProblems(strategy: string, config: EnvironmentConfig, healthUrlInp
     at(['container', 'network'], 'cannot be set with strategy: proxy; the app joins the network the action creates for it and its proxy', 'error', 'key')
   }
   const url = healthUrlInput || config.health?.url
-  if (url) {
-    let path: string | undefined
-    try {
-      const parsed = new URL(url.replaceAll('{host}', 'host.invalid'))
-      path = parsed.pathname + parsed.search
-    } catch {
-      path = undefined
-    }
-    if (path !== undefined) {
-      try {
-        validateUrlPath(path, 'health path')
-      } catch {
-        const message = `the path ${JSON.stringify(path)} cannot be checked by HAProxy (strategy: proxy); use a plain path without quotes, spaces, '$', '#' or '\\'`
-        if (healthUrlInput) problems.push({ title: 'Input health-url', message: `health-url: ${message}`, severity: 'error' })
-        else at(['health', 'url'], message)
-      }
-    }
+  const path = url ? healthUrlPath(url) : undefined
+  if (path !== undefined && !isCheckablePath(path)) {
+    const message = `the path ${JSON.stringify(path)} cannot be checked by HAProxy (strategy: proxy); use a plain path without quotes, spaces, '$', '#' or '\\'`
+    if (healthUrlInput) problems.push({ title: 'Input health-url', message: `health-url: ${message}`, severity: 'error' })
+    else at(['health', 'url'], message)
   }
   return problems
 }
@@ -371,5 +359,15 @@ function runContext(env: NodeJS.ProcessEnv, workspace: string): RunContext {
     runUrl: `${serverUrl}/${repository}/actions/runs/${env['GITHUB_RUN_ID'] ?? ''}`,
     apiUrl: env['GITHUB_API_URL'] || 'https://api.github.com',
     workspace
+  }
+}
+
+/** Whether HAProxy's `option httpchk` can request `path` (see validateUrlPath). */
+function isCheckablePath(path: string): boolean {
+  try {
+    validateUrlPath(path, 'health path')
+    return true
+  } catch {
+    return false
   }
 }

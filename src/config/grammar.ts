@@ -26,7 +26,8 @@ export const NAME_SUFFIXES = ['-previous', '-deploy-lock'] as const
 const UNSAFE_CHARACTERS = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff]/
 
 /** Docker Hub's own names; an image there has no registry host to log in to. */
-const DOCKER_HUB_HOSTS = new Set(['docker.io', 'index.docker.io', 'registry-1.docker.io'])
+/** Docker Hub's host names: an image or a login there names no registry of its own. */
+export const DOCKER_HUB_HOSTS: ReadonlySet<string> = new Set(['docker.io', 'index.docker.io', 'registry-1.docker.io'])
 
 const TAG = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/
 const NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]+$/

@@ -15,13 +15,13 @@ import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, symlinkS
 import { rm } from 'node:fs/promises'
 import { homedir, tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
+import { DOCKER_HUB_HOSTS } from '../config/grammar.js'
 
 /** Every private config directory starts with this, so a leftover can be recognised. */
-export const PRIVATE_CONFIG_PREFIX = 'deploy-action-docker-config-'
+const PRIVATE_CONFIG_PREFIX = 'deploy-action-docker-config-'
 
 /** The key `docker login` without a server (Docker Hub) stores its credentials under. */
 const DOCKER_HUB_KEY = 'https://index.docker.io/v1/'
-const DOCKER_HUB_HOSTS = new Set(['index.docker.io', 'docker.io', 'registry-1.docker.io'])
 
 export interface PrivateDockerConfig {
   /** The directory: the value of `DOCKER_CONFIG` for every docker command of the run. */
@@ -36,7 +36,7 @@ export function userDockerConfigDir(env: NodeJS.ProcessEnv = process.env): strin
 }
 
 /** The host part of a registry key (`https://127.0.0.1:5000/v1/` gives `127.0.0.1:5000`), Docker Hub's spellings as one. */
-export function registryHost(key: string): string {
+export function credentialsHost(key: string): string {
   const host = key.replace(/^[a-z]+:\/\//i, '').replace(/\/.*$/, '').toLowerCase()
   return DOCKER_HUB_HOSTS.has(host) ? 'docker.io' : host
 }
@@ -50,9 +50,9 @@ export function registryHost(key: string): string {
 export function privateConfigJson(user: Record<string, unknown>, login: { server?: string } | undefined): Record<string, unknown> {
   const config: Record<string, unknown> = { ...user }
   if (!login) return config
-  const host = registryHost(login.server ?? DOCKER_HUB_KEY)
+  const host = credentialsHost(login.server ?? DOCKER_HUB_KEY)
   const without = (entries: unknown): Record<string, unknown> =>
-    Object.fromEntries(Object.entries(isObject(entries) ? entries : {}).filter(([key]) => registryHost(key) !== host))
+    Object.fromEntries(Object.entries(isObject(entries) ? entries : {}).filter(([key]) => credentialsHost(key) !== host))
   delete config['credsStore']
   config['auths'] = without(config['auths'])
   config['credHelpers'] = { ...without(config['credHelpers']), [login.server ?? DOCKER_HUB_KEY]: '' }

@@ -156,6 +156,19 @@ export function validateSlotHost(value: string, setting: string): string {
 const URL_PATH = /^\/[A-Za-z0-9\-._~!&()*+,;=:@%/?]*$/
 
 /** Checks a URL path such as `/health` or `/up?full=1` and returns it; throws otherwise. */
+/**
+ * The path and query of a health URL (`{host}` allowed), which HAProxy and the slot probe request
+ * at a slot's own address; undefined when the URL cannot be parsed.
+ */
+export function healthUrlPath(url: string): string | undefined {
+  try {
+    const parsed = new URL(url.replaceAll('{host}', 'host.invalid'))
+    return parsed.pathname + parsed.search
+  } catch {
+    return undefined
+  }
+}
+
 export function validateUrlPath(value: string, setting: string): string {
   if (typeof value !== 'string' || !URL_PATH.test(value) || value.length > 1024 || /%(?![0-9A-Fa-f]{2})/.test(value)) {
     throw new ProxyConfigError(
