@@ -206,6 +206,10 @@ describe('two hosts in two network namespaces', () => {
         `Rollback · verify (${first.engine.dockerHost})`
       ].sort()
     )
+    // On each host its restore comes before its verify.
+    for (const host of [first, second]) {
+      expect(order.indexOf(`Rollback · restore (${host.engine.dockerHost})`)).toBeLessThan(order.indexOf(`Rollback · verify (${host.engine.dockerHost})`))
+    }
     expect(hostRows(result.summary)).toEqual([
       [first.engine.dockerHost, 'v1', 'v1', 'rolled back to v1'],
       [second.engine.dockerHost, 'v1', 'v1', 'rolled back to v1']
