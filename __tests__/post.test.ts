@@ -31,8 +31,9 @@ function restoreState(change: Partial<SavedRun> = {}): SavedRun {
   }
 }
 
-function app(engine: FakeDockerEngine, name: string, tag: string, running: boolean, digest?: string): void {
-  engine.add({ name, image: `${settings.image}:${tag}`, running, labels: { [Label.Tag]: tag, ...(digest && { [Label.Digest]: digest }) } })
+/** Adds an app container as a run (or a person) left it; returns its id, for a run that created it. */
+function app(engine: FakeDockerEngine, name: string, tag: string, running: boolean, digest?: string): string {
+  return engine.add({ name, image: `${settings.image}:${tag}`, running, labels: { [Label.Tag]: tag, ...(digest && { [Label.Digest]: digest }) } }).id
 }
 
 function lockHeldBy(engine: FakeDockerEngine, owner: string): void {
@@ -52,11 +53,11 @@ async function runPost(engine: FakeDockerEngine, phase: string, state: SavedRun 
 describe('post step', () => {
   it('after a cancel during verify: removes the unverified version, restarts the kept previous one, verifies it, releases the lock', async () => {
     const engine = new FakeDockerEngine()
-    app(engine, 'web', 'v2', true)
+    const unverified = app(engine, 'web', 'v2', true)
     app(engine, 'web-previous', 'v1', false, V1.digest)
     lockHeldBy(engine, 'run-42-a')
 
-    const { annotations } = await runPost(engine, 'switching', restoreState())
+    const { annotations } = await runPost(engine, 'switching', restoreState({ created: [[unverified]] }))
 
     expect(engine.containers.get('web')).toMatchObject({ running: true, labels: { [Label.Tag]: 'v1' } })
     expect(engine.containers.has('web-previous')).toBe(false)
@@ -84,10 +85,10 @@ describe('post step', () => {
 
   it('on a first deploy, removes the half-started container so nothing unverified is left', async () => {
     const engine = new FakeDockerEngine()
-    app(engine, 'web', 'v2', true)
+    const started = app(engine, 'web', 'v2', true)
     app(engine, 'web-next', 'v2', false)
 
-    const { annotations } = await runPost(engine, 'switching', restoreState({ before: [null], lock: undefined }))
+    const { annotations } = await runPost(engine, 'switching', restoreState({ before: [null], lock: undefined, created: [[started]] }))
 
     expect([...engine.containers.keys()]).toEqual([])
     expect(process.exitCode).toBeUndefined()
@@ -111,12 +112,12 @@ describe('post step', () => {
 
   it('fails the post step and says to check by hand when the previous version cannot be put back', async () => {
     const engine = new FakeDockerEngine()
-    app(engine, 'web', 'v2', true)
+    const unverified = app(engine, 'web', 'v2', true)
     engine.images.delete(`${settings.image}:v2`)
     engine.missingInRegistry.add(`${settings.image}:v1`)
     lockHeldBy(engine, 'run-42-a')
 
-    const { annotations } = await runPost(engine, 'rolling-back', restoreState())
+    const { annotations } = await runPost(engine, 'rolling-back', restoreState({ created: [[unverified]] }))
 
     expect(process.exitCode).toBe(1)
     expect(annotations).toContainEqual(expect.stringMatching(/^::error title=Post · restore failed::The deploy of v2 was interrupted while rolling back, and putting back what ran before failed .*manifest unknown.*check web by hand/))
@@ -148,14 +149,27 @@ describe('post step', () => {
     expect(process.exitCode).toBeUndefined()
   })
 
+  it('never removes a container the main step did not create: what holds the name serves on (unknown is not absent)', async () => {
+    const engine = new FakeDockerEngine()
+    // The main step's read failed or was cut off before its create returned an id: the `web` here is not known to be its own.
+    const serving = app(engine, 'web', 'v1.5', true)
+    app(engine, 'web-previous', 'v1', false, V1.digest)
+    lockHeldBy(engine, 'run-42-a')
+
+    await runPost(engine, 'switching', restoreState())
+
+    expect(engine.containers.get('web')).toMatchObject({ id: serving, running: true, labels: { [Label.Tag]: 'v1.5' } })
+    expect(engine.commands.filter((command) => command.startsWith('container rm') && !command.includes('deploy-lock') && !/rm --force 0+/.test(command))).toEqual([])
+  })
+
   it('repairs only the hosts whose switch had begun', async () => {
     const first = new FakeDockerEngine()
     const second = new FakeDockerEngine()
-    app(first, 'web', 'v2', true)
+    const unverified = app(first, 'web', 'v2', true)
     app(first, 'web-previous', 'v1', false, V1.digest)
     app(second, 'web', 'v1', false, V1.digest) // untouched host; stopped on purpose by someone
     const engines: Record<string, FakeDockerEngine> = { 'ssh://a': first, 'ssh://b': second }
-    await runPost(first, 'switching', restoreState({ hosts: ['ssh://a', 'ssh://b'], before: [V1, V1], reached: [0], lock: undefined }), engines, { ...settings, hosts: ['ssh://a', 'ssh://b'] })
+    await runPost(first, 'switching', restoreState({ hosts: ['ssh://a', 'ssh://b'], before: [V1, V1], reached: [0], lock: undefined, created: [[unverified]] }), engines, { ...settings, hosts: ['ssh://a', 'ssh://b'] })
 
     expect(first.containers.get('web')).toMatchObject({ running: true, labels: { [Label.Tag]: 'v1' } })
     expect(second.commands).toEqual([])

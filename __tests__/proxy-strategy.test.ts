@@ -196,12 +196,20 @@ describe('ProxyStrategy', () => {
     expect(host.describe()).toEqual(['web-blue: running v3', 'web-green: exited v2', 'web-proxy: running'])
   })
 
-  it('restore of nothing removes the slots, the proxy and the network', async () => {
-    await deployV1ThenV2()
-    expect(await strategy().proxy.restore(undefined)).toBe('removed')
+  it('restore of nothing removes the slots, the proxy and the network this run created, by id', async () => {
+    const first = strategy().proxy
+    await first.switchTo(release('v1'))
+    expect(await first.restore(undefined)).toBe('removed')
     expect(host.describe()).toEqual([])
     expect(host.networks.size).toBe(0)
     expect(await strategy().proxy.restore(undefined)).toBe('nothing')
+  })
+
+  it('restore of nothing never removes what another run created: the slots, the proxy and the network stay', async () => {
+    await deployV1ThenV2()
+    expect(await strategy().proxy.restore(undefined)).toBe('nothing')
+    expect(host.describe()).toEqual(['web-blue: exited v1', 'web-green: running v2', 'web-proxy: running'])
+    expect(host.networks.size).toBe(1)
   })
 
   it('proxy.port already taken: a clear error naming the port, and nothing of ours left', async () => {

@@ -62,7 +62,8 @@ class FakeSwarm implements DockerRunner {
       const service: FakeService = { name: valueOf(argv, '--name') as string, labels, image, replicas: Number(valueOf(argv, '--replicas') ?? 1) }
       this.services.set(service.name, service)
       this.startTask(service, this.createFails ? 'failed' : 'running', this.createFails ? 'task: non-zero exit (1)' : undefined)
-      return ok()
+      // `--quiet` prints the new service's id.
+      return ok(`id-${service.name}\n`)
     }
     if (a === 'service' && b === 'update') {
       const service = this.services.get(name) as FakeService
@@ -239,7 +240,15 @@ describe('SwarmStrategy', () => {
     expect(swarm.commands('service rm')).toEqual([])
     // Nothing ran before: the restore path removes the service this run created.
     expect(await deploy.restore(undefined)).toBe('removed')
-    expect(swarm.commands('service rm')).toEqual([['service', 'rm', 'web']])
+    expect(swarm.commands('service rm')).toHaveLength(1)
+  })
+
+  it('a restore to nothing never removes a service this run did not create', async () => {
+    swarm.createFails = true
+    await expect(strategy().switchTo({ tag: 'v2' })).rejects.toThrow()
+    // A fresh strategy did not create the service (the post step of another attempt, a service made by hand).
+    await expect(strategy().restore(undefined)).rejects.toThrow(/was not created by this run/)
+    expect(swarm.commands('service rm')).toEqual([])
   })
 
   it('updates the image with --force and returns once Swarm reports the update completed', async () => {

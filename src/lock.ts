@@ -111,6 +111,21 @@ export interface Acquired {
   tookOver: LockHolder[]
 }
 
+/**
+ * Thrown before a switch when this run no longer holds a host's lock: its lease ran out while
+ * renewals failed, or the lock container is gone or belongs to another run. Switching on would
+ * mean two deploys on one host.
+ */
+export class LockLostError extends Error {
+  constructor(
+    readonly host: string,
+    readonly why: string
+  ) {
+    super(`lost the deploy lock on ${host}: ${why}`)
+    this.name = 'LockLostError'
+  }
+}
+
 /** Thrown when another deploy still holds the lock after `lock.timeout`. */
 export class LockTimeoutError extends Error {
   constructor(
@@ -187,6 +202,13 @@ export class DeployLock {
   private held: { id: string; owner: string } | undefined
   /** The daemon's clock minus ours, measured once per lock: expiry is judged by the daemon's time. */
   private daemonOffset: number | undefined
+  /**
+   * Until when the lease of the lock this deploy holds surely lasts, by our own clock: set when
+   * the lock is taken and at each renewal that docker confirmed. Past it, another run may take it.
+   */
+  private leaseUntil: number | undefined
+  /** Set when a renewal found the lock container gone: it cannot come back. */
+  private lostBecause: string | undefined
 
   constructor(
     private readonly docker: DockerClient,
@@ -253,13 +275,42 @@ export class DeployLock {
    * written into the lock container it created (by id: never into a lock someone else took over).
    * False when it holds none.
    */
-  async renew(leaseMs: number): Promise<boolean> {
+  async renew(leaseMs: number, clock: LockClock = systemClock): Promise<boolean> {
     const held = this.held
     if (!held) return false
+    const asked = clock.now()
     const now = await this.docker.daemonTime()
     const lease = JSON.stringify({ expires: new Date(now + leaseMs).toISOString(), owner: held.owner })
-    await this.docker.copyArchiveInto(held.id, '/', singleFileTar(LEASE_FILE, lease), 'the renewed lease')
+    try {
+      await this.docker.copyArchiveInto(held.id, '/', singleFileTar(LEASE_FILE, lease), 'the renewed lease')
+    } catch (error) {
+      if (error instanceof DockerCommandError && /no such container/i.test(error.result.stderr)) this.lostBecause = `the lock container ${held.id.slice(0, 12)} is gone`
+      throw error
+    }
+    this.leaseUntil = asked + leaseMs
     return true
+  }
+
+  /**
+   * Throws `LockLostError` unless this deploy still holds the lock: its lease has not run out by
+   * what docker confirmed, and the container under the lock's name is the one it created, with its
+   * owner token. A read that fails is no proof of holding it either.
+   */
+  async assertHeld(clock: LockClock = systemClock): Promise<void> {
+    const held = this.held
+    if (!held) throw new LockLostError(this.host, 'this run does not hold it')
+    if (this.lostBecause) throw new LockLostError(this.host, this.lostBecause)
+    if (this.leaseUntil !== undefined && clock.now() > this.leaseUntil) {
+      throw new LockLostError(this.host, 'its lease ran out while renewals failed, so another deploy may have taken it')
+    }
+    let holder: LockHolder | undefined
+    try {
+      holder = await this.read()
+    } catch (error) {
+      throw new LockLostError(this.host, `it could not be read (${error instanceof Error ? error.message : String(error)})`)
+    }
+    if (!holder) throw new LockLostError(this.host, `the lock container ${this.lockName} is gone`)
+    if (holder.owner !== held.owner || holder.id !== held.id) throw new LockLostError(this.host, `another run holds it now: ${describeHolder(holder)}`)
   }
 
   /**
@@ -303,6 +354,8 @@ export class DeployLock {
       }
       if (created !== false) {
         this.held = created ? { id: created, owner: options.owner } : undefined
+        // The daemon stamped the lease's start at or after `now`: it lasts at least this long.
+        this.leaseUntil = now + options.leaseMs
         return { waitedMs: clock.now() - started, waitedFor, tookOver }
       }
 
@@ -315,6 +368,7 @@ export class DeployLock {
         // Ours already (a retried step of the same attempt): holding it twice is holding it.
         if (holder.owner === options.owner) {
           this.held = { id: holder.id, owner: options.owner }
+          this.leaseUntil = undefined
           return { waitedMs: clock.now() - started, waitedFor, tookOver }
         }
         if (await this.expired(holder, clock)) {
@@ -441,7 +495,7 @@ export class FleetLock {
         if (stop.signal.aborted) return
         for (const lock of [...this.held]) {
           try {
-            await lock.renew(options.leaseMs)
+            await lock.renew(options.leaseMs, clock)
           } catch (error) {
             options.onProblem?.(`${lock.host}: ${error instanceof Error ? error.message : String(error)}`)
           }
@@ -449,6 +503,16 @@ export class FleetLock {
       }
     }
     this.renewal = { stop, done: loop() }
+  }
+
+  /**
+   * Before a switch: throws `LockLostError` for the first host (in host order) whose lock this
+   * deploy no longer holds. Every lock is looked at side by side.
+   */
+  async assertHeld(clock?: LockClock): Promise<void> {
+    const results = await Promise.allSettled(this.locks.map(({ lock }) => lock.assertHeld(clock)))
+    const lost = results.find((result) => result.status === 'rejected')
+    if (lost) throw lost.reason
   }
 
   /** Stops renewing; resolves once no renewal is under way. */

@@ -103,6 +103,9 @@ async function tellTheStory(pipeline: Pipeline, lock: FleetLock, state: RunState
     stage = 'hooks'
     await pipeline.runHooks(release)
     if (settings.dryRun) return await pipeline.plan(release)
+    // Hooks and pulls can take long: the lease may have run out, or another run taken the lock.
+    stage = 'lock'
+    await lock.assertHeld(pipeline.clock)
   } catch (error) {
     // Nothing that serves was touched before the switch, so whatever ran still runs.
     return { kind: 'failed-before-switch', stage, reason: errorMessage(error), running, read }

@@ -33,8 +33,11 @@ export interface Failure {
   tag: string
   /** One sentence a person can act on. */
   reason: string
-  /** `start`: it never ran (create or start refused); `health`: it ran and was not healthy. */
-  stage: 'start' | 'health'
+  /**
+   * `start`: it never ran (create or start refused); `health`: it ran and was not healthy; `lock`:
+   * the run lost its deploy lock before a later batch of hosts, which was not touched.
+   */
+  stage: 'start' | 'health' | 'lock'
   transcript: ProbeRecord[]
   logs?: string
   diagnostics?: string
@@ -61,8 +64,12 @@ export type Outcome =
   | { kind: 'rollback-failed-restored'; failure: Failure; restore: RestoreReport & { release: Release } }
   /** A first deploy failed: what it started was removed; nothing ran before, nothing runs now. */
   | { kind: 'first-deploy-removed'; failure: Failure }
-  /** A failure, and `rollback.on-failure` is false: nothing was put back. */
-  | { kind: 'not-restored'; failure: Failure }
+  /**
+   * A failure, and `rollback.on-failure` is false: nothing was restored. Where users could be put
+   * back in one command on what still ran (the proxy's old slot), they were: `serving` names it,
+   * and the failed version keeps running out of rotation for inspection.
+   */
+  | { kind: 'not-restored'; failure: Failure; serving?: Release }
   /** A failure, and putting back a good version failed too: it may not be serving. */
   | { kind: 'restore-failed'; failure: Failure; reasons: string[]; release?: Release }
   /** A failure before anything that serves was touched (lock, pull, hooks): what ran still runs. */
@@ -109,6 +116,8 @@ export function servingRelease(outcome: Outcome): Release | undefined {
       return outcome.touched ? undefined : outcome.running
     case 'restore-failed':
       return outcome.release
+    case 'not-restored':
+      return outcome.serving
     default:
       return undefined
   }

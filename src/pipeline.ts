@@ -1,4 +1,5 @@
 import * as core from '@actions/core'
+import { CreatedObjects } from './created.js'
 import { dockerClientFor, type Clock, type Dependencies } from './dependencies.js'
 import { DockerClient } from './docker/client.js'
 import { buildHookArgv, secretEnvironment } from './docker/run-args.js'
@@ -64,6 +65,8 @@ export class Pipeline {
   hookContainerLeft = false
   /** The last `finalize` left something on a host (a docker error): the post step finishes it. */
   cleanupLeft = false
+  /** The run's deploy lock, once `fleetLock` made it. */
+  private lock?: FleetLock
   /** What `pruneImages` removed on each host, for the summary. */
   readonly imageCleanup: ImageCleanup[] = []
 
@@ -73,11 +76,14 @@ export class Pipeline {
     private readonly dependencies: Dependencies,
     /** The saved record; the post step, which only reads it, passes none. */
     private readonly state?: RunState,
-    private readonly scope: Scope = settings.command === 'rollback' ? 'Rollback' : 'Deploy'
+    private readonly scope: Scope = settings.command === 'rollback' ? 'Rollback' : 'Deploy',
+    /** The post step: the ids the main step saved of what it created on each host. */
+    savedCreated: readonly (readonly string[])[] = []
   ) {
     this.hosts = settings.hosts.map((dockerHost, index) => {
       const docker = dockerClientFor(dependencies, dockerHost, { dryRun: settings.dryRun })
-      return { index, docker, strategy: createStrategy(settings, docker, dependencies.clock, dependencies.signal), status: 'unchanged' }
+      const created = new CreatedObjects(savedCreated[index] ?? [], (id) => state?.recordCreated(index, id))
+      return { index, docker, strategy: createStrategy(settings, docker, dependencies.clock, created, dependencies.signal), status: 'unchanged' }
     })
     this.deployments = new DeploymentRecorder({
       client: dependencies.github,
@@ -107,9 +113,10 @@ export class Pipeline {
     return this.hosts.length > 1 && host ? `${scope} · ${step} (${host.strategy.host})` : `${scope} · ${step}`
   }
 
-  /** The deploy lock of every host, taken in one fixed order. */
+  /** The deploy lock of every host, taken in one fixed order; each later batch of a rollout checks it is still held. */
   fleetLock(): FleetLock {
-    return new FleetLock(this.hosts.map((host) => ({ lock: new DeployLock(host.docker, this.settings.name), dockerHost: this.settings.hosts[host.index] })))
+    this.lock = new FleetLock(this.hosts.map((host) => ({ lock: new DeployLock(host.docker, this.settings.name), dockerHost: this.settings.hosts[host.index] })))
+    return this.lock
   }
 
   /** Reads what runs on every host: the labels this action wrote, or the image of a container started by hand. */
@@ -246,10 +253,21 @@ export class Pipeline {
    * and verified side by side; the next batch starts only when the whole batch is healthy.
    */
   private async switchAndVerifyEachHost(release: Release): Promise<Failure | undefined> {
-    for (const batch of rolloutBatches(this.hosts.length, this.settings.rollout.parallel, this.settings.rollout.canary)) {
+    for (const [turn, batch] of rolloutBatches(this.hosts.length, this.settings.rollout.parallel, this.settings.rollout.canary).entries()) {
       const hosts = batch.map((index) => this.hosts[index] as HostTarget)
       // Cancelled: start no further switch; the post step puts back the hosts already switched.
       if (this.signal?.aborted) return this.failure(hosts[0] as HostTarget, release, 'cancelled before the switch', 'start')
+      // The story checked the lock before the first batch; a later one may come after a lease ran out.
+      if (turn > 0 && this.lock && !this.settings.dryRun) {
+        const lost = await this.lock.assertHeld(this.clock).then(
+          () => undefined,
+          (error: unknown) => errorText(error)
+        )
+        if (lost) {
+          this.reporter.warning(this.title(this.scope, 'lock'), `${lost}. No further host is switched; the hosts this run switched are put back.`)
+          return this.failure(hosts[0] as HostTarget, release, lost, 'lock')
+        }
+      }
       const failures = await Promise.all(hosts.map((host) => this.switchAndVerifyHost(host, release, { grouped: hosts.length === 1 })))
       const failure = failures.find((found) => found !== undefined)
       if (failure) return failure
@@ -391,8 +409,9 @@ export class Pipeline {
   async recover(failure: Failure): Promise<Outcome> {
     this.state?.enter(Phase.RollingBack)
     const failedHost = this.hosts[failure.hostIndex] ?? this.primary
-    if (!failure.untouched) {
-      await this.switchBackAtOnce()
+    let switchedBack: Release | undefined
+    if (!failure.untouched && failure.stage !== 'lock') {
+      switchedBack = await this.switchBackAtOnce()
       const evidence = await failedHost.strategy.failureEvidence().catch(() => ({ logs: '', diagnostics: undefined }))
       failure.logs = evidence.logs
       if (evidence.diagnostics) failure.diagnostics = evidence.diagnostics
@@ -402,43 +421,65 @@ export class Pipeline {
     const nothingSwitched = failure.untouched && affected.length === 1
     const ranBefore = (host: HostTarget): Release | undefined => host.before
 
-    if (!this.settings.rollback.onFailure && !nothingSwitched) return { kind: 'not-restored', failure }
+    // Users were put back where that was one command (the proxy); the failed version stays, out of
+    // rotation, for inspection. `serving` names what users are on when every host agrees.
+    // `rollback.on-failure: false` keeps a version that failed its check, for inspection. A switch
+    // that docker cut off (stage `start`) left no such version, only a half-made host: it is put back.
+    if (!this.settings.rollback.onFailure && !nothingSwitched && failure.stage === 'health') return { kind: 'not-restored', failure, ...(switchedBack && { serving: switchedBack }) }
 
     if (this.settings.command === 'rollback' || nothingSwitched) {
       const result = await this.putBack(affected, ranBefore, 'Rollback')
-      if (result.problems.length > 0) return { kind: 'restore-failed', failure, reasons: result.problems }
-      const release = this.primary.now
+      const release = this.servingNow()
+      if (result.problems.length > 0) return { kind: 'restore-failed', failure, reasons: result.problems, ...(release && { release }) }
       if (!release) return { kind: 'first-deploy-removed', failure }
       return this.settings.command === 'rollback'
         ? { kind: 'rollback-failed-restored', failure, restore: { release, unchanged: nothingSwitched } }
         : { kind: 'rolled-back', failure, restore: { release, unchanged: nothingSwitched } }
     }
 
+    // Each host goes back to the rollback target, or, when there is none, to what it ran itself;
+    // a host that ran nothing before loses only what this run created there.
     const target = await this.chooseRollbackTarget(failure.tag)
-    if (!target) {
-      const result = await this.putBack(affected, () => undefined, 'Rollback')
-      if (result.problems.length > 0) return { kind: 'restore-failed', failure, reasons: result.problems }
-      return { kind: 'first-deploy-removed', failure }
+    const targetOf = (host: HostTarget): Release | undefined => (host.before === undefined ? undefined : this.targetFor(host, target))
+    const deployment = target ? await this.startDeployment(target, target.tag) : undefined
+    const first = await this.putBack(affected, targetOf, 'Rollback')
+    if (target) await this.finishDeployment(deployment, first.problems.length > 0 ? 'failure' : 'success')
+    if (first.problems.length === 0) {
+      const release = this.servingNow()
+      return release ? { kind: 'rolled-back', failure, restore: { release } } : { kind: 'first-deploy-removed', failure }
     }
 
-    // The rollback is a deployment of its own, so the environment's history shows what really runs.
-    const deployment = await this.startDeployment(target, target.tag)
-    const first = await this.putBack(affected, () => target, 'Rollback')
-    await this.finishDeployment(deployment, first.problems.length > 0 ? 'failure' : 'success')
-    if (first.problems.length === 0) return { kind: 'rolled-back', failure, restore: { release: this.primary.now ?? target } }
-
+    // The target could not be put back on some hosts (a release whose image was never pushed, or
+    // was deleted): there, what ran before is still kept, and serving it beats serving nothing.
+    const missed = affected.filter((host) => (host.status === 'restore-failed' || host.status === 'restore-unhealthy') && host.before !== undefined && !sameRelease(host.before, targetOf(host)))
+    if (!target || missed.length === 0 || this.signal?.aborted) return { kind: 'restore-failed', failure, reasons: first.problems, ...(this.servingNow() && { release: this.servingNow() }) }
     const targetFailed = { tag: target.tag, reason: first.problems.join('; ') }
-    const canFallBack = affected.every((host) => host.before !== undefined) && affected.some((host) => !sameRelease(host.before, target))
-    if (!canFallBack || this.signal?.aborted) return { kind: 'restore-failed', failure, reasons: first.problems }
-    // The target could not be put back (a release whose image was never pushed, or was deleted);
-    // what ran before is still kept, and serving it beats serving nothing.
-    const fallback = this.primary.before as Release
-    this.reporter.warning('Rollback · target', `The rollback to ${target.tag} failed (${targetFailed.reason}); putting back ${fallback.tag}, which ran before.`)
+    const fallback = missed[0]?.before as Release
+    this.reporter.warning('Rollback · target', `The rollback to ${target.tag} failed (${targetFailed.reason}); putting back what ran before on ${missed.length === 1 && this.hosts.length === 1 ? this.settings.name : missed.map((host) => host.strategy.host).join(', ')}.`)
     const retry = await this.startDeployment(fallback, fallback.tag)
-    const second = await this.putBack(affected, ranBefore, 'Rollback')
+    const second = await this.putBack(missed, ranBefore, 'Rollback')
     await this.finishDeployment(retry, second.problems.length > 0 ? 'failure' : 'success')
-    if (second.problems.length > 0) return { kind: 'restore-failed', failure, reasons: [...first.problems, ...second.problems] }
-    return { kind: 'rolled-back', failure, restore: { release: this.primary.now ?? fallback, targetFailed } }
+    const release = this.servingNow()
+    if (second.problems.length > 0 || !release) return { kind: 'restore-failed', failure, reasons: [...first.problems, ...second.problems], ...(release && { release }) }
+    return { kind: 'rolled-back', failure, restore: { release, targetFailed } }
+  }
+
+  /**
+   * The rollback target of one host that ran something before: `rollback.to: previous` (or no
+   * target at all) means what that host itself ran; a release or a tag is the same for all.
+   */
+  private targetFor(host: HostTarget, target: Release | undefined): Release | undefined {
+    if (!target || this.settings.rollback.to.kind === 'previous') return host.before
+    return sameRelease(target, host.before) ? host.before : target
+  }
+
+  /**
+   * What serves after a restore, for the outcome and the `tag` output: the release the restored
+   * hosts agree on, the first host's first. Undefined when no host serves anything of ours.
+   */
+  private servingNow(): Release | undefined {
+    const serving = this.hosts.filter((host) => host.now !== undefined && host.status !== 'restore-failed')
+    return serving[0]?.now
   }
 
   /**
@@ -446,9 +487,9 @@ export class Pipeline {
    * one command (the proxy's draining slot), do it before the evidence, the rollback target and
    * the restore, which take seconds. Where it cannot, or it fails, the restore does the work.
    */
-  private async switchBackAtOnce(): Promise<void> {
+  private async switchBackAtOnce(): Promise<Release | undefined> {
     const switched = this.hosts.filter((host) => host.status !== 'unchanged' && host.strategy.switchBack)
-    await Promise.all(
+    const back = await Promise.all(
       switched.map((host) =>
         this.reporter.step(
           this.title('Rollback', 'switch back', host),
@@ -456,14 +497,21 @@ export class Pipeline {
             try {
               const release = await host.strategy.switchBack?.()
               step.detail(release ? `users are back on ${release.tag}, which served before and was still running` : 'nothing to switch back to at once; the restore puts a version back')
+              if (release) host.now = release
+              return release
             } catch (error) {
               step.warn(`could not switch back at once (${errorText(error)}); the restore puts a version back`)
+              return undefined
             }
           },
           { grouped: switched.length === 1 }
         )
       )
     )
+    // What users are on now, when every switched host went back and the fleet agrees on it.
+    const first = back[0]
+    const everyHost = this.hosts.every((host) => (host.status === 'unchanged' ? sameRelease(host.before, first) : sameRelease(host.now, first)))
+    return first && back.every((release) => sameRelease(release, first)) && switched.length === this.hosts.filter((host) => host.status !== 'unchanged').length && everyHost ? first : undefined
   }
 
   /** `rollback.to` for a failed deploy: a tag, what ran before, or the release before the failed tag. */
@@ -473,19 +521,24 @@ export class Pipeline {
         const chosen = await resolveRollbackTarget({
           setting: this.settings.rollback.to,
           failedTag,
-          previous: this.primary.before,
+          previous: this.firstBefore,
           releases: () => this.releases()
         })
         if (chosen?.warning) step.warn(chosen.warning)
         step.detail(chosen ? `${chosen.tag} (${chosen.source})` : 'nothing to roll back to')
         if (!chosen) return undefined
         // What ran before, when chosen, is put back as exactly that (a container started by hand included).
-        return sameRelease(chosen, this.primary.before) ? this.primary.before : { tag: chosen.tag, ...(chosen.digest && { digest: chosen.digest }) }
+        return sameRelease(chosen, this.firstBefore) ? this.firstBefore : { tag: chosen.tag, ...(chosen.digest && { digest: chosen.digest }) }
       })
     } catch {
-      // The choice could not be made (the step reported why): what ran before is the safe target.
-      return this.primary.before
+      // The choice could not be made (the step reported why): each host's own previous version is the safe target.
+      return undefined
     }
+  }
+
+  /** What ran before on the first host that ran anything: a fleet whose first host is new still has a previous version. */
+  private get firstBefore(): Release | undefined {
+    return this.hosts.find((host) => host.before !== undefined)?.before
   }
 
   /**
@@ -526,7 +579,8 @@ export class Pipeline {
     // A release target is known by its tag only; what was restored carries its registry digest
     // in the labels this action wrote, and the outputs and summary should show it.
     const restored = await host.strategy.current().catch(() => undefined)
-    host.now = sameRelease(restored, target) ? restored : target
+    // A restore that kept what served before (it may differ from the target) says so in `now`.
+    host.now = restored && (sameRelease(restored, target) || restored.tag !== target.tag) ? restored : target
     host.status = verdict.healthy ? 'restored' : 'restore-unhealthy'
     return verdict.healthy ? undefined : `${host.strategy.host}: ${verdict.reason}`
   }
@@ -538,7 +592,7 @@ export class Pipeline {
       const target = await resolveRollbackTarget({
         setting: this.settings.rollback.to,
         failedTag: release.tag,
-        previous: this.primary.before,
+        previous: this.firstBefore,
         releases: () => this.releases()
       })
       if (target?.warning) step.warn(target.warning)

@@ -62,7 +62,7 @@ async function repair(
 ): Promise<void> {
   // The post step restores what the main step named, whatever the config says now.
   const settings = resolved && { ...resolved, name: saved.name, image: saved.image, strategy: saved.strategy, hosts: saved.hosts.map((host) => host ?? undefined) }
-  const pipeline = settings && new Pipeline(settings, reporter, dependencies, undefined, 'Post')
+  const pipeline = settings && new Pipeline(settings, reporter, dependencies, undefined, 'Post', saved.created)
   // What ran before on each host, as the main step read it: the restore target and what the clean-up keeps.
   for (const host of pipeline?.hosts ?? []) host.before = saved.before?.[host.index] ?? undefined
 

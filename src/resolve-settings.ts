@@ -298,6 +298,9 @@ function proxyProblems(strategy: string, config: EnvironmentConfig, healthUrlInp
   if (config.container?.network !== undefined) {
     at(['container', 'network'], 'cannot be set with strategy: proxy; the app joins the network the action creates for it and its proxy', 'error', 'key')
   }
+  if (config.container?.restart === 'no') {
+    at(['container', 'restart'], 'is no with strategy: proxy; after a reboot the proxy comes back (unless-stopped) but the slots would not, and users would get 503 until the next deploy; leave it unset (unless-stopped)', 'warning')
+  }
   const url = healthUrlInput || config.health?.url
   const path = url ? healthUrlPath(url) : undefined
   if (path !== undefined && !isCheckablePath(path)) {

@@ -59,6 +59,11 @@ export interface SavedRun {
   /** The deploy locks this run may hold. */
   lock?: HeldLocks
   /**
+   * Ids of the containers, services and networks this run created, per host index: the only
+   * objects a restore to "nothing ran before" may remove (see `created.ts`).
+   */
+  created?: string[][]
+  /**
    * The main step's private docker client config directory (it holds the registry login, so the
    * post step removes it when the main step could not). A path, not a secret.
    */
@@ -124,6 +129,15 @@ export class RunState {
 
   update(change: Partial<Pick<SavedRun, 'tag' | 'before' | 'lock' | 'dockerConfig'>>): void {
     Object.assign(this.record, change)
+    this.save()
+  }
+
+  /** Docker returned `id` for a create of this run on host `hostIndex`: saved at once, for the post step. */
+  recordCreated(hostIndex: number, id: string): void {
+    const created = (this.record.created ??= [])
+    while (created.length <= hostIndex) created.push([])
+    const ids = created[hostIndex] as string[]
+    if (!ids.includes(id)) ids.push(id)
     this.save()
   }
 

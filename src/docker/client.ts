@@ -257,12 +257,13 @@ export class DockerClient {
     return raw && { id: raw.Id, name: raw.Name, labels: raw.Labels ?? {} }
   }
 
-  /** Creates a user-defined bridge network with labels. */
-  async createNetwork(name: string, labels: Record<string, string>): Promise<void> {
+  /** Creates a user-defined bridge network with labels; returns its id. */
+  async createNetwork(name: string, labels: Record<string, string>): Promise<string> {
     const argv = ['network', 'create', '--driver', 'bridge']
     for (const [key, value] of Object.entries(labels)) argv.push('--label', `${key}=${value}`)
     argv.push(objectName(name))
-    await this.exec(argv, { mutates: true, timeoutMs: 60_000 })
+    const result = await this.exec(argv, { mutates: true, timeoutMs: 60_000 })
+    return result.stdout.trim()
   }
 
   /** Removes a network; a missing network is not an error. */

@@ -1,5 +1,11 @@
 import type { ContainerSettings } from '../settings.js'
 
+/**
+ * The restart policy of every container the action starts when `container.restart` is unset. A
+ * container the action stops (a kept previous version) stays stopped across a reboot.
+ */
+export const DEFAULT_RESTART_POLICY = 'unless-stopped'
+
 /** A container to create: the image to run and everything `docker create` needs. */
 export interface ContainerSpec {
   name: string
@@ -20,7 +26,8 @@ export function buildCreateArgv(spec: ContainerSpec): string[] {
   const { container } = spec
   const argv = ['container', 'create', '--name', spec.name]
   argv.push(...containerOptionArgs(container))
-  if (container.restart) argv.push('--restart', container.restart)
+  // Like Kamal and Dokku: an app that was serving comes back after the host reboots.
+  argv.push('--restart', container.restart ?? DEFAULT_RESTART_POLICY)
   if (container.stopTimeoutMs !== undefined) argv.push('--stop-timeout', String(Math.ceil(container.stopTimeoutMs / 1000)))
   for (const port of container.ports) argv.push('--publish', port)
   for (const [key, value] of sortedEntries({ ...container.labels, ...spec.labels })) argv.push('--label', `${key}=${value}`)

@@ -84,9 +84,10 @@ export class ServiceClient {
     return raw ? serviceInfoOf(raw) : undefined
   }
 
-  /** `docker service create` from a prepared argv (see `service-args.ts`); secrets come from `secretEnv`. */
-  async create(createArgv: string[], secretEnv: Record<string, string>): Promise<void> {
-    await this.docker.exec(createArgv, { env: secretEnv, mutates: true, timeoutMs: 120_000 })
+  /** `docker service create` from a prepared argv (see `service-args.ts`); secrets come from `secretEnv`. Returns the id docker printed. */
+  async create(createArgv: string[], secretEnv: Record<string, string>): Promise<string> {
+    const result = await this.docker.exec(createArgv, { env: secretEnv, mutates: true, timeoutMs: 120_000 })
+    return result.stdout.trim().split('\n').pop()?.trim() ?? ''
   }
 
   /** `docker service update` from a prepared argv; returns once Swarm accepted it (`--detach`). */

@@ -50,9 +50,15 @@ export function describeOutcome(outcome: Outcome, settings: DeploySettings, befo
         headline: `${failureCause(scope, outcome.failure)}. There is nothing to roll back to (first deploy), so ${name} is not running${where(outcome.failure)}.`
       }
     case 'not-restored':
+      if (outcome.serving) {
+        return {
+          title: `${scope} failed`,
+          headline: `${failureCause(scope, outcome.failure)}. Users are back on ${outcome.serving.tag}, which served before and still ran. rollback.on-failure is false, so nothing was restored or removed: ${outcome.failure.tag} keeps running out of rotation, for inspection.`
+        }
+      }
       return {
         title: `${scope} failed`,
-        headline: `${failureCause(scope, outcome.failure)}. rollback.on-failure is false, so nothing was restored: ${name} runs ${outcome.failure.tag}, which is not healthy.`
+        headline: `${failureCause(scope, outcome.failure)}. rollback.on-failure is false, so nothing was put back: ${name} runs ${outcome.failure.tag}, which is not healthy.`
       }
     case 'restore-failed':
       return {
@@ -97,6 +103,8 @@ export function describeRestoreMethod(method: RestoreMethod, name: string, targe
       return `removed what this run started; nothing named ${name} ran before`
     case 'nothing':
       return `nothing was started; nothing named ${name} ran before`
+    case 'kept-serving':
+      return `what served before this run still held the name ${name} and serves as it was (a run never removes what it did not start)`
   }
 }
 

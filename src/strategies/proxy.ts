@@ -1,4 +1,6 @@
+import * as core from '@actions/core'
 import { Label } from '../constants.js'
+import { CreatedObjects } from '../created.js'
 import type { Clock } from '../dependencies.js'
 import type { ContainerInfo, DockerClient } from '../docker/client.js'
 import { buildCreateArgv, secretEnvironment } from '../docker/run-args.js'
@@ -68,7 +70,7 @@ export class ProxyStrategy implements DeployStrategy {
   private switchedAt = 0
   /** The slot of a version that failed before the switch, for its logs. */
   private failedSlot: Slot | undefined
-  /** The runtime API's last look at both slots, taken by `routedSlot`. */
+  /** The runtime API's last look at both slots, taken by `readRouting`. */
   private lastSnapshot: SlotsSnapshot | undefined
   private readonly runtime: HaproxyRuntime
 
@@ -76,7 +78,9 @@ export class ProxyStrategy implements DeployStrategy {
     private readonly settings: DeploySettings,
     private readonly docker: DockerClient,
     private readonly clock: Clock,
-    private readonly signal?: AbortSignal
+    private readonly signal?: AbortSignal,
+    /** What this run created here: the only slots, proxy and network a restore to nothing removes. */
+    private readonly created: CreatedObjects = new CreatedObjects()
   ) {
     this.runtime = new HaproxyRuntime((commands) => this.sendToRuntimeApi(commands), {
       sleep: (ms) => this.clock.sleep(ms, this.signal).catch(() => undefined),
@@ -103,11 +107,26 @@ export class ProxyStrategy implements DeployStrategy {
     }
   }
 
+  /**
+   * What serves here, as one of three answers: a release, undefined for "nothing of ours" (docker
+   * answered, and no slot or proxy of this app exists), or a thrown error when docker did not
+   * answer or the proxy cannot say which slot it routes to. Unknown is never read as nothing.
+   * With the proxy gone and its slots still there, the slot that served is the release.
+   */
   async current(): Promise<Release | undefined> {
-    const { proxy, slots } = await this.look()
-    if (!proxy) return undefined
-    const slot = await this.routedSlot(proxy)
-    const info = slot && slots[slot]
+    const look = await this.look()
+    if (!look.proxy) {
+      const served = servedSlotWithoutProxy(look.slots)
+      const info = served && look.slots[served]
+      return info ? releaseOf(info.labels, info.image) : undefined
+    }
+    if (!look.slots.blue && !look.slots.green) return undefined
+    const routing = await this.readRouting(look.proxy)
+    if (!routing.slot) {
+      if (routing.problems.length > 0) throw new Error(`cannot tell which slot of ${this.settings.name} serves on ${this.host}: ${routing.problems.join('; ')}`)
+      return undefined
+    }
+    const info = look.slots[routing.slot]
     return info ? releaseOf(info.labels, info.image) : undefined
   }
 
@@ -119,14 +138,20 @@ export class ProxyStrategy implements DeployStrategy {
     } catch (error) {
       throw new SwitchNotStartedError(error)
     }
-    if (!look.proxy) return this.firstDeploy(release, { withCommit: true })
-
     let live: Slot
     try {
-      if (!look.proxy.running) await this.docker.startContainer(this.names.proxy)
-      live = await this.liveSlot(look)
+      if (!look.proxy) {
+        const served = servedSlotWithoutProxy(look.slots)
+        if (!served) return await this.firstDeploy(release, { withCommit: true }, look.slots)
+        // The proxy was removed (by hand, or lost) while a slot still holds what served: the proxy
+        // comes back around the slots, routing to that slot, and the deploy goes on as usual.
+        live = await this.recreateProxy(served, look)
+      } else {
+        if (!look.proxy.running) await this.docker.startContainer(this.names.proxy)
+        live = await this.liveSlot(look)
+      }
     } catch (error) {
-      throw new SwitchNotStartedError(error)
+      throw error instanceof SwitchNotStartedError ? error : new SwitchNotStartedError(error)
     }
     const idle = otherSlot(live)
     const kept = look.slots[idle]
@@ -153,7 +178,7 @@ export class ProxyStrategy implements DeployStrategy {
       observe: async (signal?: AbortSignal): Promise<StateObservation> => {
         if (!probe) {
           const { proxy } = await this.look()
-          const slot = proxy ? await this.routedSlot(proxy) : undefined
+          const slot = proxy ? (await this.readRouting(proxy)).slot : undefined
           if (!slot) return { verdict: 'failed', detail: `the proxy ${this.names.proxy} routes to no slot` }
           probe = containerStateProbe(this.docker, this.names.slots[slot])
         }
@@ -173,7 +198,7 @@ export class ProxyStrategy implements DeployStrategy {
     // A fresh process (the post step finishing a clean-up that was cut off): a slot still running
     // beside the one HAProxy routes to is the old version; it finishes its requests and stops.
     const { proxy, slots } = await this.look()
-    const live = proxy?.running ? await this.routedSlot(proxy) : undefined
+    const live = proxy?.running ? (await this.readRouting(proxy)).slot : undefined
     if (!live || !slots[live]?.running) return
     if (slots[otherSlot(live)]?.running) await this.retireSlot(otherSlot(live), this.proxy.drainMs)
   }
@@ -205,14 +230,22 @@ export class ProxyStrategy implements DeployStrategy {
 
   async restore(target: Release | undefined): Promise<RestoreMethod> {
     const look = await this.look()
-    if (!target) return this.removeAll(look)
+    if (!target) return this.removeCreated(look)
+    let live: Slot
     if (!look.proxy) {
-      // The proxy is gone (removed by hand): start over as on a first deploy, with the target.
-      await this.firstDeploy(target, { withCommit: false })
-      return 'redeployed'
+      const served = servedSlotWithoutProxy(look.slots)
+      if (!served) {
+        // Nothing of ours is left but leftovers that never started: start over as on a first deploy.
+        await this.firstDeploy(target, { withCommit: false }, look.slots)
+        return 'redeployed'
+      }
+      // The proxy is gone and a slot still holds what served: the proxy comes back around it.
+      live = await this.recreateProxy(served, look)
+      look.proxy = await this.docker.inspectContainer(this.names.proxy)
+    } else {
+      if (!look.proxy.running) await this.docker.startContainer(this.names.proxy)
+      live = await this.liveSlot(look)
     }
-    if (!look.proxy.running) await this.docker.startContainer(this.names.proxy)
-    const live = await this.liveSlot(look)
     const idle = otherSlot(live)
 
     if (await this.holds(look.slots[live], target)) {
@@ -266,23 +299,60 @@ export class ProxyStrategy implements DeployStrategy {
    * the idle one and remove it. Only with no slot container at all is blue the one to use.
    */
   private async liveSlot(look: { proxy?: ContainerInfo; slots: Record<Slot, ContainerInfo | undefined> }): Promise<Slot> {
-    const routed = look.proxy ? await this.routedSlot(look.proxy) : undefined
-    if (routed) return routed
+    const routing = look.proxy ? await this.readRouting(look.proxy) : { problems: [] }
+    if (routing.slot) return routing.slot
     if (look.slots.blue || look.slots.green) {
-      throw new Error(`cannot tell which slot of ${this.settings.name} serves: neither the runtime API nor the config file in ${this.names.proxy} answered; nothing was changed`)
+      const why = routing.problems.length > 0 ? routing.problems.join('; ') : `neither the runtime API nor the config file in ${this.names.proxy} names a live slot`
+      throw new Error(`cannot tell which slot of ${this.settings.name} serves on ${this.host} (${why}); nothing was changed`)
     }
     return 'blue'
   }
 
-  private async routedSlot(proxy: ContainerInfo): Promise<Slot | undefined> {
+  /**
+   * The slot the proxy routes new requests to: the runtime API's word while the proxy runs (the
+   * slot HAProxy has ready), else the slot its config file names (what it serves once started).
+   * `problems` holds the reads that failed: with no slot and a problem, the answer is unknown,
+   * never "nothing" (a failed read is not an empty one).
+   */
+  private async readRouting(proxy: ContainerInfo): Promise<{ slot?: Slot; problems: string[] }> {
+    const problems: string[] = []
     if (proxy.running) {
-      const snapshot = await this.runtime.snapshot().catch(() => undefined)
-      this.lastSnapshot = snapshot
-      if (snapshot?.routed) return snapshot.routed
+      try {
+        const snapshot = await this.runtime.snapshot()
+        this.lastSnapshot = snapshot
+        if (snapshot.routed) return { slot: snapshot.routed, problems }
+      } catch (error) {
+        this.lastSnapshot = undefined
+        problems.push(`the runtime API did not answer: ${errorText(error)}`)
+      }
     }
-    const config = await this.docker.readFileFrom(this.names.proxy, HAPROXY_CONFIG_PATH).catch(() => undefined)
-    const named = config && LIVE_SLOT_LINE.exec(config)?.[1]
-    return named === 'blue' || named === 'green' ? named : undefined
+    try {
+      const config = await this.docker.readFileFrom(this.names.proxy, HAPROXY_CONFIG_PATH)
+      const named = config && LIVE_SLOT_LINE.exec(config)?.[1]
+      if (named === 'blue' || named === 'green') return { slot: named, problems }
+    } catch (error) {
+      problems.push(`its config file could not be read: ${errorText(error)}`)
+    }
+    return { problems }
+  }
+
+  /**
+   * Brings the proxy back around slots that outlived it: the network when it is missing, the
+   * proxy with a config that routes to `live` (the slot that served), started, and `live`
+   * started if it was stopped. Returns `live`. Nothing of the slots is removed.
+   */
+  private async recreateProxy(live: Slot, look: { slots: Record<Slot, ContainerInfo | undefined> }): Promise<Slot> {
+    const names = this.names
+    core.warning(`The proxy ${names.proxy} is missing on ${this.host} while ${names.slots[live]} holds what served; creating the proxy again around the slots, routing to ${names.slots[live]}.`)
+    if (!(await this.docker.inspectNetwork(names.network))) this.created.record(await this.docker.createNetwork(names.network, this.ownLabels('network')), 'network')
+    await this.createProxy(live)
+    if (!look.slots[live]?.running) await this.docker.startContainer(names.slots[live])
+    try {
+      await this.docker.startContainer(names.proxy)
+    } catch (error) {
+      throw new Error(this.describeProxyStartFailure(error), { cause: error })
+    }
+    return live
   }
 
   /**
@@ -290,18 +360,14 @@ export class ProxyStrategy implements DeployStrategy {
    * config that names blue, started; then the same checks as any switch. A failure removes what
    * this call created and throws `SwitchNotStartedError`: nothing served before, nothing does now.
    */
-  private async firstDeploy(release: Release, options: { withCommit: boolean }): Promise<void> {
+  private async firstDeploy(release: Release, options: { withCommit: boolean }, slots: Record<Slot, ContainerInfo | undefined>): Promise<void> {
     const names = this.names
-    const created: { network?: boolean; slot?: boolean; proxy?: boolean } = {}
+    const mark = this.created.count
     try {
-      if (!(await this.docker.inspectNetwork(names.network))) {
-        await this.docker.createNetwork(names.network, this.ownLabels('network'))
-        created.network = true
-      }
-      created.slot = true
-      await this.startInSlot('blue', release, undefined, options)
+      if (!(await this.docker.inspectNetwork(names.network))) this.created.record(await this.docker.createNetwork(names.network, this.ownLabels('network')), 'network')
+      // A slot container that never started (a create cut off earlier) never served: it may go.
+      await this.startInSlot('blue', release, slots.blue, options)
       await this.createProxy('blue')
-      created.proxy = true
       try {
         await this.docker.startContainer(names.proxy)
       } catch (error) {
@@ -312,9 +378,8 @@ export class ProxyStrategy implements DeployStrategy {
       this.serving = 'blue'
     } catch (error) {
       this.failedSlot = 'blue'
-      if (created.proxy) await this.docker.removeContainer(names.proxy).catch(() => undefined)
-      if (created.slot) await this.docker.removeContainer(names.slots.blue).catch(() => undefined)
-      if (created.network) await this.docker.removeNetwork(names.network).catch(() => undefined)
+      // Only what this call created, by the ids docker returned: a name in use belongs to someone else.
+      await this.removeCreatedSince(mark).catch(() => undefined)
       throw error instanceof SwitchNotStartedError ? error : new SwitchNotStartedError(error)
     }
   }
@@ -334,7 +399,7 @@ export class ProxyStrategy implements DeployStrategy {
     }
     for (const [key, value] of Object.entries(this.ownLabels('proxy'))) argv.push('--label', `${key}=${value}`)
     argv.push(proxy.image)
-    await this.docker.createContainer(argv, {})
+    this.created.record(await this.docker.createContainer(argv, {}))
     await this.writeConfig(live)
   }
 
@@ -356,17 +421,19 @@ export class ProxyStrategy implements DeployStrategy {
     const name = this.names.slots[slot]
     try {
       if (existing) {
+        // The idle slot: the version kept from before the last deploy, or a leftover; never the
+        // slot that serves (the caller chose it as the one the proxy does not route to).
         if (existing.running) await this.runtime.retire(slot).catch(() => undefined)
-        await this.docker.removeContainer(name)
+        await this.docker.removeContainer(existing.id)
       }
       const { container } = this.settings
       const argv = buildCreateArgv({
         name,
         imageRef: release.imageRef ?? `${this.settings.image}:${release.tag}`,
-        container: { ...container, ports: [], network: this.names.network, restart: container.restart ?? 'unless-stopped' },
+        container: { ...container, ports: [], network: this.names.network },
         labels: { ...releaseLabels(this.settings, release, options), [SLOT_LABEL]: slot, [APP_LABEL]: this.settings.name }
       })
-      await this.docker.createContainer(argv, secretEnvironment(container.secrets))
+      this.created.record(await this.docker.createContainer(argv, secretEnvironment(container.secrets)))
       await this.docker.startContainer(name)
     } catch (error) {
       this.failedSlot = slot
@@ -460,18 +527,32 @@ export class ProxyStrategy implements DeployStrategy {
     await this.docker.copyArchiveInto(this.names.proxy, directory, singleFileTar('haproxy.cfg', config), `haproxy.cfg naming ${live} live`)
   }
 
-  /** Removes both slots, the proxy and the network: nothing ran before. */
-  private async removeAll(look: { proxy?: ContainerInfo; slots: Record<Slot, ContainerInfo | undefined> }): Promise<RestoreMethod> {
-    const names = this.names
+  /**
+   * Nothing ran before on this host: removes what this run created, by the ids docker returned
+   * (slots, proxy, network), and slot containers that never started. Anything else of that name
+   * was not made by this run and may serve: it stays.
+   */
+  private async removeCreated(look: { proxy?: ContainerInfo; slots: Record<Slot, ContainerInfo | undefined> }): Promise<RestoreMethod> {
+    const ours = (info: ContainerInfo | undefined): info is ContainerInfo => info !== undefined && (this.created.includes(info.id) || neverStarted(info))
     let removed = false
-    for (const slot of SLOTS) if (look.slots[slot]) removed = (await this.docker.removeContainer(names.slots[slot])) || removed
-    if (look.proxy) removed = (await this.docker.removeContainer(names.proxy)) || removed
-    const network = await this.docker.inspectNetwork(names.network)
-    if (network && network.labels[ROLE_LABEL] === 'network') {
-      await this.docker.removeNetwork(names.network)
-      removed = true
-    }
-    return removed ? 'removed' : 'nothing'
+    for (const info of [...SLOTS.map((slot) => look.slots[slot]), look.proxy].filter(ours)) removed = (await this.docker.removeContainer(info.id)) || removed
+    return (await this.removeNetworkIfCreated(this.created.idsOf('network'))) || removed ? 'removed' : 'nothing'
+  }
+
+  /** Removes what this run created after `mark` (see `CreatedObjects.count`): containers by id, newest first, then the network. */
+  private async removeCreatedSince(mark: number): Promise<void> {
+    const since = new CreatedObjects(this.created.ids.slice(mark))
+    for (const id of since.idsOf('container').reverse()) await this.docker.removeContainer(id)
+    await this.removeNetworkIfCreated(since.idsOf('network'))
+  }
+
+  /** Removes `<name>-net` when it is one of `ids` (never a network someone else made under that name). */
+  private async removeNetworkIfCreated(ids: readonly string[]): Promise<boolean> {
+    if (ids.length === 0) return false
+    const network = await this.docker.inspectNetwork(this.names.network)
+    if (!network || !new CreatedObjects(ids.map((id) => `network:${id}`)).includes(network.id, 'network')) return false
+    await this.docker.removeNetwork(this.names.network)
+    return true
   }
 
   /**
@@ -538,7 +619,7 @@ export class ProxyStrategy implements DeployStrategy {
       await this.docker.startContainer(names.proxy)
       return
     }
-    const live = (await this.routedSlot(look.proxy)) ?? 'blue'
+    const live = (await this.readRouting(look.proxy)).slot ?? 'blue'
     const idle = otherSlot(live)
     if (look.slots[idle]) await this.docker.removeContainer(names.slots[idle])
     await this.startInSlot(idle, release, undefined, { withCommit: true })
@@ -555,4 +636,33 @@ export class ProxyStrategy implements DeployStrategy {
     const ms = this.settings.container.stopTimeoutMs
     return ms === undefined ? undefined : Math.ceil(ms / 1000)
   }
+}
+
+/**
+ * With the proxy gone, the slot that served: of the slot containers that ever started, a running
+ * one before a stopped one, then the newest by its release label (deployed-at), then by start
+ * time. Undefined when no slot ever started: then nothing of ours served.
+ */
+export function servedSlotWithoutProxy(slots: Record<Slot, ContainerInfo | undefined>): Slot | undefined {
+  const candidates = SLOTS.filter((slot) => {
+    const info = slots[slot]
+    return info !== undefined && !neverStarted(info)
+  })
+  const rank = (slot: Slot): [number, number, number] => {
+    const info = slots[slot] as ContainerInfo
+    return [info.running || info.restarting ? 1 : 0, Date.parse(info.labels[Label.DeployedAt] ?? '') || 0, Date.parse(info.startedAt) || 0]
+  }
+  return candidates.sort((a, b) => {
+    const [x, y] = [rank(a), rank(b)]
+    return y[0] - x[0] || y[1] - x[1] || y[2] - x[2]
+  })[0]
+}
+
+/** A container docker created and never started (a create cut off, a first deploy's leftover): it never served. */
+function neverStarted(info: ContainerInfo): boolean {
+  return info.status === 'created' && !info.running
+}
+
+function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error)
 }

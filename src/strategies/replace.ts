@@ -1,4 +1,5 @@
 import { Suffix } from '../constants.js'
+import { CreatedObjects } from '../created.js'
 import type { ContainerInfo, DockerClient } from '../docker/client.js'
 import { buildCreateArgv, secretEnvironment } from '../docker/run-args.js'
 import { containerStateProbe, type StateProbe } from '../health/state-probe.js'
@@ -29,7 +30,9 @@ export class ReplaceStrategy implements DeployStrategy {
 
   constructor(
     private readonly settings: DeploySettings,
-    private readonly docker: DockerClient
+    private readonly docker: DockerClient,
+    /** What this run created here: the only app container a restore may remove. */
+    private readonly created: CreatedObjects = new CreatedObjects()
   ) {}
 
   get host(): string {
@@ -108,8 +111,8 @@ export class ReplaceStrategy implements DeployStrategy {
   async restore(target: Release | undefined): Promise<RestoreMethod> {
     const names = this.names
     const [next, live, previous, older] = await this.docker.inspectContainers([names.next, names.live, names.previous, names.older])
-    // The new version while it was created: it never served.
-    if (next) await this.docker.removeContainer(names.next)
+    // The new version while it was created: it never started, so it never served.
+    if (next && !next.running && !next.restarting) await this.docker.removeContainer(next.id)
 
     if (live) {
       if (target && sameRelease(releaseOf(live.labels, live.image), target)) {
@@ -118,7 +121,14 @@ export class ReplaceStrategy implements DeployStrategy {
         await this.healKeptNames(previous, older)
         return 'already-running'
       }
-      await this.docker.removeContainer(names.live)
+      if (!this.created.includes(live.id)) {
+        // Not started by this run, so it is what served before (the switch was cut off before the
+        // new version took the name): it is never removed. It serves again as it is.
+        if (!live.running) await this.docker.startContainer(names.live)
+        await this.healKeptNames(previous, older)
+        return 'kept-serving'
+      }
+      await this.docker.removeContainer(live.id)
     }
 
     const kept = await this.keptHolding(target, [
@@ -198,7 +208,7 @@ export class ReplaceStrategy implements DeployStrategy {
       container: this.settings.container,
       labels: releaseLabels(this.settings, release, options)
     })
-    await this.docker.createContainer(argv, secretEnvironment(this.settings.container.secrets))
+    this.created.record(await this.docker.createContainer(argv, secretEnvironment(this.settings.container.secrets)))
   }
 
   private stopSeconds(): number | undefined {

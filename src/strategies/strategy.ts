@@ -5,9 +5,12 @@ import type { Release } from '../settings.js'
  * How a restore brought a host back: `reused-previous` restarted the kept previous version,
  * `redeployed` started the target anew, `already-running` found it serving (an orchestrator such
  * as Swarm had put it back, or the switch never touched it) and left it as it was, `removed` took
- * away what this run started where nothing ran before, and `nothing` found nothing to remove.
+ * away what this run started where nothing ran before, `nothing` found nothing to remove, and
+ * `kept-serving` found what served before the run still holding the name (the switch was cut off
+ * before the new version took it) and left it serving, since a run never removes what it did not
+ * create.
  */
-export type RestoreMethod = 'reused-previous' | 'redeployed' | 'already-running' | 'removed' | 'nothing'
+export type RestoreMethod = 'reused-previous' | 'redeployed' | 'already-running' | 'removed' | 'nothing' | 'kept-serving'
 
 /**
  * Thrown by `switchTo` when it failed before touching what serves (docker refused to create the

@@ -1,6 +1,7 @@
 import * as core from '@actions/core'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { DockerClient } from '../docker/client.js'
+import { CreatedObjects } from '../created.js'
 import { secretEnvironment } from '../docker/run-args.js'
 import { buildServiceCreateArgv, buildServiceUpdateArgv, type ServiceSpec } from '../docker/service-args.js'
 import { ServiceClient, type ServiceInfo, type TaskInfo, type TaskRow } from '../docker/service-client.js'
@@ -57,7 +58,9 @@ export class SwarmStrategy implements DeployStrategy {
     private readonly settings: DeploySettings,
     private readonly docker: DockerClient,
     private readonly clock: SwarmClock = systemClock,
-    private readonly signal?: AbortSignal
+    private readonly signal?: AbortSignal,
+    /** What this run created here: a restore to nothing removes only a service this run created. */
+    private readonly created: CreatedObjects = new CreatedObjects()
   ) {
     this.services = new ServiceClient(docker)
   }
@@ -84,7 +87,7 @@ export class SwarmStrategy implements DeployStrategy {
       throw new SwitchNotStartedError(error)
     })
     if (!service) {
-      await this.services.create(buildServiceCreateArgv(this.spec(release, { withCommit: true })), this.secretEnv())
+      this.created.record(await this.services.create(buildServiceCreateArgv(this.spec(release, { withCommit: true })), this.secretEnv()), 'service')
       if (!this.settings.dryRun) await this.waitForTasks(release)
       return
     }
@@ -120,11 +123,16 @@ export class SwarmStrategy implements DeployStrategy {
     const service = await this.services.inspect(this.name)
     if (!target) {
       if (!service) return 'nothing'
-      await this.services.remove(this.name)
+      // Only the service this run created, by its id: one of that name that this run did not
+      // create (the read before the switch failed, or someone else made it) may serve.
+      if (!this.created.includes(service.id, 'service')) {
+        throw new Error(`the service ${this.name} on ${this.host} was not created by this run (id ${service.id.slice(0, 12)}), so it is left as it is; check what it runs`)
+      }
+      await this.services.remove(service.id)
       return 'removed'
     }
     if (!service) {
-      await this.services.create(buildServiceCreateArgv(this.spec(target, { withCommit: false })), this.secretEnv())
+      this.created.record(await this.services.create(buildServiceCreateArgv(this.spec(target, { withCommit: false })), this.secretEnv()), 'service')
       if (!this.settings.dryRun) await this.waitForTasks(target)
       return 'redeployed'
     }
