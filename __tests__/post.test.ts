@@ -36,9 +36,9 @@ function app(engine: FakeDockerEngine, name: string, tag: string, running: boole
   return engine.add({ name, image: `${settings.image}:${tag}`, running, labels: { [Label.Tag]: tag, ...(digest && { [Label.Digest]: digest }) } }).id
 }
 
-function lockHeldBy(engine: FakeDockerEngine, owner: string): void {
+function lockHeldBy(engine: FakeDockerEngine, owner: string): string {
   engine.images.add(LOCK_IMAGE)
-  engine.add({ name: 'web-deploy-lock', image: LOCK_IMAGE, running: false, labels: { [LockLabel.Owner]: owner } })
+  return engine.add({ name: 'web-deploy-lock', image: LOCK_IMAGE, running: false, labels: { [LockLabel.Owner]: owner } }).id
 }
 
 const stdout = captureActionStdout()
@@ -72,13 +72,14 @@ describe('post step', () => {
     const engine = new FakeDockerEngine()
     app(engine, 'web', 'v1', true, V1.digest)
     app(engine, 'web-previous', 'v0', false)
+    const lock = lockHeldBy(engine, 'run-42-a')
 
     await runPost(engine, 'switching', restoreState())
 
     const mutations = engine.commands.filter((command) => /^container (rename|start|stop|create)|^pull/.test(command))
     expect(mutations).toEqual([])
     // It looked and found nothing to remove: not even a leftover -next.
-    expect(engine.commands.filter((command) => command.startsWith('container rm'))).toEqual([])
+    expect(engine.commands.filter((command) => command.startsWith('container rm') && !command.endsWith(lock))).toEqual([])
     expect(engine.containers.get('web')?.labels[Label.Tag]).toBe('v1')
     expect(process.exitCode).toBeUndefined()
   })
@@ -100,6 +101,7 @@ describe('post step', () => {
     app(engine, 'web', 'v1', false, V1.digest) // stopped, not yet renamed
     app(engine, 'web-previous-older', 'v0', false) // moved aside to make room
     app(engine, 'web-next', 'v2', false) // created, never started
+    lockHeldBy(engine, 'run-42-a')
 
     await runPost(engine, 'switching', restoreState())
 
@@ -160,6 +162,22 @@ describe('post step', () => {
 
     expect(engine.containers.get('web')).toMatchObject({ id: serving, running: true, labels: { [Label.Tag]: 'v1.5' } })
     expect(engine.commands.filter((command) => command.startsWith('container rm') && !command.includes('deploy-lock') && !/rm --force 0+/.test(command))).toEqual([])
+  })
+
+  it('changes nothing where another run holds the lock now, and says so', async () => {
+    const engine = new FakeDockerEngine()
+    const unverified = app(engine, 'web', 'v2', true)
+    app(engine, 'web-previous', 'v1', false, V1.digest)
+    // The lease ran out and another deploy took the lock over: the host is that run's to change.
+    lockHeldBy(engine, 'run-43-a')
+
+    const { annotations } = await runPost(engine, 'switching', restoreState({ created: [[unverified]] }))
+
+    expect(engine.containers.get('web')).toMatchObject({ id: unverified, running: true })
+    expect(engine.containers.get('web-deploy-lock')?.labels[LockLabel.Owner]).toBe('run-43-a')
+    expect(engine.commands.filter((command) => /^container (rm|rename|start|stop|create)/.test(command))).toEqual([])
+    expect(process.exitCode).toBe(1)
+    expect(annotations).toContainEqual(expect.stringMatching(/^::error title=Post · lock::This run no longer holds the deploy lock of web on local \(another run holds it/))
   })
 
   it('repairs only the hosts whose switch had begun', async () => {

@@ -2,7 +2,7 @@ import * as core from '@actions/core'
 import { dockerClientFor, runnerDependencies, type Dependencies } from './dependencies.js'
 import { getInputs } from './inputs.js'
 import { isPrivateConfigPath, privateDockerConfigAt } from './docker/private-config.js'
-import { DeployLock } from './lock.js'
+import { describeHolder, DeployLock } from './lock.js'
 import { Pipeline, type HostTarget } from './pipeline.js'
 import { errorMessage, Reporter } from './report/reporter.js'
 import { resolveSettings } from './resolve-settings.js'
@@ -66,9 +66,17 @@ async function repair(
   // What ran before on each host, as the main step read it: the restore target and what the clean-up keeps.
   for (const host of pipeline?.hosts ?? []) host.before = saved.before?.[host.index] ?? undefined
 
+  // Before any clean-up: a host whose lock another run holds now (or that is gone) is that run's
+  // to change, and this step leaves it alone.
+  const notOwned = await hostsNotOwned(saved, dependencies)
+  for (const [dockerHost, why] of notOwned) {
+    reporter.fail('Post · lock', `This run no longer holds the deploy lock of ${saved.name} on ${dockerHost ?? 'local'} (${why}), so the post step changes nothing there: another deploy may be working on it. Check what ${saved.name} runs there.`)
+  }
+  const owned = (host: HostTarget): boolean => !notOwned.has(saved.hosts[host.index] ?? null)
+
   let restored: { ok: boolean; hosts: HostTarget[]; problems: string[] } | undefined
   if (restoring && pipeline) {
-    const hosts = [...saved.reached].sort((a, b) => b - a).flatMap((index) => pipeline.hosts[index] ?? [])
+    const hosts = [...saved.reached].sort((a, b) => b - a).flatMap((index) => pipeline.hosts[index] ?? []).filter(owned)
     // What ran before may have to be pulled again; a failed login only matters if it does.
     await pipeline.login().catch(() => undefined)
     // No watch here: the post step proves the restored version serves, then lets the job end.
@@ -77,9 +85,9 @@ async function repair(
   }
   // Shown healthy, then cancelled or its clean-up failed: finish the clean-up (a proxy's old slot
   // still running beside the new one) before the lock goes.
-  if (saved.phase === Phase.Verified && pipeline) await pipeline.finalize()
+  if (saved.phase === Phase.Verified && pipeline && notOwned.size === 0) await pipeline.finalize()
   // A hook cut off by the cancel may still run in the daemon; it must not outlive the lock.
-  const hookGone = interrupted && pipeline && (saved.phase === Phase.Preparing || restoring) ? await pipeline.removeHookContainer() : true
+  const hookGone = interrupted && pipeline && pipeline.hosts[0] && owned(pipeline.hosts[0]) && (saved.phase === Phase.Preparing || restoring) ? await pipeline.removeHookContainer() : true
   // A hook that may still run keeps the lock: its lease runs out on its own if nobody removes it.
   if (hookGone) await releaseLocks(saved, dependencies, reporter)
   else reporter.warning('Post · unlock', `The deploy lock of ${saved.name} stays held while its pre-deploy hook container may still run; remove \`${saved.name}-hook\` and then \`${saved.name}-deploy-lock\` by hand.`)
@@ -109,6 +117,31 @@ function restoreHeadline(saved: SavedRun, restored: { ok: boolean; problems: str
   const before = saved.before?.[0] ?? undefined
   if (!before) return `${what}. Nothing ran before (first deploy), so what it started was removed; nothing runs now.`
   return `${what}. ${before.tag}, which ran before, runs again and is healthy.`
+}
+
+/**
+ * The hosts whose deploy lock the main step took and this run no longer owns, with why: another
+ * run's lock stands under the name, or none does. Unreadable counts as not owned: unknown is not
+ * "ours". Only the hosts where the main step may have changed something are read.
+ */
+async function hostsNotOwned(saved: SavedRun, dependencies: Dependencies): Promise<Map<string | null, string>> {
+  const notOwned = new Map<string | null, string>()
+  const lock = saved.lock
+  const mayChange = needsRestore(saved) || saved.phase === Phase.Verified
+  if (!lock || !mayChange) return notOwned
+  await Promise.all(
+    lock.hosts.map(async (dockerHost) => {
+      const deployLock = new DeployLock(dockerClientFor(dependencies, dockerHost ?? undefined), saved.name)
+      try {
+        const holder = await deployLock.read()
+        if (!holder) notOwned.set(dockerHost, `the lock ${deployLock.lockName} is gone`)
+        else if (holder.owner !== lock.owner) notOwned.set(dockerHost, `another run holds it: ${describeHolder(holder)}`)
+      } catch (error) {
+        notOwned.set(dockerHost, `it could not be read: ${errorMessage(error)}`)
+      }
+    })
+  )
+  return notOwned
 }
 
 /** Releases the deploy locks the main step still held; a lock another run holds is left alone. */
