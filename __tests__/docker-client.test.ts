@@ -35,6 +35,13 @@ describe('docker run argv', () => {
     ])
   })
 
+  it('starts every container with restart unless-stopped unless container.restart says otherwise, so an app comes back after a reboot', () => {
+    const argv = (restart?: string): string[] => buildCreateArgv({ name: 'web', imageRef: 'acme/web:v1', container: { ...container, restart }, labels: {} })
+    expect(argv(undefined).join(' ')).toContain('--restart unless-stopped')
+    expect(argv('no').join(' ')).toContain('--restart no')
+    expect(argv('on-failure:3').join(' ')).toContain('--restart on-failure:3')
+  })
+
   it('passes secrets by name only; their values go to the client environment', () => {
     const argv = buildCreateArgv({ name: 'web', imageRef: 'acme/web:v1', container, labels: {} })
     expect(argv.join(' ')).not.toContain('postgres://')

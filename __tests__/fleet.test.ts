@@ -125,3 +125,40 @@ describe('a fleet of four hosts', () => {
     expect(HOSTS.map((host) => tagOn(engines[host] as FakeDockerEngine))).toEqual(['v1', 'v1', 'v1', 'v1'])
   })
 })
+
+describe('restore targets per host', () => {
+  /** `hosts: [new, old]`: v1 runs only on the second host; v2 crashes everywhere. */
+  async function newAndOld(): Promise<{ engines: Record<string, FakeDockerEngine>; old: FakeDockerEngine; fresh: FakeDockerEngine; servedId?: string }> {
+    const fresh = new FakeDockerEngine()
+    const old = new FakeDockerEngine()
+    const only = await run({ 'ssh://old': old }, { ...settings('v1', { parallel: 1, canary: false }), hosts: ['ssh://old'] })
+    expect(only.kind).toBe('deployed')
+    for (const engine of [fresh, old]) engine.crashingImages.add(`${IMAGE}:v2`)
+    return { engines: { 'ssh://new': fresh, 'ssh://old': old }, old, fresh, servedId: old.containers.get('web')?.id }
+  }
+
+  it.each([
+    ['rollback.to: previous, one host at a time', { kind: 'previous' } as const, { parallel: 1, canary: false }],
+    ['rollback.to: last-release (no releases to read), both at once', { kind: 'last-release' } as const, { parallel: 2, canary: false }],
+    ['rollback.to: previous, canary', { kind: 'previous' } as const, { parallel: 2, canary: true }]
+  ])('a fleet whose first host is new: the old host goes back to what it ran, the new one loses only what this run created (%s)', async (_name, to, rollout) => {
+    const { engines, old, fresh, servedId } = await newAndOld()
+    const deploySettings = { ...settings('v2', rollout), hosts: ['ssh://new', 'ssh://old'], rollback: { onFailure: true, to } }
+    const outcome = await run(engines, deploySettings)
+    expect(outcome.kind).not.toBe('deployed')
+    // The new host fails first (v2 crashes): with one host at a time the old host was never touched.
+    expect(tagOn(old)).toBe('v1')
+    expect(old.describe('web').container?.running).toBe(true)
+    if (rollout.parallel === 1 && !rollout.canary) expect(old.containers.get('web')?.id).toBe(servedId)
+    expect([...fresh.containers.keys()].filter((name) => name.startsWith('web') && name !== 'web-deploy-lock')).toEqual([])
+  })
+
+  it('a fleet whose first host is new, failing on the old host: the old host is back on v1, tag names it', async () => {
+    const { engines, old, fresh } = await newAndOld()
+    fresh.crashingImages.delete(`${IMAGE}:v2`)
+    const outcome = await run(engines, { ...settings('v2', { parallel: 1, canary: false }), hosts: ['ssh://new', 'ssh://old'], rollback: { onFailure: true, to: { kind: 'previous' } } })
+    expect(outcome).toMatchObject({ kind: 'rolled-back', restore: { release: { tag: 'v1' } } })
+    expect(tagOn(old)).toBe('v1')
+    expect([...fresh.containers.keys()].filter((name) => name.startsWith('web') && name !== 'web-deploy-lock')).toEqual([])
+  })
+})

@@ -96,6 +96,12 @@ describe('strategy: proxy', () => {
     expect(problems(result)).toEqual([expect.stringMatching(/^5:8 error health\.url: the path "\/he'alth" cannot be checked by HAProxy/)])
   })
 
+  it('warns at its line when container.restart is no: after a reboot the proxy comes back, its slots would not', () => {
+    const result = resolve('image: acme/web\nstrategy: proxy\nproxy: { port: 8080, app-port: 3000 }\ncontainer:\n  restart: "no"\n')
+    expect(problems(result)).toEqual([expect.stringMatching(/^5:12 warning container\.restart: is no with strategy: proxy; after a reboot the proxy comes back \(unless-stopped\) but the slots would not/)])
+    expect(result.settings).toBeDefined()
+  })
+
   it('warns about a proxy block under another strategy', () => {
     const result = resolve('image: acme/web\nproxy:\n  port: 8080\n')
     expect(problems(result)).toEqual(['2:1 warning proxy: has no effect with strategy: replace; set strategy: proxy, or remove the proxy block'])

@@ -5,6 +5,7 @@
  */
 import { beforeEach, describe, expect, it, jest } from '@jest/globals'
 import { DockerClient } from '../src/docker/client.js'
+import type { DockerRunner } from '../src/docker/runner.js'
 import type { DeploySettings, Release } from '../src/settings.js'
 import { ProxyStrategy } from '../src/strategies/proxy.js'
 import { SwitchNotStartedError } from '../src/strategies/strategy.js'
@@ -194,6 +195,47 @@ describe('ProxyStrategy', () => {
     expect(await strategy().proxy.restore(release('v3'))).toBe('redeployed')
     expect(host.routingHistory.slice(-1)).toEqual(['blue=v3'])
     expect(host.describe()).toEqual(['web-blue: running v3', 'web-green: exited v2', 'web-proxy: running'])
+  })
+
+  it('unknown is not absent: when neither the runtime API nor the config file can be read, what serves is unknown, and nothing is switched or removed', async () => {
+    await deployV1ThenV2()
+    // docker answers every command but the two reads of the routing (a proxy that refuses exec, a flaky connection).
+    const blind: DockerRunner = {
+      run: async (argv, options) =>
+        ['exec', 'cp'].includes(argv[1] ?? '') ? { exitCode: 1, stdout: '', stderr: 'error during connect: connection reset by peer' } : host.run(argv, options)
+    }
+    const proxy = new ProxyStrategy(settings(), new DockerClient(blind), virtualClock())
+    await expect(proxy.current()).rejects.toThrow(/cannot tell which slot of web serves on local: the runtime API did not answer: .*connection reset by peer; its config file could not be read: .*connection reset by peer/)
+    await expect(proxy.switchTo(release('v3'))).rejects.toBeInstanceOf(SwitchNotStartedError)
+    // A restore to nothing removes only what this (fresh) strategy created: nothing.
+    expect(await proxy.restore(undefined)).toBe('nothing')
+    expect(host.describe()).toEqual(['web-blue: exited v1', 'web-green: running v2', 'web-proxy: running'])
+    expect(host.routingHistory).toEqual(['blue=v1', 'green=v2'])
+  })
+
+  it('the proxy removed by hand: the slot that served is what runs, and a deploy re-creates the proxy around the slots, then switches as usual', async () => {
+    await deployV1ThenV2()
+    await host.run(['container', 'rm', '--force', 'web-proxy'])
+    expect(await strategy().proxy.current()).toMatchObject({ tag: 'v2' })
+    const { proxy } = strategy()
+    await proxy.switchTo(release('v3'))
+    await proxy.finalize()
+    // Nothing of the slots was removed but the idle one's kept v1, which v3 replaced.
+    expect(host.describe()).toEqual(['web-blue: running v3', 'web-green: exited v2', 'web-proxy: running'])
+    expect(host.configLive()).toBe('blue')
+    expect(host.routingHistory.slice(-2)).toEqual(['green=v2', 'blue=v3'])
+  })
+
+  it('the proxy removed by hand and the new version fails: the proxy comes back, v2 serves, both slots stay', async () => {
+    await deployV1ThenV2()
+    await host.run(['container', 'rm', '--force', 'web-proxy'])
+    const green = host.containers.get('web-green')?.id
+    const { proxy } = strategy()
+    await expect(proxy.switchTo(release('v4-exits'))).rejects.toBeInstanceOf(SwitchNotStartedError)
+    expect(await proxy.restore(release('v2'))).toBe('already-running')
+    expect(host.containers.get('web-green')?.id).toBe(green)
+    expect(host.servingTag()).toBe('v2')
+    expect(host.configLive()).toBe('green')
   })
 
   it('restore of nothing removes the slots, the proxy and the network this run created, by id', async () => {

@@ -150,12 +150,14 @@ describe('ReplaceStrategy.switchTo', () => {
       { name: 'web-previous', tag: 'v0', running: true },
       { name: 'web-previous-older', tag: 'v-1', running: false }
     ])
+    const leftover = engine.containers.get('web-next')?.id
     const strategy = new ReplaceStrategy(settings, new DockerClient(engine))
     await strategy.switchTo(V2)
 
     expect(commands(engine)).toEqual([
       'container inspect web-next web web-previous web-previous-older',
-      'container rm --force web-next',
+      // By its id: never a container that took the name since the look.
+      `container rm --force ${leftover}`,
       'container create --name web-next …',
       'container rm --force web-previous-older',
       'container stop web-previous',
@@ -168,6 +170,17 @@ describe('ReplaceStrategy.switchTo', () => {
     // Strictly one after another: the create has ended before the older previous is removed.
     expect(engine.events.indexOf('start container rm web-previous-older')).toBeGreaterThan(engine.events.indexOf('end container create web-next'))
     expect(state(engine)).toEqual(['web-previous-older=v0', 'web-previous=v1', 'web=v2 (running)'])
+  })
+
+  it('a running container under the -next name is reported, never removed: nothing is touched', async () => {
+    const engine = engineWith([
+      { name: 'web', tag: 'v1', running: true },
+      { name: 'web-next', tag: 'v9', running: true }
+    ])
+    const error = await new ReplaceStrategy(settings, new DockerClient(engine)).switchTo(V2).catch((caught: unknown) => caught)
+    expect(error).toBeInstanceOf(SwitchNotStartedError)
+    expect((error as Error).message).toMatch(/a running container already holds the name web-next on local/)
+    expect(state(engine)).toEqual(['web-next=v9 (running)', 'web=v1 (running)'])
   })
 
   it('first deploy: no stop and no rename of anything that was running', async () => {

@@ -2,8 +2,9 @@
  * How a run ends, as typed values. Logic branches on `kind`; `report/outcome-text.ts` turns an
  * outcome into the sentences a person reads, and `resultOf`/`succeeded` into the contract.
  *
- * The invariants these values are held to (checked by the fault sweep in
- * `__tests__/fault-sweep.test.ts` after every injected failure and cancel):
+ * The invariants these values are held to (checked by the fault sweeps in
+ * `__tests__/fault-sweep.test.ts` and `fault-sweep-wide.test.ts` after every injected failure,
+ * window of failures and cancel):
  * - When the run and its post step end, a good version serves: what served before the run, or the
  *   new version once it was shown healthy. If a good version served before, the action never
  *   leaves nothing serving.
@@ -15,6 +16,15 @@
  * - The deploy lock is released, and no `-next`, hook or lock container is left behind. With
  *   `strategy: proxy` the one slot that runs is the one HAProxy routes to, and the proxy's config
  *   file names it. A clean-up cut off after the healthy verdict is finished by the post step.
+ * - Unknown is not absent: what a host runs is a release, nothing of ours (docker answered, and
+ *   nothing of this app exists), or unknown (docker did not answer, or not readably). Unknown is
+ *   never read as nothing; a host whose state is unknown is not switched.
+ * - Nothing that served before the run is removed unless the outcome is `deployed`: a run removes
+ *   only what it created, by the id docker returned at create (`created.ts`), and every host
+ *   that served before serves after. Each host is restored to its own target.
+ * - `tag` (`servingRelease`) names what serves whenever the run knows it.
+ * - A run that lost its deploy lock switches no further host; the post step changes nothing on a
+ *   host whose lock it no longer owns.
  */
 import type { ProbeRecord } from './health/transcript.js'
 import { DeployResult } from './constants.js'

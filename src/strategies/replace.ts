@@ -60,8 +60,12 @@ export class ReplaceStrategy implements DeployStrategy {
       // Docker accepts a missing network at create and refuses it only at start, after the old
       // version was stopped: look first, while nothing that serves has been touched.
       await this.requireNetwork()
-      // A leftover from an interrupted run would block the name; it never served traffic.
-      if (leftover) await this.docker.removeContainer(names.next)
+      // A leftover from an interrupted run would block the name; created and never started, it
+      // never served traffic. One that runs is not ours to judge: the conflict is reported.
+      if (leftover?.running || leftover?.restarting) {
+        throw new Error(`a running container already holds the name ${names.next} on ${this.host}; the action only creates it, never starts it under that name, so it was left as it is: remove or rename it, then deploy again`)
+      }
+      if (leftover) await this.docker.removeContainer(leftover.id)
       if (running && previous && !older && !previous.running && !previous.restarting) {
         // The usual case: moving the stopped previous aside is one rename that touches nothing that
         // serves, so it runs beside the create. A failed create undoes it, as if it had come first.
