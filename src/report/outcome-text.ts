@@ -63,7 +63,7 @@ export function describeOutcome(outcome: Outcome, settings: DeploySettings, befo
     case 'restore-failed':
       return {
         title: `${scope} failed`,
-        headline: `${failureCause(scope, outcome.failure)}. Putting back a known version failed too (${outcome.reasons.join('; ')}); the post step tries once more to put back what ran before, and says whether it serves.`
+        headline: `${failureCause(scope, outcome.failure)}. Putting back a known version failed too (${outcome.reasons.join('; ')})${outcome.release ? `; ${outcome.release.tag} serves, but was not shown healthy` : ''}; the post step tries once more to put back what ran before, and says whether it serves.`
       }
     case 'failed-before-switch': {
       const still = !outcome.read ? '' : outcome.running ? `: ${outcome.running.tag} still runs` : ': nothing was running'
