@@ -177,7 +177,8 @@ describe('post step', () => {
     expect(engine.containers.get('web-deploy-lock')?.labels[LockLabel.Owner]).toBe('run-43-a')
     expect(engine.commands.filter((command) => /^container (rm|rename|start|stop|create)/.test(command))).toEqual([])
     expect(process.exitCode).toBe(1)
-    expect(annotations).toContainEqual(expect.stringMatching(/^::error title=Post · lock::This run no longer holds the deploy lock of web on local \(another run holds it/))
+    expect(annotations).toContainEqual(expect.stringMatching(/^::warning title=Post · lock::This run no longer holds the deploy lock of web on local \(another run holds it/))
+    expect(annotations).toContainEqual(expect.stringMatching(/^::error title=Post · restore failed::.*local: not put back, since this run no longer holds its deploy lock/))
   })
 
   it('repairs only the hosts whose switch had begun', async () => {

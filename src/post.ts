@@ -70,18 +70,24 @@ async function repair(
   // to change, and this step leaves it alone.
   const notOwned = await hostsNotOwned(saved, dependencies)
   for (const [dockerHost, why] of notOwned) {
-    reporter.fail('Post · lock', `This run no longer holds the deploy lock of ${saved.name} on ${dockerHost ?? 'local'} (${why}), so the post step changes nothing there: another deploy may be working on it. Check what ${saved.name} runs there.`)
+    const message = `This run no longer holds the deploy lock of ${saved.name} on ${dockerHost ?? 'local'} (${why}), so the post step changes nothing there: another deploy may be working on it. Check what ${saved.name} runs there.`
+    // A restore that is skipped is reported as failed below, with the rest of the headline.
+    if (restoring) reporter.warning('Post · lock', message)
+    else reporter.fail('Post · lock', message)
   }
   const owned = (host: HostTarget): boolean => !notOwned.has(saved.hosts[host.index] ?? null)
 
   let restored: { ok: boolean; hosts: HostTarget[]; problems: string[] } | undefined
   if (restoring && pipeline) {
-    const hosts = [...saved.reached].sort((a, b) => b - a).flatMap((index) => pipeline.hosts[index] ?? []).filter(owned)
+    const reached = [...saved.reached].sort((a, b) => b - a).flatMap((index) => pipeline.hosts[index] ?? [])
+    const hosts = reached.filter(owned)
+    const skipped = reached.filter((host) => !owned(host)).map((host) => `${host.strategy.host}: not put back, since this run no longer holds its deploy lock (${notOwned.get(saved.hosts[host.index] ?? null) ?? ''})`)
     // What ran before may have to be pulled again; a failed login only matters if it does.
-    await pipeline.login().catch(() => undefined)
+    if (hosts.length > 0) await pipeline.login().catch(() => undefined)
     // No watch here: the post step proves the restored version serves, then lets the job end.
-    const result = await pipeline.putBack(hosts, (host) => host.before, 'Post', { watch: false })
-    restored = { ok: result.problems.length === 0, hosts, problems: result.problems }
+    const result = hosts.length > 0 ? await pipeline.putBack(hosts, (host) => host.before, 'Post', { watch: false }) : { problems: [] }
+    const problems = [...skipped, ...result.problems]
+    restored = { ok: problems.length === 0, hosts, problems }
   }
   // Shown healthy, then cancelled or its clean-up failed: finish the clean-up (a proxy's old slot
   // still running beside the new one) before the lock goes.

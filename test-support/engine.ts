@@ -56,7 +56,7 @@ export interface Engine {
   readonly dir: string
   /** `unix://<dir>/docker.sock`: the value for DOCKER_HOST or the action's `docker-host` input. */
   readonly dockerHost: string
-  /** Pid of the dockerd process this harness started. */
+  /** Pid of the dockerd process this harness started (a new one after `restart()`). */
   readonly pid: number
   /**
    * A DOCKER_CONFIG directory private to this engine and never logged in to anything, so the
@@ -73,6 +73,13 @@ export interface Engine {
   log(): string
   /** True until `stop()` has finished. */
   readonly running: boolean
+  /**
+   * Simulates a host reboot for the daemon: SIGTERM to our dockerd (SIGKILL after 20 s), which stops
+   * its containers as a shutdown does, then starts dockerd again with the same argv, data root and
+   * socket, and resolves once it answers. Containers are not removed: the daemon restarts those
+   * whose restart policy says so. `pid` is the new daemon's afterwards.
+   */
+  restart(options?: { readyTimeoutMs?: number }): Promise<void>
   /**
    * Removes all containers, stops the daemon (SIGTERM to our pid, SIGKILL after 20 s), kills
    * whatever it left that mentions its private directory, unmounts everything below the
@@ -182,17 +189,20 @@ export async function startEngine(options: EngineOptions = {}): Promise<Engine> 
   // A crashed or SIGKILLed test run must not leave a daemon behind: the kernel then sends it SIGTERM.
   const argv = [...(options.commandPrefix ?? []), ...dieWithParentPrefix(), 'dockerd', ...daemonArgs]
 
-  const logFd = openSync(logPath, 'a')
-  let child: ChildProcess
-  try {
-    child = spawn(argv[0] as string, argv.slice(1), { stdio: ['ignore', logFd, logFd], env: cleanDockerEnv() })
-  } finally {
-    closeSync(logFd)
+  const spawnDaemon = (): ChildProcess => {
+    const logFd = openSync(logPath, 'a')
+    try {
+      const started = spawn(argv[0] as string, argv.slice(1), { stdio: ['ignore', logFd, logFd], env: cleanDockerEnv() })
+      // Do not keep the test process alive for the daemon; the exit handler below still cleans up.
+      started.unref()
+      return started
+    } finally {
+      closeSync(logFd)
+    }
   }
+  let child = spawnDaemon()
   const spawnError = new Promise<Error>((resolve) => child.once('error', resolve))
-  // Do not keep the test process alive for the daemon; the exit handler below still cleans up.
-  child.unref()
-  const pid = child.pid
+  const firstPid = child.pid
   const log = (): string => {
     try {
       return readFileSync(logPath, 'utf8')
@@ -201,12 +211,13 @@ export async function startEngine(options: EngineOptions = {}): Promise<Engine> 
     }
   }
 
-  if (pid === undefined) {
+  if (firstPid === undefined) {
     const error = await spawnError
     removeTreeSync(dir)
     throw new Error(`Could not start dockerd (${argv.join(' ')}): ${error.message}`)
   }
 
+  let pid: number = firstPid
   let stopped = false
   // Our own child's exit status, rather than kill(pid, 0), so a recycled pid is never signalled.
   const childRunning = (): boolean => child.exitCode === null && child.signalCode === null
@@ -263,7 +274,9 @@ export async function startEngine(options: EngineOptions = {}): Promise<Engine> 
   const engine: Engine = {
     dir,
     dockerHost,
-    pid,
+    get pid() {
+      return pid
+    },
     dockerConfig,
     env,
     log,
@@ -282,30 +295,56 @@ export async function startEngine(options: EngineOptions = {}): Promise<Engine> 
       if (stopped) return Promise.resolve()
       stopping ??= stopAsync()
       return stopping
+    },
+    async restart(restartOptions = {}) {
+      if (stopped || stopping) throw new Error('restart() after stop()')
+      if (childRunning()) {
+        signalPid(pid, 'SIGTERM')
+        if (!(await waitForExit(child, 20_000))) {
+          signalPid(pid, 'SIGKILL')
+          await waitForExit(child, 5_000)
+        }
+      }
+      child = spawnDaemon()
+      const started = child.pid
+      if (started === undefined) {
+        const error = await new Promise<Error>((resolve) => child.once('error', resolve))
+        throw new Error(`Could not start dockerd again (${argv.join(' ')}): ${error.message}`)
+      }
+      pid = started
+      await waitUntilReady(restartOptions.readyTimeoutMs ?? 30_000)
+    }
+  }
+
+  /** Resolves once the API of the current daemon answers; rejects with its log when it exited or did not answer in time. */
+  const waitUntilReady = async (readyTimeoutMs: number): Promise<void> => {
+    const deadline = Date.now() + readyTimeoutMs
+    let lastError = ''
+    const current = child
+    let daemonExited = current.exitCode !== null || current.signalCode !== null
+    current.once('exit', () => (daemonExited = true))
+    for (;;) {
+      if (existsSync(socket)) {
+        const probe = await runDocker(['version', '--format', '{{.Server.Version}}'], env(), { timeoutMs: 5_000 }).catch(
+          (error: Error) => ({ exitCode: -1, stdout: '', stderr: error.message })
+        )
+        if (probe.exitCode === 0 && probe.stdout.trim() !== '') return
+        lastError = probe.stderr.trim()
+      }
+      if (daemonExited || Date.now() >= deadline) {
+        const why = daemonExited ? `dockerd exited (code ${String(current.exitCode)})` : `dockerd did not answer within ${readyTimeoutMs} ms`
+        throw new Error(`${why}; last client error: ${lastError || 'socket not created'}\n--- dockerd log ---\n${log().slice(-6_000)}`)
+      }
+      await sleep(100)
     }
   }
 
   // Ready when the API answers. The CLI negotiates the API version, so a newer CLI works too.
-  const readyTimeoutMs = options.readyTimeoutMs ?? 30_000
-  const deadline = Date.now() + readyTimeoutMs
-  let lastError = ''
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
-  let daemonExited = false
-  void exited.then(() => (daemonExited = true))
-  for (;;) {
-    if (existsSync(socket)) {
-      const probe = await runDocker(['version', '--format', '{{.Server.Version}}'], env(), { timeoutMs: 5_000 }).catch(
-        (error: Error) => ({ exitCode: -1, stdout: '', stderr: error.message })
-      )
-      if (probe.exitCode === 0 && probe.stdout.trim() !== '') return engine
-      lastError = probe.stderr.trim()
-    }
-    if (daemonExited || Date.now() >= deadline) {
-      const daemonLog = log()
-      await engine.stop().catch(() => undefined)
-      const why = daemonExited ? `dockerd exited (code ${String(child.exitCode)})` : `dockerd did not answer within ${readyTimeoutMs} ms`
-      throw new Error(`${why}; last client error: ${lastError || 'socket not created'}\n--- dockerd log ---\n${daemonLog.slice(-6_000)}`)
-    }
-    await sleep(100)
+  try {
+    await waitUntilReady(options.readyTimeoutMs ?? 30_000)
+  } catch (error) {
+    await engine.stop().catch(() => undefined)
+    throw error
   }
+  return engine
 }

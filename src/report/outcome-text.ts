@@ -53,7 +53,7 @@ export function describeOutcome(outcome: Outcome, settings: DeploySettings, befo
       if (outcome.serving) {
         return {
           title: `${scope} failed`,
-          headline: `${failureCause(scope, outcome.failure)}. Users are back on ${outcome.serving.tag}, which served before and still ran. rollback.on-failure is false, so nothing was restored or removed: ${outcome.failure.tag} keeps running out of rotation, for inspection.`
+          headline: `${failureCause(scope, outcome.failure)}. Users are back on ${outcome.serving.tag}, which served before and still ran. rollback.on-failure is false, so nothing was restored or removed: ${outcome.failure.tag} stays as it is, out of rotation, for inspection.`
         }
       }
       return {
