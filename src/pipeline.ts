@@ -41,6 +41,12 @@ export interface HostTarget {
   status: HostStatus
 }
 
+/** A rollback target and where it came from: `previous` means each host's own previous version. */
+interface RollbackChoice {
+  release: Release
+  source: 'last-release' | 'previous' | 'tag'
+}
+
 /** `Deploy`, `Rollback` or `Post`: the first word of every step title. */
 export type Scope = 'Deploy' | 'Rollback' | 'Post'
 
@@ -409,7 +415,7 @@ export class Pipeline {
   async recover(failure: Failure): Promise<Outcome> {
     this.state?.enter(Phase.RollingBack)
     const failedHost = this.hosts[failure.hostIndex] ?? this.primary
-    let switchedBack: Release | undefined
+    let switchedBack = new Map<HostTarget, Release | undefined>()
     if (!failure.untouched && failure.stage !== 'lock') {
       switchedBack = await this.switchBackAtOnce()
       const evidence = await failedHost.strategy.failureEvidence().catch(() => ({ logs: '', diagnostics: undefined }))
@@ -421,11 +427,9 @@ export class Pipeline {
     const nothingSwitched = failure.untouched && affected.length === 1
     const ranBefore = (host: HostTarget): Release | undefined => host.before
 
-    // Users were put back where that was one command (the proxy); the failed version stays, out of
-    // rotation, for inspection. `serving` names what users are on when every host agrees.
     // `rollback.on-failure: false` keeps a version that failed its check, for inspection. A switch
     // that docker cut off (stage `start`) left no such version, only a half-made host: it is put back.
-    if (!this.settings.rollback.onFailure && !nothingSwitched && failure.stage === 'health') return { kind: 'not-restored', failure, ...(switchedBack && { serving: switchedBack }) }
+    if (!this.settings.rollback.onFailure && !nothingSwitched && failure.stage === 'health') return this.keepForInspection(failure, affected, switchedBack)
 
     if (this.settings.command === 'rollback' || nothingSwitched) {
       const result = await this.putBack(affected, ranBefore, 'Rollback')
@@ -439,11 +443,14 @@ export class Pipeline {
 
     // Each host goes back to the rollback target, or, when there is none, to what it ran itself;
     // a host that ran nothing before loses only what this run created there.
-    const target = await this.chooseRollbackTarget(failure.tag)
-    const targetOf = (host: HostTarget): Release | undefined => (host.before === undefined ? undefined : this.targetFor(host, target))
-    const deployment = target ? await this.startDeployment(target, target.tag) : undefined
+    const choice = await this.chooseRollbackTarget(failure.tag)
+    const targetOf = (host: HostTarget): Release | undefined => (host.before === undefined ? undefined : this.targetFor(host, choice))
+    // The rollback is a deployment of its own, so the environment's history shows what really runs.
+    const deployment = choice ? await this.startDeployment(choice.release, choice.release.tag) : undefined
     const first = await this.putBack(affected, targetOf, 'Rollback')
-    if (target) await this.finishDeployment(deployment, first.problems.length > 0 ? 'failure' : 'success')
+    if (choice) await this.finishDeployment(deployment, first.problems.length > 0 ? 'failure' : 'success')
+    // A release or a tag that is the same for every host; "what ran before" is each host's own.
+    const target = choice?.source === 'previous' ? undefined : choice?.release
     if (first.problems.length === 0) {
       const release = this.servingNow()
       return release ? { kind: 'rolled-back', failure, restore: { release } } : { kind: 'first-deploy-removed', failure }
@@ -465,12 +472,32 @@ export class Pipeline {
   }
 
   /**
+   * `rollback.on-failure: false` after a version failed its check: nothing is restored, and the
+   * failed version stays for inspection. But users are put back where what served still runs and
+   * one command takes them there (the proxy's old slot): where that switch back failed (a docker
+   * error), the restore does it instead. A host whose switch docker cut off in the middle is put
+   * back too: it holds nothing to inspect. `serving` names what users are on when every host agrees.
+   */
+  private async keepForInspection(failure: Failure, affected: HostTarget[], switchedBack: Map<HostTarget, Release | undefined>): Promise<Outcome> {
+    const stranded = affected.filter((host) => host.status === 'failed-to-start' || (host.strategy.switchBack !== undefined && switchedBack.get(host) === undefined))
+    if (stranded.length > 0) {
+      const result = await this.putBack(stranded, (host) => host.before, 'Rollback')
+      if (result.problems.length > 0) return { kind: 'restore-failed', failure, reasons: result.problems, ...(this.servingNow() && { release: this.servingNow() }) }
+    }
+    const usersOn = this.hosts.map((host) => (host.status === 'unchanged' ? host.before : switchedBack.get(host) ?? (stranded.includes(host) ? host.now : undefined)))
+    const first = usersOn[0]
+    const agreed = first && usersOn.every((release) => sameRelease(release, first)) && this.hosts.some((host) => host.strategy.switchBack) ? first : undefined
+    return { kind: 'not-restored', failure, ...(agreed && { serving: agreed }) }
+  }
+
+  /**
    * The rollback target of one host that ran something before: `rollback.to: previous` (or no
    * target at all) means what that host itself ran; a release or a tag is the same for all.
    */
-  private targetFor(host: HostTarget, target: Release | undefined): Release | undefined {
-    if (!target || this.settings.rollback.to.kind === 'previous') return host.before
-    return sameRelease(target, host.before) ? host.before : target
+  private targetFor(host: HostTarget, target: RollbackChoice | undefined): Release | undefined {
+    // "What ran before" (chosen, or the fallback of last-release) is each host's own.
+    if (!target || target.source === 'previous') return host.before
+    return sameRelease(target.release, host.before) ? host.before : target.release
   }
 
   /**
@@ -478,8 +505,9 @@ export class Pipeline {
    * hosts agree on, the first host's first. Undefined when no host serves anything of ours.
    */
   private servingNow(): Release | undefined {
-    const serving = this.hosts.filter((host) => host.now !== undefined && host.status !== 'restore-failed')
-    return serving[0]?.now
+    // A failed version (`unhealthy`, `failed-to-start`) or a restore that did not finish serves nothing known.
+    const serves: HostStatus[] = ['unchanged', 'deployed', 'restored', 'restore-unhealthy']
+    return this.hosts.find((host) => host.now !== undefined && serves.includes(host.status))?.now
   }
 
   /**
@@ -487,7 +515,7 @@ export class Pipeline {
    * one command (the proxy's draining slot), do it before the evidence, the rollback target and
    * the restore, which take seconds. Where it cannot, or it fails, the restore does the work.
    */
-  private async switchBackAtOnce(): Promise<Release | undefined> {
+  private async switchBackAtOnce(): Promise<Map<HostTarget, Release | undefined>> {
     const switched = this.hosts.filter((host) => host.status !== 'unchanged' && host.strategy.switchBack)
     const back = await Promise.all(
       switched.map((host) =>
@@ -508,14 +536,14 @@ export class Pipeline {
         )
       )
     )
-    // What users are on now, when every switched host went back and the fleet agrees on it.
-    const first = back[0]
-    const everyHost = this.hosts.every((host) => (host.status === 'unchanged' ? sameRelease(host.before, first) : sameRelease(host.now, first)))
-    return first && back.every((release) => sameRelease(release, first)) && switched.length === this.hosts.filter((host) => host.status !== 'unchanged').length && everyHost ? first : undefined
+    return new Map(switched.map((host, index) => [host, back[index]]))
   }
 
-  /** `rollback.to` for a failed deploy: a tag, what ran before, or the release before the failed tag. */
-  private async chooseRollbackTarget(failedTag: string): Promise<Release | undefined> {
+  /**
+   * `rollback.to` for a failed deploy: a tag, a release, or what ran before (`source: previous`,
+   * which means each host's own previous version). Undefined when there is nothing to go back to.
+   */
+  private async chooseRollbackTarget(failedTag: string): Promise<RollbackChoice | undefined> {
     try {
       return await this.reporter.step('Rollback · target', async (step) => {
         const chosen = await resolveRollbackTarget({
@@ -525,10 +553,10 @@ export class Pipeline {
           releases: () => this.releases()
         })
         if (chosen?.warning) step.warn(chosen.warning)
-        step.detail(chosen ? `${chosen.tag} (${chosen.source})` : 'nothing to roll back to')
+        step.detail(chosen ? `${chosen.tag} (${chosen.source})${chosen.source === 'previous' && this.hosts.length > 1 ? ': each host goes back to what it ran itself' : ''}` : 'nothing to roll back to')
         if (!chosen) return undefined
-        // What ran before, when chosen, is put back as exactly that (a container started by hand included).
-        return sameRelease(chosen, this.firstBefore) ? this.firstBefore : { tag: chosen.tag, ...(chosen.digest && { digest: chosen.digest }) }
+        if (chosen.source === 'previous') return { release: this.firstBefore ?? { tag: chosen.tag }, source: 'previous' as const }
+        return { release: { tag: chosen.tag, ...(chosen.digest && { digest: chosen.digest }) }, source: chosen.source }
       })
     } catch {
       // The choice could not be made (the step reported why): each host's own previous version is the safe target.

@@ -7,8 +7,11 @@
  * services with their spec, previous spec, update status and tasks, and it answers the docker
  * commands the action sends in the shapes the real CLI prints them. On top of that:
  *
- * - fault injection: `fault` makes the k-th command fail, before or after it took effect, and
- *   `onCommand` sees every command before it runs (e.g. to cancel a deploy at the k-th command);
+ * - fault injection: `fault` makes the k-th command fail (or `count` commands from the k-th on: a
+ *   connection that stays down for a moment), before or after it took effect; `faultRule` fails
+ *   the commands a predicate picks (e.g. every read of the proxy's routed slot); `injected` lists
+ *   each command that got a fault; `onCommand` sees every command before it runs (e.g. to cancel
+ *   a deploy at the k-th command);
  * - workloads that crash at boot (`crashingImages`), starts that fail (`failingStarts`), images a
  *   registry does not have (`missingInRegistry`), an unreachable daemon (`unreachable`);
  * - `describe(name)`: the state a fault sweep asserts its invariants on.
@@ -143,6 +146,54 @@ export interface EngineDescription {
 
 export type FaultMode = 'before' | 'after'
 
+/**
+ * A window of failing commands: the `at`-th command (1-based, over every `run`) and the
+ * `count - 1` after it (default 1: that command alone) fail with exit code 1.
+ */
+export interface FaultWindow {
+  at: number
+  mode: FaultMode
+  count?: number
+}
+
+/** Fails the commands `match` picks, each `mode`; at most `times` of them when given. */
+export interface FaultRule {
+  match: (argv: readonly string[], options: DockerRunOptions) => boolean
+  mode: FaultMode
+  times?: number
+}
+
+/** A command that got an injected fault. */
+export interface InjectedFault {
+  index: number
+  argv: string[]
+  mode: FaultMode
+}
+
+/**
+ * The fault for command `index`, if any: the window's, else the rule's (which then counts one use).
+ * Shared by the in-memory hosts, so every one fails the same way.
+ */
+export function pickFault(
+  index: number,
+  argv: readonly string[],
+  options: DockerRunOptions,
+  window: FaultWindow | undefined,
+  rule: FaultRule | undefined
+): FaultMode | undefined {
+  if (window && index >= window.at && index < window.at + Math.max(1, window.count ?? 1)) return window.mode
+  if (rule && (rule.times === undefined || rule.times > 0) && rule.match(argv, options)) {
+    if (rule.times !== undefined) rule.times--
+    return rule.mode
+  }
+  return undefined
+}
+
+/** What a failed docker CLI prints: the command, so that an error quoting it can be recognised. */
+export function injectedResult(index: number, argv: readonly string[]): DockerResult {
+  return { exitCode: 1, stdout: '', stderr: `injected fault at docker command ${index}: docker ${argv.join(' ')}\n` }
+}
+
 const NODE_ID = 'fakenode0000000000000000001'
 const EPOCH = Date.UTC(2026, 0, 1)
 const CRASH_LOG = 'app: fatal: cannot start: required configuration is missing'
@@ -171,10 +222,15 @@ export class FakeDockerEngine implements DockerRunner {
   /** Set to make every command fail as if the daemon were unreachable. */
   unreachable = false
   /**
-   * Makes the `at`-th command (1-based, over every `run`) fail with exit code 1: `before` without
-   * any effect, `after` once it took effect (the CLI killed after the daemon acted).
+   * Makes the `at`-th command (1-based, over every `run`) fail with exit code 1, and with `count`
+   * the `count - 1` after it too: `before` without any effect, `after` once it took effect (the CLI
+   * killed after the daemon acted).
    */
-  fault?: { at: number; mode: FaultMode }
+  fault?: FaultWindow
+  /** Fails the commands a predicate picks (after `fault`, which wins for the commands it covers). */
+  faultRule?: FaultRule
+  /** Every command that got an injected fault, in order. */
+  readonly injected: InjectedFault[] = []
   /** Called with each command before it runs, e.g. to abort the deploy's signal at the k-th. */
   onCommand?: (index: number, argv: readonly string[]) => void
   /**
@@ -283,11 +339,11 @@ export class FakeDockerEngine implements DockerRunner {
     this.onCommand?.(index, argv)
     if (options.signal?.aborted) throw new Error(`docker ${argv[0] ?? ''} was cancelled`)
     if (this.unreachable) return fail('Cannot connect to the Docker daemon at unix:///nowhere.sock. Is the docker daemon running?')
-    const fault = this.fault?.at === index ? this.fault : undefined
-    const injected: DockerResult = { exitCode: 1, stdout: '', stderr: `injected fault at docker command ${index}: docker ${argv.join(' ')}\n` }
-    if (fault?.mode === 'before') return injected
+    const fault = pickFault(index, argv, options, this.fault, this.faultRule)
+    if (fault) this.injected.push({ index, argv: [...argv], mode: fault })
+    if (fault === 'before') return injectedResult(index, argv)
     const result = this.execute(argv, options)
-    return fault ? injected : result
+    return fault ? injectedResult(index, argv) : result
   }
 
   private execute(argv: readonly string[], options: DockerRunOptions): DockerResult {

@@ -4,10 +4,16 @@
  * HAProxy stand-in (runtime API: `show servers state`, `show stat`, `set server … state`,
  * `enable/disable health`, `shutdown sessions`) and by the slots themselves (HTTP over `nc`).
  *
+ * Containers are found by name or by the id `container create` printed (a full id, or a prefix of
+ * at least 12 characters); ids look like docker's (64 hex digits). Removing the proxy container
+ * takes HAProxy's runtime state with it: a new proxy starts from its config file, and without one
+ * it exits at once, as HAProxy does.
+ *
  * Only the commands the proxy strategy sends are understood; anything else fails loudly. Each
  * image's behaviour is chosen by its tag: `*never*` never listens, `*exits*` exits at start,
  * `*wrong-body*` answers `/health` with `not ok`, anything else is healthy.
  */
+import { createHash } from 'node:crypto'
 import type { DockerResult, DockerRunner, DockerRunOptions } from '../src/docker/runner.js'
 import { singleFileTar } from '../src/proxy/config-archive.js'
 
@@ -25,6 +31,11 @@ interface FakeContainer {
   exitCode: number
   ip?: string
   files: Record<string, string>
+  /** `--restart` as given at create. */
+  restart?: string
+  /** When it was created and last started (ISO, a logical clock one second a step). */
+  created?: string
+  startedAt?: string
 }
 
 const VALUE_FLAGS = new Set(['--name', '--network', '--env', '--label', '--publish', '--restart', '--stop-timeout', '--stop-signal', '--volume', '--pull'])
@@ -43,6 +54,7 @@ export class FakeProxyHost implements DockerRunner {
   private admin: Record<string, Admin> = {}
   private checks: Record<string, boolean> = {}
   private nextId = 1
+  private tick = 0
 
   constructor(images: string[] = []) {
     for (const image of images) this.images.add(image)
@@ -55,7 +67,7 @@ export class FakeProxyHost implements DockerRunner {
     if (group === 'container' && verb === 'create') return this.create(rest)
     if (group === 'container' && verb === 'start') return this.start(rest[0] ?? '')
     if (group === 'container' && verb === 'stop') return this.stop(rest[rest.length - 1] ?? '')
-    if (group === 'container' && verb === 'rm') return this.remove(rest[rest.length - 1] ?? '')
+    if (group === 'container' && verb === 'rm') return this.remove(rest.filter((arg) => !arg.startsWith('-')))
     if (group === 'container' && verb === 'logs') return ok(`logs of ${rest[rest.length - 1] ?? ''}`)
     if (group === 'container' && verb === 'exec') return this.exec(rest, options.input ?? '')
     if (group === 'container' && verb === 'cp') return this.copy(rest, options.input ?? '')
@@ -70,6 +82,25 @@ export class FakeProxyHost implements DockerRunner {
       return ok('')
     }
     return fail(`fake proxy host: unsupported command docker ${argv.join(' ')}`)
+  }
+
+  /** True when `ref` is the id (or an id prefix of 12 or more characters) of one of its containers. */
+  holdsId(ref: string): boolean {
+    return this.byId(ref) !== undefined
+  }
+
+  /** The container of this name, or of this id (full, or a prefix of 12 or more characters). */
+  find(ref: string): FakeContainer | undefined {
+    return this.containers.get(ref) ?? this.byId(ref)
+  }
+
+  private byId(ref: string): FakeContainer | undefined {
+    if (!/^[0-9a-f]{12,64}$/.test(ref)) return undefined
+    return [...this.containers.values()].find((c) => c.id === ref || c.id.startsWith(ref))
+  }
+
+  private stamp(): string {
+    return new Date(Date.UTC(2026, 0, 1) + ++this.tick * 1000).toISOString()
   }
 
   /** The live slot the proxy's config file names. */
@@ -105,7 +136,7 @@ export class FakeProxyHost implements DockerRunner {
   }
 
   private inspect(names: string[]): DockerResult {
-    const found = names.map((name) => this.containers.get(name))
+    const found = names.map((name) => this.find(name))
     const json = found.flatMap((c) =>
       c
         ? [
@@ -113,10 +144,12 @@ export class FakeProxyHost implements DockerRunner {
               Id: c.id,
               Name: `/${c.name}`,
               Image: 'sha256:1',
+              Created: c.created ?? '2026-01-01T00:00:00Z',
               RestartCount: 0,
+              HostConfig: { RestartPolicy: { Name: c.restart ?? 'no' } },
               NetworkSettings: { Networks: c.network ? { [c.network]: { IPAddress: c.running ? (c.ip ?? '') : '' } } : {} },
               Config: { Image: c.image, Labels: c.labels },
-              State: { Status: c.status, Running: c.running, Restarting: false, ExitCode: c.exitCode, StartedAt: '2026-01-01T00:00:00Z' }
+              State: { Status: c.status, Running: c.running, Restarting: false, ExitCode: c.exitCode, StartedAt: c.startedAt ?? '0001-01-01T00:00:00Z' }
             }
           ]
         : []
@@ -126,7 +159,9 @@ export class FakeProxyHost implements DockerRunner {
   }
 
   private create(args: string[]): DockerResult {
-    const container: FakeContainer = { id: `id${this.nextId++}`, name: '', image: '', labels: {}, publish: [], running: false, status: 'created', exitCode: 0, files: {} }
+    // 64 hex digits like docker's, distinct in their first 12 (the short form).
+    const id = createHash('sha256').update(`fake proxy host container ${this.nextId++}`).digest('hex')
+    const container: FakeContainer = { id, name: '', image: '', labels: {}, publish: [], running: false, status: 'created', exitCode: 0, files: {}, created: this.stamp() }
     for (let index = 0; index < args.length; index++) {
       const arg = args[index] ?? ''
       if (VALUE_FLAGS.has(arg)) {
@@ -134,6 +169,7 @@ export class FakeProxyHost implements DockerRunner {
         if (arg === '--name') container.name = value
         if (arg === '--network') container.network = value
         if (arg === '--publish') container.publish.push(value)
+        if (arg === '--restart') container.restart = value
         if (arg === '--label') container.labels[value.slice(0, value.indexOf('='))] = value.slice(value.indexOf('=') + 1)
       } else if (!arg.startsWith('--')) {
         container.image = arg
@@ -147,34 +183,51 @@ export class FakeProxyHost implements DockerRunner {
     return ok(container.id)
   }
 
-  private start(name: string): DockerResult {
-    const c = this.containers.get(name)
-    if (!c) return fail(`Error: No such container: ${name}`)
+  private start(ref: string): DockerResult {
+    const c = this.find(ref)
+    if (!c) return fail(`Error: No such container: ${ref}`)
+    const name = c.name
     for (const publish of c.publish) {
       const port = Number(publish.split(':').slice(-2)[0])
       if (this.takenPorts.has(port)) {
         return fail(`Error response from daemon: driver failed programming external connectivity on endpoint ${name}: listen tcp4 127.0.0.1:${port}: bind: address already in use`)
       }
     }
-    if (c.image.includes('exits')) {
-      Object.assign(c, { running: false, status: 'exited', exitCode: 1 })
+    // HAProxy without its config file exits at once ("cannot open configuration file").
+    if (c.image.includes('exits') || (name === this.proxyName() && c.files['haproxy.cfg'] === undefined)) {
+      Object.assign(c, { running: false, status: 'exited', exitCode: 1, startedAt: this.stamp() })
       return ok('')
     }
-    Object.assign(c, { running: true, status: 'running', exitCode: 0, ip: `10.253.0.${this.nextId++}` })
+    Object.assign(c, { running: true, status: 'running', exitCode: 0, ip: `10.253.0.${this.nextId++}`, startedAt: this.stamp() })
     if (name === this.proxyName()) this.bootHaproxy()
     return ok('')
   }
 
-  private stop(name: string): DockerResult {
-    const c = this.containers.get(name)
-    if (!c) return fail(`Error: No such container: ${name}`)
+  private stop(ref: string): DockerResult {
+    const c = this.find(ref)
+    if (!c) return fail(`Error: No such container: ${ref}`)
     Object.assign(c, { running: false, status: 'exited' })
     return ok('')
   }
 
-  private remove(name: string): DockerResult {
-    if (!this.containers.delete(name)) return fail(`Error: No such container: ${name}`)
-    return ok('')
+  private remove(refs: string[]): DockerResult {
+    const errors: string[] = []
+    for (const ref of refs) {
+      const c = this.find(ref)
+      if (!c) {
+        errors.push(`Error: No such container: ${ref}`)
+        continue
+      }
+      const wasProxy = c.name === this.proxyName()
+      this.containers.delete(c.name)
+      if (wasProxy) {
+        // HAProxy's runtime state goes with its container; a new proxy boots from its config file.
+        this.admin = {}
+        this.checks = {}
+        this.noteRouting()
+      }
+    }
+    return errors.length > 0 ? fail(errors.join('\n')) : ok('')
   }
 
   private network(verb: string, args: string[]): DockerResult {
@@ -199,14 +252,14 @@ export class FakeProxyHost implements DockerRunner {
   private copy(args: string[], input: string): DockerResult {
     if (args[0] === '-') {
       const [name = ''] = (args[1] ?? '').split(':')
-      const c = this.containers.get(name)
+      const c = this.find(name)
       if (!c) return fail(`Error: No such container: ${name}`)
       const size = parseInt(input.slice(124, 136).replace(/\0/g, '').trim(), 8)
       c.files[input.slice(0, 100).replace(/\0+$/, '')] = input.slice(512, 512 + size)
       return ok('')
     }
     const [name = ''] = (args[0] ?? '').split(':')
-    const file = this.containers.get(name)?.files['haproxy.cfg']
+    const file = this.find(name)?.files['haproxy.cfg']
     if (file === undefined) return fail(`Error: No such container:path: ${args[0] ?? ''}`)
     return ok(singleFileTar('haproxy.cfg', file))
   }
@@ -214,7 +267,7 @@ export class FakeProxyHost implements DockerRunner {
   private exec(args: string[], input: string): DockerResult {
     const [flag, name = '', command, ...rest] = args
     if (flag !== '--interactive' || command !== 'nc') return fail(`unsupported exec ${args.join(' ')}`)
-    const proxy = this.containers.get(name)
+    const proxy = this.find(name)
     if (!proxy?.running) return fail(`Error response from daemon: container ${name} is not running`)
     if (rest[0] === '127.0.0.1' && rest[1] === '9999') return ok(this.runtimeApi(input))
     // nc -w N <slot container> <port>
