@@ -325,7 +325,7 @@ describe('deploy with strategy: replace on a real engine', () => {
     expect(verifyRow?.status).toBe('failed')
     expect(verifyRow?.durationMs).toBeLessThan(2_000)
     const verify = annotation(result, 'error', 'Deploy · verify')
-    expect(verify?.message).toMatch(/v4-exits is unhealthy: the container exits exited with code 1 \(([\d.]+) ?s after the health check began\)/)
+    expect(verify?.message).toMatch(/v4-exits is unhealthy: the container exits (?:is restarting after it )?exited with code 1 \(([\d.]+) ?s after the health check began\)/)
     const seconds = Number(/\(([\d.]+) ?s after the health check began\)/.exec(verify?.message ?? '')?.[1])
     expect(seconds).toBeLessThan(2)
 

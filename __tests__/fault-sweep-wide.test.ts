@@ -97,7 +97,7 @@ function settingsFor(strategy: Strategy, tag: string, change: Partial<DeploySett
     lock: { timeoutMs: 5_000 },
     ...(strategy === 'proxy' && {
       container: { ports: [], env: {}, secrets: [], volumes: [], labels: {}, init: true },
-      proxy: { port: 8080, bind: ['127.0.0.1'], appPort: 3000, image: HAPROXY, drainMs: 1_000 }
+      proxy: { port: 8080, bind: ['127.0.0.1'], appPort: 3000, image: HAPROXY, drainMs: 1_000, timeoutMs: 60_000, maxConnections: 4096 }
     }),
     ...change
   })

@@ -199,7 +199,7 @@ function proxySettings(change: Partial<DeploySettings> = {}): DeploySettings {
     strategy: 'proxy',
     container: { ports: [], env: {}, secrets: [], volumes: [], labels: {}, init: true },
     health: { expectStatus: [200], headers: {}, intervalMs: 100, timeoutMs: 500, deadlineMs: 5_000, healthyThreshold: 2, watchMs: 1_000 },
-    proxy: { port: 8080, bind: ['127.0.0.1'], appPort: 3000, image: HAPROXY, drainMs: 1_000 },
+    proxy: { port: 8080, bind: ['127.0.0.1'], appPort: 3000, image: HAPROXY, drainMs: 1_000, timeoutMs: 60_000, maxConnections: 4096 },
     lock: { timeoutMs: 5_000 },
     ...change
   })

@@ -221,7 +221,7 @@ describe('faults after the switch', () => {
 
     expect(result.exitCode).toBe(1)
     expect(result.outputs).toMatchObject({ result: 'failed', tag: '', 'previous-tag': '' })
-    expect(find(result, 'error', 'Deploy · verify')?.message).toMatch(/v1 is unhealthy: the container squat exited with code 1/)
+    expect(find(result, 'error', 'Deploy · verify')?.message).toMatch(/v1 is unhealthy: the container squat (?:is restarting after it )?exited with code 1/)
     expect(find(result, 'error', 'Deploy failed')?.message).toMatch(/nothing to roll back to \(first deploy\), so squat is not running/)
     expect(result.summary).toMatch(/Address in use|bind/i)
     expect(await containersOf(web)).toEqual({})

@@ -367,7 +367,7 @@ describe('issue 10: the promises hold on a real engine', () => {
 
     expect(verdict(result)).toMatchObject({ exit: 1, result: 'failed', tag: 'v2' })
     expect(result.outputs).toMatchObject({ 'previous-tag': 'v2', image: `${image}:v2@${digests.get('v2')}` })
-    expect(find(result, 'error', 'Rollback · verify')?.message).toMatch(/^v4-exits is unhealthy: the container manual exited with code 1/)
+    expect(find(result, 'error', 'Rollback · verify')?.message).toMatch(/^v4-exits is unhealthy: the container manual (?:is restarting after it )?exited with code 1/)
     expect(find(result, 'notice', 'Rollback · restore')?.message).toMatch(/^restarted the kept v2/)
     expect(find(result, 'error', 'Rollback failed')?.message).toMatch(/^Rollback of v4-exits failed: .*v2, which ran before, was put back: it runs now and is healthy\.$/)
     expect(titles(result, 'notice')).not.toContain('Result')

@@ -54,13 +54,13 @@ describe('strategy: proxy', () => {
     const result = resolve('image: acme/web\nstrategy: proxy\nproxy:\n  port: 8080\n  app-port: 3000\nhealth:\n  url: http://127.0.0.1:8080/health\n')
     expect(problems(result)).toEqual([])
     expect(result.settings?.strategy).toBe('proxy')
-    expect(result.settings?.proxy).toEqual({ port: 8080, bind: [], appPort: 3000, image: DEFAULT_PROXY_IMAGE, drainMs: 30_000 })
+    expect(result.settings?.proxy).toEqual({ port: 8080, bind: [], appPort: 3000, image: DEFAULT_PROXY_IMAGE, drainMs: 30_000, timeoutMs: 60_000, maxConnections: 4096 })
     expect(DEFAULT_PROXY_IMAGE).toMatch(/^haproxy:\d+\.\d+-alpine$/)
   })
 
   it('takes bind as a string or a list, an image pinned by tag or digest, and a drain', () => {
     const one = resolve('image: acme/web\nstrategy: proxy\nproxy: { port: 80, app-port: 3000, bind: 127.0.0.1, drain: 5s, image: "registry.example.com/ops/haproxy:3.0" }\n')
-    expect(one.settings?.proxy).toEqual({ port: 80, bind: ['127.0.0.1'], appPort: 3000, image: 'registry.example.com/ops/haproxy:3.0', drainMs: 5_000 })
+    expect(one.settings?.proxy).toEqual({ port: 80, bind: ['127.0.0.1'], appPort: 3000, image: 'registry.example.com/ops/haproxy:3.0', drainMs: 5_000, timeoutMs: 60_000, maxConnections: 4096 })
     const list = resolve(`image: acme/web\nstrategy: proxy\nproxy: { port: 80, app-port: 3000, bind: [10.0.0.5, "::1"], image: "haproxy@sha256:${'a'.repeat(64)}" }\n`)
     expect(list.settings?.proxy?.bind).toEqual(['10.0.0.5', '::1'])
   })
@@ -100,6 +100,22 @@ describe('strategy: proxy', () => {
     const result = resolve('image: acme/web\nstrategy: proxy\nproxy: { port: 8080, app-port: 3000 }\ncontainer:\n  restart: "no"\n')
     expect(problems(result)).toEqual([expect.stringMatching(/^5:12 warning container\.restart: is no with strategy: proxy; after a reboot the proxy comes back \(unless-stopped\) but the slots would not/)])
     expect(result.settings).toBeDefined()
+  })
+
+  it('warns at its line when health.url is on the loopback but not on proxy.port', () => {
+    const result = resolve('image: acme/web\nstrategy: proxy\nproxy: { port: 8080, app-port: 3000 }\nhealth:\n  url: http://127.0.0.1:3000/health\n')
+    expect(problems(result)).toEqual([expect.stringMatching(/^5:8 warning health\.url: the port 3000 is not proxy\.port \(8080\).*use http:\/\/127\.0\.0\.1:8080\/health$/)])
+    expect(problems(resolve('image: acme/web\nstrategy: proxy\nproxy: { port: 8080, app-port: 3000 }\nhealth:\n  url: http://127.0.0.1:8080/health\n'))).toEqual([])
+    // Another host (a load balancer in front) is not judged.
+    expect(problems(resolve('image: acme/web\nstrategy: proxy\nproxy: { port: 8080, app-port: 3000 }\nhealth:\n  url: https://web.example.com/health\n'))).toEqual([])
+  })
+
+  it('rejects at its line a header value or body HAProxy cannot check', () => {
+    const result = resolve('image: acme/web\nstrategy: proxy\nproxy: { port: 8080, app-port: 3000 }\nhealth:\n  url: http://127.0.0.1:8080/health\n  expect-body: costs $5\n  headers:\n    X-Token: \'a"b\'\n')
+    expect(problems(result)).toEqual([
+      expect.stringMatching(/^6:16 error health\.expect-body: .*cannot be checked by HAProxy.*\(strategy: proxy\)$/),
+      expect.stringMatching(/^8:14 error health\.headers\.X-Token: .*cannot be checked by HAProxy.*\(strategy: proxy\)$/)
+    ])
   })
 
   it('warns about a proxy block under another strategy', () => {

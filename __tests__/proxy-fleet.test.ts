@@ -23,7 +23,7 @@ function settings(tag: string, overrides: Partial<DeploySettings> = {}): DeployS
     container: { ports: [], env: {}, secrets: [], volumes: [], labels: {}, init: true },
     // No URL: the story's verify would probe 127.0.0.1:8080 for real. The slots' state is checked.
     health: { expectStatus: [200], headers: {}, intervalMs: 100, timeoutMs: 500, deadlineMs: 3_000, healthyThreshold: 2, watchMs: 0 },
-    proxy: { port: 8080, bind: ['127.0.0.1'], appPort: 3000, image: HAPROXY, drainMs: 1_000 },
+    proxy: { port: 8080, bind: ['127.0.0.1'], appPort: 3000, image: HAPROXY, drainMs: 1_000, timeoutMs: 60_000, maxConnections: 4096 },
     lock: { timeoutMs: 5_000 },
     hosts: HOSTS,
     rollout: { parallel: 3, canary: false },

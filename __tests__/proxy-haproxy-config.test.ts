@@ -42,10 +42,11 @@ function section(config: string, header: string): string[] {
 describe('renderHaproxyConfig', () => {
   it('renders the whole config for an app whose blue slot is live', () => {
     expect(renderHaproxyConfig(BASE)).toBe(`# haproxy.cfg for shop, rendered by deploy-action (strategy: proxy). Live slot: blue.
-# Changes made through the runtime API are not persisted; this file names the live slot so that
-# a restart of the proxy container serves it.
+# This file always says what runs: whatever deploy-action sets through the runtime API it writes
+# here too, so a restart or a reload of the proxy changes nothing.
 global
   log stdout format raw local0 notice
+  master-worker
   stats socket ipv4@127.0.0.1:9999 level admin
   stats timeout 30s
   maxconn 4096
@@ -58,6 +59,7 @@ defaults
   option dontlog-normal
   option log-separate-errors
   option forwardfor
+  option idle-close-on-response
   option redispatch 1
   retries 3
   timeout connect 5s
@@ -86,10 +88,11 @@ frontend http-in
 
 backend app
   balance roundrobin
-  option httpchk GET /health
+  option httpchk
+  http-check send meth GET uri /health ver HTTP/1.1
   http-check expect status 200-399
   default-server check inter 2s fastinter 1s downinter 2s rise 2 fall 3 resolvers docker resolve-prefer ipv4
-  server blue shop-blue:3000 init-addr last,libc,none
+  server blue shop-blue:3000 init-addr last,libc,none no-check
   server green shop-green:3000 init-addr none disabled
 `)
   })
@@ -97,8 +100,40 @@ backend app
   it('names the live slot: the other one is disabled and starts without an address', () => {
     const green = section(renderHaproxyConfig({ ...BASE, live: 'green' }), 'backend app')
     expect(green).toContain('server blue shop-blue:3000 init-addr none disabled')
-    expect(green).toContain('server green shop-green:3000 init-addr last,libc,none')
+    expect(green).toContain('server green shop-green:3000 init-addr last,libc,none no-check')
     expect(renderHaproxyConfig({ ...BASE, live: 'green' })).toContain('Live slot: green.')
+  })
+
+  it("checks a slot the way the action does: the Host header and health.headers, the expected status codes and body", () => {
+    const backend = section(
+      renderHaproxyConfig({ ...BASE, check: { host: 'shop.example.com', headers: { 'X-Probe': 'deploy action', Accept: 'text/plain' }, expectStatus: [200, 204], expectBody: 'status: green' } }),
+      'backend app'
+    )
+    expect(backend.slice(1, 5)).toEqual([
+      'option httpchk',
+      'http-check send meth GET uri /health ver HTTP/1.1 hdr Host "shop.example.com" hdr X-Probe "deploy action" hdr Accept "text/plain"',
+      'http-check expect rstatus ^(200|204)$',
+      'http-check expect string "status: green"'
+    ])
+    // A Host among health.headers wins over the URL's.
+    const own = section(renderHaproxyConfig({ ...BASE, check: { host: 'shop.example.com', headers: { host: 'internal' }, expectStatus: [200] } }), 'backend app')
+    expect(own).toContain('http-check send meth GET uri /health ver HTTP/1.1 hdr host "internal"')
+    expect(own).toContain('http-check expect status 200')
+  })
+
+  it('gives each slot the port its app was started with, so a new proxy.app-port reaches only the new slot', () => {
+    const backend = section(renderHaproxyConfig({ ...BASE, appPort: 4000, slotPorts: { blue: 3000 } }), 'backend app')
+    expect(backend).toContain('server blue shop-blue:3000 init-addr last,libc,none no-check')
+    expect(backend).toContain('server green shop-green:4000 init-addr none disabled')
+  })
+
+  it.each([
+    ['a quote in a header value', { headers: { 'X-A': 'a"b' } }, /health\.headers\.X-A: .* cannot be checked by HAProxy/],
+    ['a dollar sign in the body', { expectBody: 'costs $5' }, /health\.expect-body: /],
+    ['a newline in the Host', { host: 'a\nb' }, /health\.headers\.Host: /],
+    ['a header name with a space', { headers: { 'X A': 'b' } }, /health\.headers: "X A" is not an HTTP header name/]
+  ])('refuses a check value HAProxy cannot take as one word: %s', (_name, check, message) => {
+    expect(() => renderHaproxyConfig({ ...BASE, check })).toThrow(message)
   })
 
   it('checks only the TCP connection when no health path is given', () => {
@@ -125,7 +160,7 @@ backend app
       timeouts: { serverMs: 120_000, connectMs: 1_500 }
     })
     expect(section(config, 'backend app')).toEqual(
-      expect.arrayContaining(['server blue shop_a:3000 init-addr last,libc,none', 'server green shop.b:3000 init-addr none disabled'])
+      expect.arrayContaining(['server blue shop_a:3000 init-addr last,libc,none no-check', 'server green shop.b:3000 init-addr none disabled'])
     )
     expect(section(config, 'frontend http-in')).toContain('bind :8081')
     expect(section(config, 'global')).toEqual(expect.arrayContaining(['maxconn 20000', 'hard-stop-after 2500ms']))
@@ -192,6 +227,34 @@ backend app
         expect(got).toHaveLength(expected.length)
         got.forEach((line, index) => expect(line.split(' ')[0]).toBe(expected[index]?.split(' ')[0]))
         expect(config).not.toMatch(/["'\\$\r]|[^\x20-\x7e\n]/)
+      }),
+      { numRuns: 500 }
+    )
+  })
+
+  it('never lets a check header, Host or body add a line, a directive or an unquoted word (property)', () => {
+    const anything = fc.string({ unit: 'binary', maxLength: 40 })
+    const printable = fc.stringMatching(/^[ -~]{1,30}$/)
+    const value = fc.oneof(anything, printable)
+    const headerName = fc.oneof(anything, fc.stringMatching(/^[A-Za-z0-9-]{1,12}$/))
+    fc.assert(
+      fc.property(value, headerName, value, value, (host, name, headerValue, body) => {
+        const check = { host, headers: { [name]: headerValue }, expectBody: body }
+        let config: string
+        try {
+          config = renderHaproxyConfig({ ...BASE, check })
+        } catch (error) {
+          expect(error).toBeInstanceOf(ProxyConfigError)
+          return
+        }
+        const expected = directives(renderHaproxyConfig({ ...BASE, check: { host: 'h', headers: { N: 'v' }, expectBody: 'b' } }))
+        const got = directives(config)
+        expect(got).toHaveLength(expected.length)
+        got.forEach((line, index) => expect(line.split(' ')[0]).toBe(expected[index]?.split(' ')[0]))
+        // Every accepted value sits inside its own pair of double quotes, and nothing else is quoted.
+        const send = got.find((line) => line.startsWith('http-check send')) ?? ''
+        expect(send.match(/"/g)).toHaveLength(name.toLowerCase() === 'host' ? 2 : 4)
+        expect(config).not.toMatch(/[\\$\r]|[^\x20-\x7e\n]/)
       }),
       { numRuns: 500 }
     )

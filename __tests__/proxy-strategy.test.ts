@@ -22,7 +22,7 @@ function settings(overrides: Partial<DeploySettings> = {}): DeploySettings {
     strategy: 'proxy',
     container: { ports: [], env: {}, secrets: [], volumes: [], labels: {}, init: true },
     health: { url: 'http://127.0.0.1:8080/health', expectStatus: [200], expectBody: 'status: green', headers: {}, intervalMs: 100, timeoutMs: 500, deadlineMs: 3_000, healthyThreshold: 2, watchMs: 0 },
-    proxy: { port: 8080, bind: ['127.0.0.1'], appPort: 3000, image: HAPROXY, drainMs: 5_000 },
+    proxy: { port: 8080, bind: ['127.0.0.1'], appPort: 3000, image: HAPROXY, drainMs: 5_000, timeoutMs: 60_000, maxConnections: 4096 },
     ...overrides
   })
 }
@@ -236,6 +236,74 @@ describe('ProxyStrategy', () => {
     expect(host.containers.get('web-green')?.id).toBe(green)
     expect(host.servingTag()).toBe('v2')
     expect(host.configLive()).toBe('green')
+  })
+
+  it('with the same settings, a deploy neither rewrites nor reloads the proxy before the check', async () => {
+    await deployV1ThenV2()
+    await strategy().proxy.switchTo(release('v3'))
+    expect(host.reloads).toEqual([])
+  })
+
+  it('a changed proxy.timeout is applied with a seamless reload before the new slot is checked; the file then says what runs', async () => {
+    await deployV1ThenV2()
+    const changed = settings({ proxy: { port: 8080, bind: ['127.0.0.1'], appPort: 3000, image: HAPROXY, drainMs: 5_000, timeoutMs: 120_000, maxConnections: 10_000 } })
+    const { proxy } = strategy({ settings: changed })
+    await proxy.switchTo(release('v3'))
+    await proxy.finalize()
+    expect(host.reloads).toEqual(['web-proxy'])
+    const reload = host.commands.indexOf('container kill --signal USR2 web-proxy')
+    const prepare = host.commands.findIndex((command, index) => index > reload && command.startsWith('container exec --interactive web-proxy nc 127.0.0.1 9999'))
+    expect(reload).toBeGreaterThan(0)
+    expect(prepare).toBeGreaterThan(reload)
+    expect(host.runtimeLines.slice(-6)).toContain('set server app/blue state ready; set server app/green state drain')
+    const file = host.containers.get('web-proxy')?.files['haproxy.cfg'] ?? ''
+    expect(file).toMatch(/timeout server 120s/)
+    expect(file).toMatch(/maxconn 10000/)
+    expect(file).toMatch(/server blue web-blue:3000 init-addr last,libc,none no-check/)
+    expect(host.servingTag()).toBe('v3')
+  })
+
+  it('proxy.app-port changed: the live slot keeps the port it was started with, the new slot gets the new one', async () => {
+    await deployV1ThenV2()
+    const changed = settings({ proxy: { port: 8080, bind: ['127.0.0.1'], appPort: 4000, image: HAPROXY, drainMs: 5_000, timeoutMs: 60_000, maxConnections: 4096 } })
+    const { proxy } = strategy({ settings: changed })
+    await proxy.switchTo(release('v3'))
+    const file = host.containers.get('web-proxy')?.files['haproxy.cfg'] ?? ''
+    expect(file).toMatch(/server blue web-blue:4000 init-addr last,libc,none no-check/)
+    expect(file).toMatch(/server green web-green:3000 init-addr none disabled/)
+    expect(host.containers.get('web-blue')?.labels['deploy-action.app-port']).toBe('4000')
+    // The slot probe reached the new slot on the new port.
+    expect(host.commands).toContain('container exec --interactive web-proxy nc -w 1 web-blue 4000')
+  })
+
+  it('HAProxy checks a slot with the health settings: Host and headers, expected status and body', async () => {
+    const checked = settings({ health: { url: 'http://127.0.0.1:8080/health', expectStatus: [200], expectBody: 'status: green', headers: { 'X-Probe': 'deploy' }, intervalMs: 500, timeoutMs: 700, deadlineMs: 3_000, healthyThreshold: 2, watchMs: 0 } })
+    await strategy({ settings: checked }).proxy.switchTo(release('v1'))
+    const file = host.containers.get('web-proxy')?.files['haproxy.cfg'] ?? ''
+    expect(file).toContain('http-check send meth GET uri /health ver HTTP/1.1 hdr Host "127.0.0.1:8080" hdr X-Probe "deploy"')
+    expect(file).toContain('http-check expect status 200')
+    expect(file).toContain('http-check expect string "status: green"')
+    expect(file).toContain('timeout check 700ms')
+    expect(file).toMatch(/default-server check inter 500ms /)
+  })
+
+  it('proxy.image changed: the proxy container is replaced around the slots, with a warning that says how long connections were refused', async () => {
+    await deployV1ThenV2()
+    host.images.add('haproxy:3.1-alpine')
+    const changed = settings({ proxy: { port: 8080, bind: ['127.0.0.1'], appPort: 3000, image: 'haproxy:3.1-alpine', drainMs: 5_000, timeoutMs: 60_000, maxConnections: 4096 } })
+    const { proxy } = strategy({ settings: changed })
+    const oldProxy = host.containers.get('web-proxy')?.id
+    await proxy.switchTo(release('v3'))
+    await proxy.finalize()
+    expect(host.containers.get('web-proxy')?.image).toBe('haproxy:3.1-alpine')
+    expect(host.containers.get('web-proxy')?.id).not.toBe(oldProxy)
+    expect(host.describe()).toEqual(['web-blue: running v3', 'web-green: exited v2', 'web-proxy: running'])
+    expect(proxy.proxyReplaced?.why).toBe('changed proxy.image from haproxy:3.0-alpine to haproxy:3.1-alpine')
+    expect(host.servingTag()).toBe('v3')
+    // The next deploy finds the proxy as the settings say: no replacement, no reload.
+    const again = strategy({ settings: changed }).proxy
+    await again.switchTo(release('v2'))
+    expect(again.proxyReplaced).toBeUndefined()
   })
 
   it('restore of nothing removes the slots, the proxy and the network this run created, by id', async () => {

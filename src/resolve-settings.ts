@@ -18,7 +18,7 @@ import {
 } from './config/grammar.js'
 import type { ConfigProblem } from './config/problems.js'
 import { DEFAULT_PROXY_IMAGE } from './config/schema.js'
-import { healthUrlPath, validateUrlPath } from './proxy/haproxy-config.js'
+import { healthUrlPath, quotedValue, validateUrlPath } from './proxy/haproxy-config.js'
 import { swarmSettingProblems } from './docker/service-args.js'
 import type { EnvironmentConfig } from './config/schema.js'
 import type { ActionInputs } from './inputs.js'
@@ -39,7 +39,9 @@ export const DEFAULTS = {
   retain: 5,
   init: false,
   proxyImage: DEFAULT_PROXY_IMAGE,
-  proxyDrainMs: 30_000
+  proxyDrainMs: 30_000,
+  proxyTimeoutMs: 60_000,
+  proxyMaxConnections: 4096
 } as const
 
 export interface ResolvedSettings {
@@ -250,7 +252,9 @@ export function resolveSettings(inputs: ActionInputs, env: NodeJS.ProcessEnv = p
         bind: typeof config.proxy?.bind === 'string' ? [config.proxy.bind] : (config.proxy?.bind ?? []),
         appPort: config.proxy?.['app-port'] ?? 0,
         image: config.proxy?.image ?? DEFAULTS.proxyImage,
-        drainMs: durationMs(config.proxy?.drain) ?? DEFAULTS.proxyDrainMs
+        drainMs: durationMs(config.proxy?.drain) ?? DEFAULTS.proxyDrainMs,
+        timeoutMs: durationMs(config.proxy?.timeout) ?? DEFAULTS.proxyTimeoutMs,
+        maxConnections: config.proxy?.['max-connections'] ?? DEFAULTS.proxyMaxConnections
       }
     }),
     hosts,
@@ -308,7 +312,45 @@ function proxyProblems(strategy: string, config: EnvironmentConfig, healthUrlInp
     if (healthUrlInput) problems.push({ title: 'Input health-url', message: `health-url: ${message}`, severity: 'error' })
     else at(['health', 'url'], message)
   }
+  // HAProxy runs the action's check on each slot: what it cannot express is an error at its line.
+  const body = config.health?.['expect-body']
+  if (body !== undefined) {
+    const problem = haproxyProblem(() => quotedValue(body, 'health.expect-body'))
+    if (problem) at(['health', 'expect-body'], `${problem} (strategy: proxy)`)
+  }
+  for (const [name, value] of Object.entries(config.health?.headers ?? {})) {
+    const problem = haproxyProblem(() => quotedValue(value, `health.headers.${name}`))
+    if (problem) at(['health', 'headers', name], `${problem} (strategy: proxy)`)
+  }
+  const port = url ? loopbackPort(url) : undefined
+  const proxyPort = config.proxy?.port
+  if (port !== undefined && proxyPort !== undefined && port !== proxyPort) {
+    const message = `the port ${port} is not proxy.port (${proxyPort}): with strategy: proxy users reach the app through the proxy on proxy.port, so the check of this URL after the switch would fail on every deploy; use http://127.0.0.1:${proxyPort}${path ?? '/'}`
+    if (healthUrlInput) problems.push({ title: 'Input health-url', message: `health-url: ${message}`, severity: 'warning' })
+    else at(['health', 'url'], message, 'warning')
+  }
   return problems
+}
+
+/** The message of a value HAProxy's config cannot take, or undefined. */
+function haproxyProblem(check: () => unknown): string | undefined {
+  try {
+    check()
+    return undefined
+  } catch (error) {
+    return error instanceof Error ? error.message.replace(/^health\.[^:]*: /, '') : String(error)
+  }
+}
+
+/** The port of a health URL on this host's loopback (`127.0.0.1`, `localhost`, `::1`), or undefined for any other host. */
+function loopbackPort(url: string): number | undefined {
+  try {
+    const parsed = new URL(url)
+    if (!['127.0.0.1', 'localhost', '[::1]'].includes(parsed.hostname)) return undefined
+    return Number(parsed.port || (parsed.protocol === 'https:' ? 443 : 80))
+  } catch {
+    return undefined
+  }
 }
 
 /**

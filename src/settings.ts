@@ -67,6 +67,10 @@ export interface ProxySettings {
   image: string
   /** How long the old version may finish its in-flight requests after the switch. */
   drainMs: number
+  /** Client and server inactivity timeout of the proxy (`proxy.timeout`). */
+  timeoutMs: number
+  /** Connections the proxy accepts at once (`proxy.max-connections`). */
+  maxConnections: number
 }
 
 export interface RegistryCredentials {

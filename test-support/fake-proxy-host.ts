@@ -51,6 +51,8 @@ export class FakeProxyHost implements DockerRunner {
   /** Each time the routed (admin-ready) slots changed: which were ready. */
   readonly routingHistory: string[] = []
   readonly commands: string[] = []
+  /** The containers reloaded with `kill --signal USR2`, in order. */
+  readonly reloads: string[] = []
   private admin: Record<string, Admin> = {}
   private checks: Record<string, boolean> = {}
   private nextId = 1
@@ -71,6 +73,8 @@ export class FakeProxyHost implements DockerRunner {
     if (group === 'container' && verb === 'logs') return ok(`logs of ${rest[rest.length - 1] ?? ''}`)
     if (group === 'container' && verb === 'exec') return this.exec(rest, options.input ?? '')
     if (group === 'container' && verb === 'cp') return this.copy(rest, options.input ?? '')
+    if (group === 'container' && verb === 'kill') return this.kill(rest)
+    if (group === 'container' && verb === 'rename') return this.rename(rest[0] ?? '', rest[1] ?? '')
     if (group === 'network') return this.network(verb ?? '', rest)
     if (group === 'image' && verb === 'inspect') {
       const reference = rest[rest.length - 1] ?? ''
@@ -203,6 +207,31 @@ export class FakeProxyHost implements DockerRunner {
     return ok('')
   }
 
+  /** `kill --signal USR2 <proxy>`: HAProxy's seamless reload; the new worker runs what the file says. */
+  private kill(args: string[]): DockerResult {
+    const [flag, signal, ref = ''] = args
+    if (flag !== '--signal' || signal !== 'USR2') return fail(`unsupported kill ${args.join(' ')}`)
+    const c = this.find(ref)
+    if (!c) return fail(`Error: No such container: ${ref}`)
+    if (!c.running) return fail(`Error response from daemon: cannot kill container: ${ref}: container ${c.id} is not running`)
+    this.reloads.push(c.name)
+    if (c.name === this.proxyName()) this.bootHaproxy()
+    return ok('')
+  }
+
+  private rename(from: string, to: string): DockerResult {
+    const c = this.find(from)
+    if (!c) return fail(`Error: No such container: ${from}`)
+    if (this.containers.has(to)) return fail(`Error response from daemon: Conflict. The container name "/${to}" is already in use`)
+    const wasProxy = c.name === this.proxyName()
+    this.containers.delete(c.name)
+    c.name = to
+    this.containers.set(to, c)
+    // A proxy moved aside keeps serving in a real engine; this stand-in follows the one named <name>-proxy.
+    if (wasProxy && c.name !== this.proxyName()) this.noteRouting()
+    return ok('')
+  }
+
   private stop(ref: string): DockerResult {
     const c = this.find(ref)
     if (!c) return fail(`Error: No such container: ${ref}`)
@@ -278,11 +307,12 @@ export class FakeProxyHost implements DockerRunner {
     return ok(`HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\n${body}`)
   }
 
-  /** At start HAProxy reads the config: the live slot ready, the other in MAINT, all checked. */
+  /** At start (or a reload) HAProxy reads the config: the live slot ready and unchecked (`no-check`), the other in MAINT. */
   private bootHaproxy(): void {
     const live = this.configLive() ?? 'blue'
+    const file = this.containers.get(this.proxyName())?.files['haproxy.cfg'] ?? ''
     this.admin = { blue: live === 'blue' ? 'ready' : 'maint', green: live === 'green' ? 'ready' : 'maint' }
-    this.checks = { blue: true, green: true }
+    this.checks = { blue: !/server blue .* no-check/.test(file), green: !/server green .* no-check/.test(file) }
     this.noteRouting()
   }
 

@@ -254,7 +254,9 @@ export const ProxySchema = z
       image: grammarString(checkImageReference, 'expected an image reference with a tag such as haproxy:3.0-alpine')
         .describe(`HAProxy image of the proxy container, pinned by tag or digest; default ${DEFAULT_PROXY_IMAGE}. Any image laid out like the official one (config at /usr/local/etc/haproxy/haproxy.cfg, busybox nc).`)
         .optional(),
-      drain: duration('How long the old version may finish its in-flight requests after the switch; default 30s.', { allowZero: true }).optional()
+      drain: duration('How long the old version may finish its in-flight requests after the switch; default 30s.', { allowZero: true }).optional(),
+      timeout: duration('How long the proxy waits on an idle client or app connection (HAProxy timeout client and server): longer than the slowest response; default 60s.').optional(),
+      'max-connections': wholeNumber(1, 1_000_000).describe('Connections the proxy accepts at once (HAProxy maxconn); default 4096.').optional()
     },
     { error: 'expected a mapping of proxy settings' }
   )

@@ -209,6 +209,11 @@ export class DockerClient {
     await this.exec(['container', 'start', name], { mutates: true })
   }
 
+  /** Sends a signal to a container's main process (`docker kill --signal`), e.g. `USR2`: HAProxy's seamless reload. */
+  async signalContainer(name: string, signal: 'USR1' | 'USR2' | 'HUP'): Promise<void> {
+    await this.exec(['container', 'kill', '--signal', signal, objectName(name)], { mutates: true, timeoutMs: 30_000 })
+  }
+
   async renameContainer(from: string, to: string): Promise<void> {
     await this.exec(['container', 'rename', from, to], { mutates: true })
   }

@@ -10,8 +10,17 @@
  * - backend `app` has servers `blue` and `green`, addressed by container name and resolved by
  *   docker's embedded DNS (127.0.0.11) at start and again every second at run time, because a
  *   slot container gets a new address each time it is created;
- * - the live slot is enabled, the other one `disabled` (MAINT), so a restart of the proxy comes
- *   back serving the live slot: the runtime API's changes are not persisted, this file is;
+ * - the live slot is enabled and runs without HAProxy's checks (`no-check`: it is the only server,
+ *   and on a busy host slow checks would take it DOWN and turn slow answers into 503s for
+ *   everyone; the action's own watch covers a new version), the other one `disabled` (MAINT). The
+ *   file always says what runs, so a restart or a reload of the proxy comes back exactly as it
+ *   was: whatever the action sets through the runtime API, it also writes here;
+ * - the check HAProxy runs on a slot before the switch is the action's own health check: the
+ *   path, `health.headers` (with `Host`), `health.expect-status`, `health.expect-body`,
+ *   `health.timeout` and `health.interval`;
+ * - a change is applied with a seamless reload (master-worker: SIGUSR2 to the master), and
+ *   `option idle-close-on-response` keeps idle keep-alive connections open through it, so a
+ *   reload under load fails no request;
  * - the runtime API listens on the container's loopback only (`127.0.0.1:9999`, level admin) and
  *   is reached with `docker exec -i <name>-proxy nc 127.0.0.1 9999` (runtime-api.ts).
  *
@@ -73,8 +82,15 @@ export interface HaproxyConfigOptions {
   name: string
   /** proxy.app-port: the port the app listens on inside its container. */
   appPort: number
-  /** The slot that serves: enabled here; the other slot is `disabled`. */
+  /** The slot that serves: enabled here, without checks; the other slot is `disabled`. */
   live: Slot
+  /**
+   * The port each slot's app listens on, when it differs from `appPort`: a slot keeps the port it
+   * was started with, so a change of `proxy.app-port` reaches the new slot only.
+   */
+  slotPorts?: Partial<Record<Slot, number>>
+  /** The HTTP check of a slot beyond its path (`healthPath`): the action's own health settings. */
+  check?: HaproxyCheck
   /** Host names of the slot containers on the app network (container names). Default `<name>-<slot>`. */
   slotHosts?: Partial<Record<Slot, string>>
   /**
@@ -100,6 +116,18 @@ export interface HaproxyConfigOptions {
    */
   checkIntervalMs?: number
   timeouts?: Partial<HaproxyTimeouts>
+}
+
+/** The action's health check, as HAProxy runs it on a slot. */
+export interface HaproxyCheck {
+  /** The `Host` header: the public URL's host. */
+  host?: string
+  /** `health.headers` (a `Host` among them wins over `host`). */
+  headers?: Record<string, string>
+  /** `health.expect-status`; default any 2xx or 3xx. */
+  expectStatus?: number[]
+  /** `health.expect-body`: a substring the body must contain. */
+  expectBody?: string
 }
 
 /** A value that cannot go into haproxy.cfg. The message names the setting and says what is allowed. */
@@ -178,6 +206,42 @@ export function validateUrlPath(value: string, setting: string): string {
   return value
 }
 
+/** An HTTP header name: an RFC 9110 token. */
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}$/
+/**
+ * A value HAProxy reads as one word inside double quotes: printable ASCII without `"`, `\`, `$`
+ * (variable expansion) or a control character. Anything else is refused, never escaped.
+ */
+const QUOTABLE = /^[\x20-\x7e]{1,1024}$/
+
+/** Checks a value that goes into haproxy.cfg inside double quotes and returns it quoted; throws otherwise. */
+export function quotedValue(value: string, setting: string): string {
+  if (typeof value !== 'string' || !QUOTABLE.test(value) || /["\\$]/.test(value)) {
+    throw new ProxyConfigError(`${setting}: ${JSON.stringify(value)} cannot be checked by HAProxy; use printable ASCII without '"', '\\' or '$'`)
+  }
+  return `"${value}"`
+}
+
+/** Checks an HTTP header name and returns it; throws otherwise. */
+export function validateHeaderName(value: string, setting: string): string {
+  if (typeof value !== 'string' || !HEADER_NAME.test(value)) throw new ProxyConfigError(`${setting}: ${JSON.stringify(value)} is not an HTTP header name`)
+  return value
+}
+
+/** The `http-check` lines of a slot check: the request with its headers, then what the answer must be. */
+function checkLines(path: string, check: HaproxyCheck | undefined): string[] {
+  const headers: [string, string][] = []
+  const given = Object.entries(check?.headers ?? {})
+  if (check?.host !== undefined && !given.some(([name]) => name.toLowerCase() === 'host')) headers.push(['Host', check.host])
+  headers.push(...given)
+  const send = ['  http-check send meth GET', `uri ${path}`, 'ver HTTP/1.1', ...headers.map(([name, value]) => `hdr ${validateHeaderName(name, 'health.headers')} ${quotedValue(value, `health.headers.${name}`)}`)]
+  const statuses = check?.expectStatus?.map((code) => validateInteger(code, 'health.expect-status', 100, 599))
+  const expectStatus = statuses && statuses.length > 0 ? (statuses.length === 1 ? `  http-check expect status ${statuses[0]}` : `  http-check expect rstatus ^(${statuses.join('|')})$`) : '  http-check expect status 200-399'
+  const lines = ['  option httpchk', send.join(' '), expectStatus]
+  if (check?.expectBody !== undefined) lines.push(`  http-check expect string ${quotedValue(check.expectBody, 'health.expect-body')}`)
+  return lines
+}
+
 function validateInteger(value: number, setting: string, min: number, max: number): number {
   if (!Number.isSafeInteger(value) || value < min || value > max) {
     throw new ProxyConfigError(`${setting}: expected a whole number from ${min} to ${max}, got ${String(value)}`)
@@ -219,21 +283,28 @@ export function renderHaproxyConfig(options: HaproxyConfigOptions): string {
   }
   const fastIntervalMs = Math.max(100, Math.floor(checkIntervalMs / 2))
 
+  const ports: Record<Slot, number> = {
+    blue: validateInteger(options.slotPorts?.blue ?? appPort, 'blue slot port', 1, 65_535),
+    green: validateInteger(options.slotPorts?.green ?? appPort, 'green slot port', 1, 65_535)
+  }
   const server = (slot: Slot): string => {
     const live = slot === options.live
     // The live slot resolves through libc at start (it exists), so HAProxy serves at once. The idle
     // slot may not exist: libc would then wait for DNS timeouts (seconds) before HAProxy starts, so
     // it starts without an address and the runtime resolver fills it in once the container exists.
     const initAddr = live ? 'last,libc,none' : 'none'
-    return `  server ${slot} ${hosts[slot]}:${appPort} init-addr ${initAddr}${live ? '' : ' disabled'}`
+    // The live slot is not checked (see the top of this file); the idle one is, once it leaves MAINT.
+    return `  server ${slot} ${hosts[slot]}:${ports[slot]} init-addr ${initAddr}${live ? ' no-check' : ' disabled'}`
   }
 
   return [
     `# haproxy.cfg for ${name}, rendered by deploy-action (strategy: proxy). Live slot: ${options.live}.`,
-    '# Changes made through the runtime API are not persisted; this file names the live slot so that',
-    '# a restart of the proxy container serves it.',
+    '# This file always says what runs: whatever deploy-action sets through the runtime API it writes',
+    '# here too, so a restart or a reload of the proxy changes nothing.',
     'global',
     '  log stdout format raw local0 notice',
+    // A reload (SIGUSR2 to the master) starts a new worker from this file without dropping a connection.
+    '  master-worker',
     `  stats socket ipv4@${RUNTIME_API_HOST}:${RUNTIME_API_PORT} level admin`,
     '  stats timeout 30s',
     `  maxconn ${maxConnections}`,
@@ -248,6 +319,9 @@ export function renderHaproxyConfig(options: HaproxyConfigOptions): string {
     '  option dontlog-normal',
     '  option log-separate-errors',
     '  option forwardfor',
+    // Through a reload, an idle keep-alive connection stays open until its next answer, which
+    // closes it: without this, the old worker closes it just as the client sends (a failed request).
+    '  option idle-close-on-response',
     '  option redispatch 1',
     '  retries 3',
     `  timeout connect ${haproxyTime(timeouts.connectMs)}`,
@@ -279,7 +353,7 @@ export function renderHaproxyConfig(options: HaproxyConfigOptions): string {
     '',
     `backend ${HAPROXY_BACKEND}`,
     '  balance roundrobin',
-    ...(healthPath === undefined ? [] : [`  option httpchk GET ${healthPath}`, '  http-check expect status 200-399']),
+    ...(healthPath === undefined ? [] : checkLines(healthPath, options.check)),
     `  default-server check inter ${haproxyTime(checkIntervalMs)} fastinter ${haproxyTime(fastIntervalMs)} downinter ${haproxyTime(checkIntervalMs)} rise 2 fall 3 resolvers docker resolve-prefer ipv4`,
     server('blue'),
     server('green'),

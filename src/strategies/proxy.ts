@@ -34,6 +34,10 @@ const RUNTIME_API_TIMEOUT_MS = 15_000
 const ROLE_LABEL = 'deploy-action.role'
 const APP_LABEL = 'deploy-action.app'
 const SLOT_LABEL = 'deploy-action.slot'
+/** The port a slot's app listens on, as it was started: a later change of proxy.app-port reaches only new slots. */
+const APP_PORT_LABEL = 'deploy-action.app-port'
+/** What the proxy container was created with (image, port, bind): a change needs a new container. */
+const PROXY_SPEC_LABEL = 'deploy-action.proxy-spec'
 /** The line of the rendered config that names the live slot (see haproxy-config.ts). */
 const LIVE_SLOT_LINE = /Live slot: (blue|green)\./
 /**
@@ -41,6 +45,8 @@ const LIVE_SLOT_LINE = /Live slot: (blue|green)\./
  * before it calls the slot healthy: 2 s apart, 1 s apart while a change is pending.
  */
 const HAPROXY_RISE_MS = 10_000
+/** How long a reloaded HAProxy may take before its new worker answers with the live slot. */
+const RELOAD_TIMEOUT_MS = 15_000
 
 interface Names {
   proxy: string
@@ -70,9 +76,13 @@ export class ProxyStrategy implements DeployStrategy {
   private switchedAt = 0
   /** The slot of a version that failed before the switch, for its logs. */
   private failedSlot: Slot | undefined
+  /** Set when this run replaced the proxy container: why, and how long new connections were refused. */
+  proxyReplaced: { why: string; gapMs: number } | undefined
   /** The runtime API's last look at both slots, taken by `readRouting`. */
   private lastSnapshot: SlotsSnapshot | undefined
   private readonly runtime: HaproxyRuntime
+  /** The app port of each slot container, as its label says (read at each look, set at each start). */
+  private readonly slotPorts: Partial<Record<Slot, number>> = {}
 
   constructor(
     private readonly settings: DeploySettings,
@@ -149,6 +159,9 @@ export class ProxyStrategy implements DeployStrategy {
       } else {
         if (!look.proxy.running) await this.docker.startContainer(this.names.proxy)
         live = await this.liveSlot(look)
+        // A new image, port or bind needs a new proxy container: never ignored in silence.
+        const change = this.proxyChange(look.proxy)
+        if (change) await this.replaceProxy(live, look.proxy, change)
       }
     } catch (error) {
       throw error instanceof SwitchNotStartedError ? error : new SwitchNotStartedError(error)
@@ -166,7 +179,7 @@ export class ProxyStrategy implements DeployStrategy {
     } else {
       await this.startInSlot(idle, release, kept, { withCommit: true })
     }
-    await this.checkBeforeSwitch(idle, { prepare: true })
+    await this.checkBeforeSwitch(idle, { prepare: true, applyLive: live })
     await this.switchTraffic(idle)
   }
 
@@ -256,7 +269,7 @@ export class ProxyStrategy implements DeployStrategy {
       // for it that its next retry sends to the live slot).
       if (look.slots[idle]?.running || this.retiring === idle) await this.retireSlot(idle, this.proxy.drainMs)
       this.retiring = undefined
-      await this.writeConfig(live)
+      await this.applyConfig(live)
       return 'already-running'
     }
 
@@ -272,7 +285,7 @@ export class ProxyStrategy implements DeployStrategy {
     }
     // A kept slot that still runs and that HAProxy saw healthy a moment ago: switch back at once.
     const fast = method === 'reused-previous' && look.slots[idle]?.running === true ? { snapshot: this.lastSnapshot, info: look.slots[idle] } : undefined
-    await this.checkBeforeSwitch(idle, { prepare: true, ...(fast && { fast }) })
+    await this.checkBeforeSwitch(idle, { prepare: true, applyLive: live, ...(fast && { fast }) })
     await this.switchTraffic(idle)
     // The version switched away from failed or was not wanted: it finishes what it has in flight, then stops.
     await this.retireSlot(live, this.proxy.drainMs)
@@ -286,6 +299,11 @@ export class ProxyStrategy implements DeployStrategy {
   private async look(): Promise<{ proxy?: ContainerInfo; slots: Record<Slot, ContainerInfo | undefined> }> {
     const names = this.names
     const [proxy, blue, green] = await this.docker.inspectContainers([names.proxy, names.slots.blue, names.slots.green])
+    for (const [slot, info] of [['blue', blue], ['green', green]] as const) {
+      const port = Number(info?.labels[APP_PORT_LABEL])
+      if (Number.isInteger(port) && port > 0) this.slotPorts[slot] = port
+      else delete this.slotPorts[slot]
+    }
     return { proxy, slots: { blue, green } }
   }
 
@@ -397,7 +415,7 @@ export class ProxyStrategy implements DeployStrategy {
       const address = bind === undefined ? '' : bind.includes(':') ? `[${bind}]:` : `${bind}:`
       argv.push('--publish', `${address}${proxy.port}:${PROXY_LISTEN_PORT}`)
     }
-    for (const [key, value] of Object.entries(this.ownLabels('proxy'))) argv.push('--label', `${key}=${value}`)
+    for (const [key, value] of Object.entries({ ...this.ownLabels('proxy'), [PROXY_SPEC_LABEL]: this.proxySpec() })) argv.push('--label', `${key}=${value}`)
     argv.push(proxy.image)
     this.created.record(await this.docker.createContainer(argv, {}))
     await this.writeConfig(live)
@@ -431,9 +449,10 @@ export class ProxyStrategy implements DeployStrategy {
         name,
         imageRef: release.imageRef ?? `${this.settings.image}:${release.tag}`,
         container: { ...container, ports: [], network: this.names.network },
-        labels: { ...releaseLabels(this.settings, release, options), [SLOT_LABEL]: slot, [APP_LABEL]: this.settings.name }
+        labels: { ...releaseLabels(this.settings, release, options), [SLOT_LABEL]: slot, [APP_LABEL]: this.settings.name, [APP_PORT_LABEL]: String(this.proxy.appPort) }
       })
       this.created.record(await this.docker.createContainer(argv, secretEnvironment(container.secrets)))
+      this.slotPorts[slot] = this.proxy.appPort
       await this.docker.startContainer(name)
     } catch (error) {
       this.failedSlot = slot
@@ -447,10 +466,12 @@ export class ProxyStrategy implements DeployStrategy {
    * the address docker gave it. Within `health.deadline`. Otherwise the slot is taken out and its
    * container stopped (kept for its logs), and `SwitchNotStartedError` says why.
    */
-  private async checkBeforeSwitch(slot: Slot, options: { prepare: boolean; fast?: { snapshot?: SlotsSnapshot; info?: ContainerInfo } }): Promise<void> {
+  private async checkBeforeSwitch(slot: Slot, options: { prepare: boolean; applyLive?: Slot; fast?: { snapshot?: SlotsSnapshot; info?: ContainerInfo } }): Promise<void> {
     const name = this.names.slots[slot]
     const started = this.clock.now()
     try {
+      // The proxy runs what the settings say (check, timeouts, limits, ports) before it checks the slot.
+      if (options.applyLive && (await this.applyConfig(options.applyLive))) options = { ...options, fast: undefined }
       const { snapshot, info } = options.fast ?? {}
       if (snapshot && info?.running && this.seenHealthy(snapshot, slot, info)) return
       if (options.prepare) {
@@ -513,18 +534,122 @@ export class ProxyStrategy implements DeployStrategy {
     })
   }
 
-  /** Puts haproxy.cfg naming `live` into the proxy container (created or running). */
-  private async writeConfig(live: Slot): Promise<void> {
+  /**
+   * The whole haproxy.cfg for `live`, from the settings alone: the one source of truth of what
+   * the proxy runs (which slot serves, which is checked and how, the timeouts and the limits).
+   */
+  private renderConfig(live: Slot): string {
     const path = this.healthPath()
-    const config = renderHaproxyConfig({
+    const { health } = this.settings
+    return renderHaproxyConfig({
       name: this.settings.name,
       appPort: this.proxy.appPort,
       live,
+      slotPorts: { ...this.slotPorts },
       drainMs: this.proxy.drainMs,
-      ...(path !== undefined && { healthPath: path })
+      maxConnections: this.proxy.maxConnections,
+      // HAProxy checks no faster than every 100 ms, and no slower than once a minute.
+      checkIntervalMs: Math.min(60_000, Math.max(100, health.intervalMs)),
+      timeouts: { clientMs: this.proxy.timeoutMs, serverMs: this.proxy.timeoutMs, checkMs: health.timeoutMs },
+      ...(path !== undefined && {
+        healthPath: path,
+        check: { host: this.healthHost(), headers: health.headers, expectStatus: health.expectStatus, ...(health.expectBody !== undefined && { expectBody: health.expectBody }) }
+      })
     })
+  }
+
+  /** Puts haproxy.cfg naming `live` into the proxy container (created or running); HAProxy reads it at its next start or reload. */
+  private async writeConfig(live: Slot): Promise<void> {
     const directory = HAPROXY_CONFIG_PATH.slice(0, HAPROXY_CONFIG_PATH.lastIndexOf('/'))
-    await this.docker.copyArchiveInto(this.names.proxy, directory, singleFileTar('haproxy.cfg', config), `haproxy.cfg naming ${live} live`)
+    await this.docker.copyArchiveInto(this.names.proxy, directory, singleFileTar('haproxy.cfg', this.renderConfig(live)), `haproxy.cfg naming ${live} live`)
+  }
+
+  /**
+   * Makes the running proxy run what the settings say, with `live` serving: when the file in the
+   * proxy differs from the rendered config, writes it and reloads HAProxy seamlessly (SIGUSR2 to
+   * the master: a new worker takes the listeners; the old one finishes what it has in flight),
+   * then waits until the new worker answers with `live` ready. A reload resets the runtime state
+   * to the file, which is why the file always says what runs. Returns whether it reloaded.
+   */
+  private async applyConfig(live: Slot): Promise<boolean> {
+    const wanted = this.renderConfig(live)
+    const running = await this.docker.readFileFrom(this.names.proxy, HAPROXY_CONFIG_PATH)
+    if (running === wanted) return false
+    await this.writeConfig(live)
+    await this.docker.signalContainer(this.names.proxy, 'USR2')
+    const deadline = this.clock.now() + RELOAD_TIMEOUT_MS
+    let last = 'the runtime API did not answer'
+    for (;;) {
+      try {
+        const servers = await this.runtime.servers()
+        // The new worker booted from the file: the live slot is out of MAINT (its address resolved).
+        if (servers[live].state !== 'MAINT') {
+          core.info(`The proxy ${this.names.proxy} on ${this.host} was reloaded with the config the settings give (seamless reload).`)
+          return true
+        }
+        last = `${live} is ${servers[live].status}`
+      } catch (error) {
+        last = errorText(error)
+      }
+      if (this.clock.now() >= deadline) throw new Error(`the proxy ${this.names.proxy} did not come back from its reload within ${RELOAD_TIMEOUT_MS / 1000} s (${last})`)
+      await this.clock.sleep(100, this.signal)
+    }
+  }
+
+  /** What a proxy container is created with; a change of any part needs a new container. */
+  private proxySpec(): string {
+    return JSON.stringify({ image: this.proxy.image, port: this.proxy.port, bind: [...this.proxy.bind].sort() })
+  }
+
+  /** Why the proxy container must be replaced, or undefined when it runs with what the settings say. */
+  private proxyChange(proxy: ContainerInfo): string | undefined {
+    const label = proxy.labels[PROXY_SPEC_LABEL]
+    if (label === undefined) return proxy.image === this.proxy.image ? undefined : `proxy.image changed from ${proxy.image} to ${this.proxy.image}`
+    if (label === this.proxySpec()) return undefined
+    let was: { image?: string; port?: number; bind?: string[] } = {}
+    try {
+      was = JSON.parse(label) as typeof was
+    } catch {
+      return 'the proxy container has an unreadable spec label'
+    }
+    const changes: string[] = []
+    if (was.image !== this.proxy.image) changes.push(`proxy.image from ${was.image ?? '?'} to ${this.proxy.image}`)
+    if (was.port !== this.proxy.port) changes.push(`proxy.port from ${was.port ?? '?'} to ${this.proxy.port}`)
+    if (JSON.stringify(was.bind ?? []) !== JSON.stringify([...this.proxy.bind].sort())) changes.push(`proxy.bind from ${(was.bind ?? []).join(', ') || 'all addresses'} to ${this.proxy.bind.join(', ') || 'all addresses'}`)
+    return changes.length > 0 ? `changed ${changes.join(', ')}` : undefined
+  }
+
+  /**
+   * Replaces the proxy container (a new image, port or bind), keeping the slots: the old proxy is
+   * moved aside, the new one created with a config that routes to `live`, the old one stopped
+   * softly (its in-flight requests finish, for at most proxy.drain) so the port is free, and the
+   * new one started. New connections are refused in between: that gap is measured and reported.
+   * If the new proxy cannot start, the old one comes back.
+   */
+  private async replaceProxy(live: Slot, old: ContainerInfo, why: string): Promise<void> {
+    const names = this.names
+    const aside = `${names.proxy}-old`
+    await this.docker.renameContainer(names.proxy, aside)
+    const mark = this.created.count
+    let stoppedAt: number | undefined
+    try {
+      await this.createProxy(live)
+      stoppedAt = this.clock.now()
+      await this.docker.stopContainer(old.id)
+      await this.docker.startContainer(names.proxy)
+    } catch (error) {
+      // Back to the proxy that served: only what this call created goes.
+      await this.removeCreatedSince(mark).catch(() => undefined)
+      await this.docker.renameContainer(aside, names.proxy).catch(() => undefined)
+      if (stoppedAt !== undefined) await this.docker.startContainer(names.proxy).catch(() => undefined)
+      throw new Error(`the proxy ${names.proxy} could not be replaced (${why}): ${errorText(error)}; the old proxy serves again`, { cause: error })
+    }
+    const gapMs = Math.round(this.clock.now() - stoppedAt)
+    this.proxyReplaced = { why, gapMs }
+    await this.docker.removeContainer(old.id)
+    core.warning(
+      `The proxy ${names.proxy} on ${this.host} was replaced (${why}): new connections were refused for ${(gapMs / 1000).toFixed(1)} s while the old proxy finished its in-flight requests and the new one started. The slots were kept.`
+    )
   }
 
   /**
