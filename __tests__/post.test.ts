@@ -164,6 +164,19 @@ describe('post step', () => {
     expect(engine.commands.filter((command) => command.startsWith('container rm') && !command.includes('deploy-lock') && !/rm --force 0+/.test(command))).toEqual([])
   })
 
+  it('takes the lock again when nobody holds it (an earlier post step released it), restores, and gives it back', async () => {
+    const engine = new FakeDockerEngine()
+    const unverified = app(engine, 'web', 'v2', true)
+    app(engine, 'web-previous', 'v1', false, V1.digest)
+
+    await runPost(engine, 'switching', restoreState({ created: [[unverified]] }))
+
+    expect(engine.containers.get('web')).toMatchObject({ running: true, labels: { [Label.Tag]: 'v1' } })
+    expect(engine.commands.some((command) => command.startsWith('container create --pull never --name web-deploy-lock'))).toBe(true)
+    expect(engine.containers.has('web-deploy-lock')).toBe(false)
+    expect(process.exitCode).toBeUndefined()
+  })
+
   it('changes nothing where another run holds the lock now, and says so', async () => {
     const engine = new FakeDockerEngine()
     const unverified = app(engine, 'web', 'v2', true)

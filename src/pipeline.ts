@@ -462,7 +462,9 @@ export class Pipeline {
     if (!target || missed.length === 0 || this.signal?.aborted) return { kind: 'restore-failed', failure, reasons: first.problems, ...(this.servingNow() && { release: this.servingNow() }) }
     const targetFailed = { tag: target.tag, reason: first.problems.join('; ') }
     const fallback = missed[0]?.before as Release
-    this.reporter.warning('Rollback · target', `The rollback to ${target.tag} failed (${targetFailed.reason}); putting back what ran before on ${missed.length === 1 && this.hosts.length === 1 ? this.settings.name : missed.map((host) => host.strategy.host).join(', ')}.`)
+    const sameBefore = missed.every((host) => sameRelease(host.before, fallback))
+    const where = this.hosts.length > 1 ? ` on ${missed.map((host) => host.strategy.host).join(', ')}` : ''
+    this.reporter.warning('Rollback · target', `The rollback to ${target.tag} failed (${targetFailed.reason}); putting back ${sameBefore ? `${fallback.tag}, which ran before` : 'what each host ran before'}${where}.`)
     const retry = await this.startDeployment(fallback, fallback.tag)
     const second = await this.putBack(missed, ranBefore, 'Rollback')
     await this.finishDeployment(retry, second.problems.length > 0 ? 'failure' : 'success')

@@ -140,8 +140,15 @@ async function hostsNotOwned(saved: SavedRun, dependencies: Dependencies): Promi
       const deployLock = new DeployLock(dockerClientFor(dependencies, dockerHost ?? undefined), saved.name)
       try {
         const holder = await deployLock.read()
-        if (!holder) notOwned.set(dockerHost, `the lock ${deployLock.lockName} is gone`)
-        else if (holder.owner !== lock.owner) notOwned.set(dockerHost, `another run holds it: ${describeHolder(holder)}`)
+        if (holder && holder.owner !== lock.owner) notOwned.set(dockerHost, `another run holds it: ${describeHolder(holder)}`)
+        if (holder) return
+        // Nobody holds it (released by an earlier post step of this run, or removed by hand): taking
+        // it again proves no other deploy works there; `releaseLocks` gives it back at the end.
+        try {
+          await deployLock.acquire({ owner: lock.owner, holder: 'the post step of an interrupted deploy', tag: saved.tag ?? '', leaseMs: POST_LEASE_MS, timeoutMs: 0, clock: dependencies.clock })
+        } catch (error) {
+          notOwned.set(dockerHost, `the lock ${deployLock.lockName} was gone and could not be taken again: ${errorMessage(error)}`)
+        }
       } catch (error) {
         notOwned.set(dockerHost, `it could not be read: ${errorMessage(error)}`)
       }
@@ -149,6 +156,9 @@ async function hostsNotOwned(saved: SavedRun, dependencies: Dependencies): Promi
   )
   return notOwned
 }
+
+/** The lease of a lock the post step takes again: its work is one restore and one verify. */
+const POST_LEASE_MS = 15 * 60_000
 
 /** Releases the deploy locks the main step still held; a lock another run holds is left alone. */
 async function releaseLocks(saved: SavedRun, dependencies: Dependencies, reporter: Reporter): Promise<void> {
