@@ -192,6 +192,7 @@ describe.each(['replace', 'swarm'] as const)('fault sweep, strategy %s', (strate
 // routes to; the config file in the proxy must name that slot, so a restart of the proxy serves it.
 
 const HAPROXY = 'haproxy:3.0-alpine'
+const NEW_HAPROXY = 'haproxy:3.1-alpine'
 
 function proxySettings(change: Partial<DeploySettings> = {}): DeploySettings {
   return testSettings({
@@ -221,11 +222,36 @@ const proxyScenarios: ProxyScenario[] = [
   { name: 'a healthy upgrade', seed: ['v1'], settings: proxySettings({ tag: 'v2' }), before: 'v1', wanted: 'v2', wantedIsGood: true },
   { name: 'an upgrade that fails before the switch', seed: ['v1'], settings: proxySettings({ tag: 'v2-exits' }), before: 'v1', wanted: 'v2-exits', wantedIsGood: false },
   { name: 'an upgrade that dies after the switch', seed: ['v1'], settings: proxySettings({ tag: 'v2' }), before: 'v1', wanted: 'v2', wantedIsGood: false, diesAfterSwitch: true },
-  { name: 'a manual rollback', seed: ['v1', 'v2'], settings: proxySettings({ command: 'rollback', tag: 'v1' }), before: 'v2', wanted: 'v1', wantedIsGood: true }
+  { name: 'a manual rollback', seed: ['v1', 'v2'], settings: proxySettings({ command: 'rollback', tag: 'v1' }), before: 'v2', wanted: 'v1', wantedIsGood: true },
+  // The proxy follows its settings: a changed timeout is a seamless reload, a changed image a new proxy container.
+  {
+    name: 'a healthy upgrade that reloads the proxy (proxy.timeout changed)',
+    seed: ['v1'],
+    settings: proxySettings({ tag: 'v2', proxy: { port: 8080, bind: ['127.0.0.1'], appPort: 3000, image: HAPROXY, drainMs: 1_000, timeoutMs: 90_000, maxConnections: 4096 } }),
+    before: 'v1',
+    wanted: 'v2',
+    wantedIsGood: true
+  },
+  {
+    name: 'a healthy upgrade that replaces the proxy (proxy.image changed)',
+    seed: ['v1'],
+    settings: proxySettings({ tag: 'v2', proxy: { port: 8080, bind: ['127.0.0.1'], appPort: 3000, image: NEW_HAPROXY, drainMs: 1_000, timeoutMs: 60_000, maxConnections: 4096 } }),
+    before: 'v1',
+    wanted: 'v2',
+    wantedIsGood: true
+  },
+  {
+    name: 'a failed upgrade that reloaded the proxy first (proxy.timeout changed)',
+    seed: ['v1'],
+    settings: proxySettings({ tag: 'v2-exits', proxy: { port: 8080, bind: ['127.0.0.1'], appPort: 3000, image: HAPROXY, drainMs: 1_000, timeoutMs: 90_000, maxConnections: 4096 } }),
+    before: 'v1',
+    wanted: 'v2-exits',
+    wantedIsGood: false
+  }
 ]
 
 async function proxySeeded(scenario: ProxyScenario): Promise<ProxyDockerHost> {
-  const host = new ProxyDockerHost([HAPROXY, `${IMAGE}:v1`, `${IMAGE}:v2`, `${IMAGE}:v2-exits`])
+  const host = new ProxyDockerHost([HAPROXY, NEW_HAPROXY, `${IMAGE}:v1`, `${IMAGE}:v2`, `${IMAGE}:v2-exits`])
   for (const tag of scenario.seed) {
     const run = await runStory(host, proxySettings({ tag }))
     if (run.outcome.kind !== 'deployed') throw new Error(`seeding ${tag} did not deploy: ${run.outcome.kind}`)

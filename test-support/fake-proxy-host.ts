@@ -247,7 +247,8 @@ export class FakeProxyHost implements DockerRunner {
         errors.push(`Error: No such container: ${ref}`)
         continue
       }
-      const wasProxy = c.name === this.proxyName()
+      // Only a running proxy has HAProxy's runtime state (one created and never started has none).
+      const wasProxy = c.name === this.proxyName() && c.running
       this.containers.delete(c.name)
       if (wasProxy) {
         // HAProxy's runtime state goes with its container; a new proxy boots from its config file.

@@ -48,6 +48,17 @@ const HAPROXY_RISE_MS = 10_000
 /** How long a reloaded HAProxy may take before its new worker answers with the live slot. */
 const RELOAD_TIMEOUT_MS = 15_000
 
+/** One look at what the proxy strategy keeps on a host. */
+interface Look {
+  /** The proxy that serves or will: `<name>-proxy`, or the one moved aside by a replacement that was cut off. */
+  proxy?: ContainerInfo
+  slots: Record<Slot, ContainerInfo | undefined>
+  /** `<name>-proxy-old`: left by a proxy replacement that was cut off. */
+  aside?: ContainerInfo
+  /** The new `<name>-proxy` of a replacement that was cut off before it served. */
+  replacing?: ContainerInfo
+}
+
 interface Names {
   proxy: string
   network: string
@@ -142,9 +153,10 @@ export class ProxyStrategy implements DeployStrategy {
 
   async switchTo(release: Release): Promise<void> {
     if (this.docker.dryRun) return this.planSwitch(release)
-    let look: Awaited<ReturnType<ProxyStrategy['look']>>
+    let look: Look
     try {
       look = await this.look()
+      await this.healReplacement(look)
     } catch (error) {
       throw new SwitchNotStartedError(error)
     }
@@ -244,6 +256,7 @@ export class ProxyStrategy implements DeployStrategy {
   async restore(target: Release | undefined): Promise<RestoreMethod> {
     const look = await this.look()
     if (!target) return this.removeCreated(look)
+    await this.healReplacement(look)
     let live: Slot
     if (!look.proxy) {
       const served = servedSlotWithoutProxy(look.slots)
@@ -296,15 +309,44 @@ export class ProxyStrategy implements DeployStrategy {
   // ---------------------------------------------------------------------------------------------
 
   /** The proxy and both slot containers, with one `docker container inspect`. */
-  private async look(): Promise<{ proxy?: ContainerInfo; slots: Record<Slot, ContainerInfo | undefined> }> {
+  private async look(): Promise<Look> {
     const names = this.names
-    const [proxy, blue, green] = await this.docker.inspectContainers([names.proxy, names.slots.blue, names.slots.green])
+    const [proxy, blue, green, aside] = await this.docker.inspectContainers([names.proxy, names.slots.blue, names.slots.green, this.asideName])
     for (const [slot, info] of [['blue', blue], ['green', green]] as const) {
       const port = Number(info?.labels[APP_PORT_LABEL])
       if (Number.isInteger(port) && port > 0) this.slotPorts[slot] = port
       else delete this.slotPorts[slot]
     }
-    return { proxy, slots: { blue, green } }
+    // A proxy replacement cut off before the new proxy served: the one moved aside is what serves.
+    if (aside && !proxy?.running) return { proxy: aside, slots: { blue, green }, aside, replacing: proxy }
+    return { proxy, slots: { blue, green }, ...(aside && { aside }) }
+  }
+
+  /** Where `replaceProxy` moves the old proxy while the new one is made. */
+  private get asideName(): string {
+    return `${this.names.proxy}-old`
+  }
+
+  /**
+   * Finishes or undoes a proxy replacement that was cut off (a cancel, a docker error): when the
+   * new proxy runs, the old one moved aside goes; otherwise the new one, which never served, goes
+   * and the old one takes its name back and runs. Before a switch or a restore changes anything.
+   */
+  private async healReplacement(look: Look): Promise<void> {
+    const { aside } = look
+    if (!aside) return
+    if (!look.replacing && look.proxy && look.proxy.id !== aside.id && look.proxy.running) {
+      if (aside.running) await this.docker.stopContainer(aside.id)
+      await this.docker.removeContainer(aside.id)
+      delete look.aside
+      return
+    }
+    if (look.replacing) await this.docker.removeContainer(look.replacing.id)
+    await this.docker.renameContainer(aside.id, this.names.proxy)
+    if (!aside.running) await this.docker.startContainer(this.names.proxy)
+    look.proxy = await this.docker.inspectContainer(this.names.proxy)
+    delete look.aside
+    delete look.replacing
   }
 
   /**
@@ -334,7 +376,8 @@ export class ProxyStrategy implements DeployStrategy {
    */
   private async readRouting(proxy: ContainerInfo): Promise<{ slot?: Slot; problems: string[] }> {
     const problems: string[] = []
-    if (proxy.running) {
+    // The runtime API is reached by the proxy's name; a proxy moved aside is read from its file.
+    if (proxy.running && proxy.name === this.names.proxy) {
       try {
         const snapshot = await this.runtime.snapshot()
         this.lastSnapshot = snapshot
@@ -345,7 +388,7 @@ export class ProxyStrategy implements DeployStrategy {
       }
     }
     try {
-      const config = await this.docker.readFileFrom(this.names.proxy, HAPROXY_CONFIG_PATH)
+      const config = await this.docker.readFileFrom(proxy.name || this.names.proxy, HAPROXY_CONFIG_PATH)
       const named = config && LIVE_SLOT_LINE.exec(config)?.[1]
       if (named === 'blue' || named === 'green') return { slot: named, problems }
     } catch (error) {
