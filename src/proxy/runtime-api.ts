@@ -93,8 +93,9 @@ function serverRef(slot: Slot, backend: string): string {
 
 /**
  * The one batch that switches traffic to `to`: it becomes ready first, then the other slot drains
- * (takes no new requests, finishes its in-flight ones, and is still health-checked). Switching
- * back is the same batch for the other slot.
+ * (takes no new requests and finishes its in-flight ones). A slot that was live drains without
+ * HAProxy's checks, as it ran (`no-check`, see haproxy-config.ts); a candidate that was prepared
+ * keeps its checks. Switching back is the same batch for the other slot.
  */
 export function switchCommands(to: Slot, backend = HAPROXY_BACKEND): string {
   return batch([`set server ${serverRef(to, backend)} state ready`, `set server ${serverRef(otherSlot(to), backend)} state drain`])
