@@ -82,6 +82,23 @@ describe('pruneImages on the in-memory engine', () => {
   })
 })
 
+describe('the version kept for a rollback', () => {
+  it('is never removed by retain, though no container holds it any more (the proxy idle slot taken by a version that failed)', async () => {
+    const engine = new FakeDockerEngine()
+    for (const tag of ['v0', 'v1', 'v2']) engine.images.add(`${IMAGE}:${tag}`)
+    engine.add({ name: 'web-green', image: `${IMAGE}:v1`, running: true, labels: {} })
+    engine.add({ name: 'web-blue', image: `${IMAGE}:v2`, running: false, labels: {} })
+    const kept = engine.images.idOf(`${IMAGE}:v0`)
+    const cleanup = await pruneImages(new DockerClient(engine), { repository: IMAGE, retain: 1, serving: `${IMAGE}:v1`, failed: [`${IMAGE}:v2`], keep: [kept] })
+    expect(cleanup.removed).toEqual([])
+    expect(cleanup.keptInUse.sort()).toEqual([`${IMAGE}:v0`, `${IMAGE}:v2`])
+    expect([...engine.images].filter((ref) => ref.startsWith(IMAGE)).sort()).toEqual([`${IMAGE}:v0`, `${IMAGE}:v1`, `${IMAGE}:v2`])
+    // Without it, retain: 1 takes it.
+    const bare = await pruneImages(new DockerClient(engine), { repository: IMAGE, retain: 1, serving: `${IMAGE}:v1`, failed: [] })
+    expect(bare.removed).toEqual([`${IMAGE}:v0`])
+  })
+})
+
 describe('the deploy story keeps `retain` images on each host', () => {
   const stdout = captureActionStdout()
 

@@ -306,6 +306,17 @@ describe('ProxyStrategy', () => {
     expect(again.proxyReplaced).toBeUndefined()
   })
 
+  it('a version that fails in the idle slot names the image of the version it replaced there, for retention to keep', async () => {
+    await deployV1ThenV2()
+    const { proxy } = strategy()
+    await expect(proxy.switchTo(release('v4-exits'))).rejects.toBeInstanceOf(SwitchNotStartedError)
+    // The image id the stand-in's inspect reports for web-blue (v1) before v4 took the slot.
+    expect(proxy.keptForRollback()).toEqual(['sha256:1'])
+    // A healthy deploy keeps the old version in its slot: nothing to add.
+    const healthy = strategy().proxy
+    expect(healthy.keptForRollback()).toEqual([])
+  })
+
   it('restore of nothing removes the slots, the proxy and the network this run created, by id', async () => {
     const first = strategy().proxy
     await first.switchTo(release('v1'))

@@ -33,6 +33,8 @@ export interface RetentionInput {
   serving?: string
   /** `repo:tag` of versions that failed verification in this run. */
   failed: string[]
+  /** Image ids kept for a rollback though no container uses them: never removed, like an image in use. */
+  keep?: string[]
 }
 
 /** A local image of the repository with what retention needs to know. */
@@ -88,7 +90,7 @@ export async function pruneImages(docker: DockerClient, input: RetentionInput): 
     if (!record) return []
     return [{ id, references, deployedMs: Math.max(record.lastTagMs, record.createdMs), size: record.size }]
   })
-  const inUse = await docker.imagesInUse()
+  const inUse = new Set([...(await docker.imagesInUse()), ...(input.keep ?? [])])
   const plan = planRetention(images, inUse, input.retain, input.failed)
   const references = [...plan.remove.flatMap((image) => image.references), ...plan.untag]
   const result = await docker.removeImages(references)

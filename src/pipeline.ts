@@ -391,7 +391,13 @@ export class Pipeline {
         async (step) => {
           try {
             const serving = host.now && !host.now.imageRef && host.status !== 'restore-unhealthy' ? `${this.settings.image}:${host.now.tag}` : undefined
-            const cleanup = await pruneImages(host.docker, { repository: this.settings.image, retain: this.settings.retain, serving, failed: failed ? [`${this.settings.image}:${failed}`] : [] })
+            const cleanup = await pruneImages(host.docker, {
+              repository: this.settings.image,
+              retain: this.settings.retain,
+              serving,
+              failed: failed ? [`${this.settings.image}:${failed}`] : [],
+              keep: host.strategy.keptForRollback?.() ?? []
+            })
             this.imageCleanup.push(cleanup)
             step.detail(describeCleanup(cleanup, this.settings.retain))
           } catch (error) {

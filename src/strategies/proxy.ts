@@ -87,6 +87,8 @@ export class ProxyStrategy implements DeployStrategy {
   private switchedAt = 0
   /** The slot of a version that failed before the switch, for its logs. */
   private failedSlot: Slot | undefined
+  /** The image id of the version the idle slot kept for a rollback before this run started the new one there. */
+  private overwritten: string | undefined
   /** Set when this run replaced the proxy container: why, and how long new connections were refused. */
   proxyReplaced: { why: string; gapMs: number } | undefined
   /** The runtime API's last look at both slots, taken by `readRouting`. */
@@ -189,6 +191,8 @@ export class ProxyStrategy implements DeployStrategy {
         throw new SwitchNotStartedError(error)
       }
     } else {
+      // The idle slot's version was kept for a rollback: its image stays (see `keptForRollback`).
+      if (kept) this.overwritten = kept.imageId
       await this.startInSlot(idle, release, kept, { withCommit: true })
     }
     await this.checkBeforeSwitch(idle, { prepare: true, applyLive: live })
@@ -244,6 +248,15 @@ export class ProxyStrategy implements DeployStrategy {
     // Its logs are the evidence; the restore drains and stops it.
     this.failedSlot = failed
     return releaseOf(info.labels, info.image)
+  }
+
+  /**
+   * A new version took the idle slot, where the version kept for a rollback was: when the new one
+   * failed, no container holds that version any more, yet it is still what a rollback would put
+   * back. Its image must survive `retain`.
+   */
+  keptForRollback(): string[] {
+    return this.overwritten ? [this.overwritten] : []
   }
 
   async failureEvidence(): Promise<FailureEvidence> {

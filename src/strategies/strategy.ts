@@ -67,6 +67,12 @@ export interface DeployStrategy {
    */
   switchBack?(): Promise<Release | undefined>
 
+  /**
+   * Image ids of versions kept for a rollback that no container holds any more (the proxy's idle
+   * slot, taken by a version that then failed): image retention never removes them.
+   */
+  keptForRollback?(): string[]
+
   /** After a failure: the failed version's last log lines and diagnostics of this run, for the report. Changes nothing. */
   failureEvidence(): Promise<FailureEvidence>
 
