@@ -62,8 +62,8 @@ describe('ProxyStrategy', () => {
     expect(create).toContain('--network web-net --restart unless-stopped --stop-signal SIGUSR1 --stop-timeout 10 --publish 127.0.0.1:8080:8080')
     expect(host.commands.find((command) => command.includes('--name web-blue'))).not.toContain('--publish')
     expect(host.configLive()).toBe('blue')
-    // The only server runs without HAProxy's checks.
-    expect(host.runtimeLines).toContain('disable health app/blue')
+    // The only server runs without HAProxy's checks, in the file and so at run time.
+    expect(host.containers.get('web-proxy')?.files['haproxy.cfg']).toMatch(/server blue web-blue:3000 init-addr last,libc,none no-check/)
     expect(await proxy.current()).toMatchObject({ tag: 'v1' })
     expect((await proxy.stateProbe().observe()).verdict).toBe('ready')
   })
@@ -240,22 +240,25 @@ describe('ProxyStrategy', () => {
 
   it('with the same settings, a deploy neither rewrites nor reloads the proxy before the check', async () => {
     await deployV1ThenV2()
+    // The clean-up after v2 reloaded once, so that HAProxy runs the file (blue idle and checked).
+    expect(host.reloads).toEqual(['web-proxy'])
     await strategy().proxy.switchTo(release('v3'))
-    expect(host.reloads).toEqual([])
+    expect(host.reloads).toEqual(['web-proxy'])
+    expect(host.servingTag()).toBe('v3')
   })
 
   it('a changed proxy.timeout is applied with a seamless reload before the new slot is checked; the file then says what runs', async () => {
     await deployV1ThenV2()
     const changed = settings({ proxy: { port: 8080, bind: ['127.0.0.1'], appPort: 3000, image: HAPROXY, drainMs: 5_000, timeoutMs: 120_000, maxConnections: 10_000 } })
     const { proxy } = strategy({ settings: changed })
+    const before = host.commands.length
     await proxy.switchTo(release('v3'))
-    await proxy.finalize()
-    expect(host.reloads).toEqual(['web-proxy'])
-    const reload = host.commands.indexOf('container kill --signal USR2 web-proxy')
+    const reload = host.commands.indexOf('container kill --signal USR2 web-proxy', before)
     const prepare = host.commands.findIndex((command, index) => index > reload && command.startsWith('container exec --interactive web-proxy nc 127.0.0.1 9999'))
     expect(reload).toBeGreaterThan(0)
     expect(prepare).toBeGreaterThan(reload)
     expect(host.runtimeLines.slice(-6)).toContain('set server app/blue state ready; set server app/green state drain')
+    await proxy.finalize()
     const file = host.containers.get('web-proxy')?.files['haproxy.cfg'] ?? ''
     expect(file).toMatch(/timeout server 120s/)
     expect(file).toMatch(/maxconn 10000/)

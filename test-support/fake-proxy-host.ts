@@ -55,6 +55,8 @@ export class FakeProxyHost implements DockerRunner {
   readonly reloads: string[] = []
   private admin: Record<string, Admin> = {}
   private checks: Record<string, boolean> = {}
+  /** Servers the running worker started with `no-check`: their checks cannot be turned on. */
+  private noCheck: Record<string, boolean> = {}
   private nextId = 1
   private tick = 0
 
@@ -313,7 +315,8 @@ export class FakeProxyHost implements DockerRunner {
     const live = this.configLive() ?? 'blue'
     const file = this.containers.get(this.proxyName())?.files['haproxy.cfg'] ?? ''
     this.admin = { blue: live === 'blue' ? 'ready' : 'maint', green: live === 'green' ? 'ready' : 'maint' }
-    this.checks = { blue: !/server blue .* no-check/.test(file), green: !/server green .* no-check/.test(file) }
+    this.noCheck = { blue: /server blue .* no-check/.test(file), green: /server green .* no-check/.test(file) }
+    this.checks = { blue: !this.noCheck.blue, green: !this.noCheck.green }
     this.noteRouting()
   }
 
@@ -331,6 +334,11 @@ export class FakeProxyHost implements DockerRunner {
         this.admin[set[1]] = set[2] as Admin
         answers.push('\n')
       } else if (health?.[1] && health[2]) {
+        // A server started with `no-check` has no check to turn on, as HAProxy answers.
+        if (this.noCheck[health[2]]) {
+          answers.push('Health check was not configured.\n\n')
+          continue
+        }
         this.checks[health[2]] = health[1] === 'enable'
         answers.push('\n')
       } else if (/^shutdown sessions server app\/(blue|green)$/.test(command)) {

@@ -207,7 +207,7 @@ export function writeBusyboxRootfs(root: string): void {
   writeBusyboxRoot(root)
 }
 
-export interface SlowAppImageOptions extends Omit<AppImageOptions, 'files'> {
+export interface SlowAppImageOptions extends AppImageOptions {
   /** Default seconds `/cgi-bin/slow` takes (`ENV SLOW_SECONDS`, overridable per container). Default 3. */
   slowSeconds?: number
 }
@@ -242,7 +242,8 @@ printf 'Content-Type: text/plain\\r\\n\\r\\n%s' "$APP_VERSION"
     // It takes the load tests' traffic: a real server's backlog, not busybox httpd's 9.
     listenBacklog: 1024,
     ...options,
-    files: { '/www/cgi-bin/slow': { content: cgi, executable: true }, '/www/cgi-bin/version': { content: version, executable: true } },
+    // More files (e.g. a CGI health check) beside the slow and version CGIs; a same path wins over them.
+    files: { '/www/cgi-bin/slow': { content: cgi, executable: true }, '/www/cgi-bin/version': { content: version, executable: true }, ...options.files },
     changes: [`ENV SLOW_SECONDS=${options.slowSeconds ?? 3}`, ...(options.changes ?? [])]
   })
 }

@@ -222,6 +222,10 @@ export class ProxyStrategy implements DeployStrategy {
     if (old) {
       await this.retireSlot(old, Math.max(0, this.proxy.drainMs - (this.clock.now() - this.switchedAt)))
       this.retiring = undefined
+      // The old slot was live when the running worker started, so it has no check configured
+      // (`no-check`): a reload from the file, which has it idle and checked, makes HAProxy run
+      // exactly what the file says, and the next deploy can check it without reloading first.
+      if (this.serving) await this.reload(this.serving)
       return
     }
     // A fresh process (the post step finishing a clean-up that was cut off): a slot still running
@@ -448,7 +452,7 @@ export class ProxyStrategy implements DeployStrategy {
         throw new Error(this.describeProxyStartFailure(error), { cause: error })
       }
       await this.checkBeforeSwitch('blue', { prepare: false })
-      await this.runtime.setHealthChecks('blue', false)
+      // The file started blue as the live slot, without checks (`no-check`): nothing to turn off.
       this.serving = 'blue'
     } catch (error) {
       this.failedSlot = 'blue'
@@ -531,7 +535,7 @@ export class ProxyStrategy implements DeployStrategy {
       const { snapshot, info } = options.fast ?? {}
       if (snapshot && info?.running && this.seenHealthy(snapshot, slot, info)) return
       if (options.prepare) {
-        await this.runtime.setHealthChecks(slot, true)
+        await this.enableChecks(slot)
         await this.runtime.prepare(slot)
       }
       const health = { ...this.settings.health, watchMs: 0 }
@@ -570,7 +574,7 @@ export class ProxyStrategy implements DeployStrategy {
     this.retiring = otherSlot(to)
     this.switchedAt = this.clock.now()
     // The only server that takes requests now: no check of HAProxy's may take it DOWN (see runtime-api.ts).
-    await this.runtime.setHealthChecks(to, false)
+    await this.disableChecks(to)
     await this.writeConfig(to)
   }
 
@@ -631,23 +635,56 @@ export class ProxyStrategy implements DeployStrategy {
     const wanted = this.renderConfig(live)
     const running = await this.docker.readFileFrom(this.names.proxy, HAPROXY_CONFIG_PATH)
     if (running === wanted) return false
+    await this.reload(live)
+    return true
+  }
+
+  /**
+   * Turns HAProxy's checks of the candidate `slot` on. A slot that was live when the running
+   * worker started has no check configured (`no-check`), and HAProxy refuses to enable one: then
+   * the worker is reloaded from the rendered config, in which `slot` is the idle, checked one.
+   */
+  private async enableChecks(slot: Slot): Promise<void> {
+    try {
+      await this.runtime.setHealthChecks(slot, true)
+    } catch (error) {
+      if (!/not configured/i.test(errorText(error))) throw error
+      await this.reload(otherSlot(slot))
+      await this.runtime.setHealthChecks(slot, true)
+    }
+  }
+
+  /** Turns HAProxy's checks of `slot` off; a slot started with `no-check` has none, which is the same. */
+  private async disableChecks(slot: Slot): Promise<void> {
+    try {
+      await this.runtime.setHealthChecks(slot, false)
+    } catch (error) {
+      if (!/not configured/i.test(errorText(error))) throw error
+    }
+  }
+
+  /** Writes the rendered config with `live` serving and reloads HAProxy seamlessly; waits for the new worker. */
+  private async reload(live: Slot): Promise<void> {
     await this.writeConfig(live)
     await this.docker.signalContainer(this.names.proxy, 'USR2')
+    await this.waitUntilServing(live)
+    core.info(`The proxy ${this.names.proxy} on ${this.host} was reloaded with the config the settings give (seamless reload).`)
+  }
+
+  /** Waits until the proxy's (new) worker answers with `live` out of MAINT: it serves. */
+  private async waitUntilServing(live: Slot): Promise<void> {
     const deadline = this.clock.now() + RELOAD_TIMEOUT_MS
     let last = 'the runtime API did not answer'
     for (;;) {
       try {
         const servers = await this.runtime.servers()
         // The new worker booted from the file: the live slot is out of MAINT (its address resolved).
-        if (servers[live].state !== 'MAINT') {
-          core.info(`The proxy ${this.names.proxy} on ${this.host} was reloaded with the config the settings give (seamless reload).`)
-          return true
-        }
+        if (servers[live].state !== 'MAINT') return
         last = `${live} is ${servers[live].status}`
       } catch (error) {
         last = errorText(error)
       }
-      if (this.clock.now() >= deadline) throw new Error(`the proxy ${this.names.proxy} did not come back from its reload within ${RELOAD_TIMEOUT_MS / 1000} s (${last})`)
+      if (this.clock.now() >= deadline) throw new Error(`the proxy ${this.names.proxy} did not serve ${live} within ${RELOAD_TIMEOUT_MS / 1000} s of its (re)start (${last})`)
       await this.clock.sleep(100, this.signal)
     }
   }
@@ -693,6 +730,8 @@ export class ProxyStrategy implements DeployStrategy {
       stoppedAt = this.clock.now()
       await this.docker.stopContainer(old.id)
       await this.docker.startContainer(names.proxy)
+      // Connections are refused until the new HAProxy answers, not merely until docker started it.
+      await this.waitUntilServing(live)
     } catch (error) {
       // Back to the proxy that served: only what this call created goes.
       await this.removeCreatedSince(mark).catch(() => undefined)
@@ -704,7 +743,8 @@ export class ProxyStrategy implements DeployStrategy {
     this.proxyReplaced = { why, gapMs }
     await this.docker.removeContainer(old.id)
     core.warning(
-      `The proxy ${names.proxy} on ${this.host} was replaced (${why}): new connections were refused for ${(gapMs / 1000).toFixed(1)} s while the old proxy finished its in-flight requests and the new one started. The slots were kept.`
+      `The proxy ${names.proxy} on ${this.host} was replaced (${why}): new connections were refused for ${(gapMs / 1000).toFixed(1)} s, while the old proxy finished its in-flight requests (at most proxy.drain) and the new one started. The slots were kept.`,
+      { title: 'Deploy · proxy' }
     )
   }
 
