@@ -399,7 +399,7 @@ describe('strategy: proxy follows its settings, under load', () => {
       })
       .join(', ')
     const warning = action.annotations.find((entry) => entry.level === 'warning' && /was replaced/.test(entry.message))
-    const reportedGapMs = Math.round(Number(/new connections were refused for ([\d.]+) s/.exec(warning?.message ?? '')?.[1] ?? NaN) * 1000)
+    const reportedGapMs = Math.round(Number(/new connections were refused for at least ([\d.]+) s/.exec(warning?.message ?? '')?.[1] ?? NaN) * 1000)
     const outageMs = load.outages.reduce((sum, outage) => sum + outage.ms, 0)
     console.log(
       `${label}: gap ${outageMs} ms, failed ${load.failed} requests (of ${load.ok + load.failed}) ` +
@@ -427,7 +427,9 @@ describe('strategy: proxy follows its settings, under load', () => {
       // The bound the design gives, and the warning telling the gap as users saw it (both at once, so one failure shows both).
       const problems = [
         ...(outageMs > DRAIN_MS + 3_000 ? [`users saw ${outageMs} ms of failed connections (bound: proxy.drain ${DRAIN_MS} ms + 3 s to start)`] : []),
-        ...(Math.abs(reportedGapMs - outageMs) > 500 ? [`the warning says ${reportedGapMs} ms, users saw ${outageMs} ms`] : [])
+        // The action times the gap from inside the proxy (until the new HAProxy answers there): a lower
+        // bound, never above what users saw, and not far below it (docker's port forwarding comes after).
+        ...(reportedGapMs > outageMs + 500 || reportedGapMs < outageMs - 1_000 ? [`the warning says at least ${reportedGapMs} ms, users saw ${outageMs} ms`] : [])
       ]
       expect(problems).toEqual([])
       console.log(`${label}: ${outageMs <= 1_000 ? 'met' : 'did not meet'} issue 17's goal of at most 1 s of refused connections (${outageMs} ms)`)
@@ -471,11 +473,12 @@ describe('strategy: proxy follows its settings, under load', () => {
       expectNoFailures(load)
       expect(config).toContain('timeout server 90s')
       expect(config).toContain('timeout client 90s')
-      // Reloaded, not replaced: the same container, one "Reloading HAProxy" and a new worker.
+      // Reloaded, not replaced: the same container; two seamless reloads, each with a new worker: the
+      // setting before the new slot is checked, then the clean-up's, so HAProxy runs the file exactly.
       expect(await inspect('reload-proxy', '{{.Id}}')).toBe(proxyId)
       expect(action.stdout).toMatch(/was reloaded with the config the settings give/)
       expect(action.stdout).not.toMatch(/was replaced/)
-      expect(log.match(/Reloading HAProxy/g)).toHaveLength(1)
+      expect(log.match(/Reloading HAProxy/g)).toHaveLength(2)
       expect(log).toMatch(/Reloading HAProxy[\s\S]*Loading success/)
     })
   }, 120_000)

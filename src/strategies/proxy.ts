@@ -743,7 +743,7 @@ export class ProxyStrategy implements DeployStrategy {
     this.proxyReplaced = { why, gapMs }
     await this.docker.removeContainer(old.id)
     core.warning(
-      `The proxy ${names.proxy} on ${this.host} was replaced (${why}): new connections were refused for ${(gapMs / 1000).toFixed(1)} s, while the old proxy finished its in-flight requests (at most proxy.drain) and the new one started. The slots were kept.`,
+      `The proxy ${names.proxy} on ${this.host} was replaced (${why}): new connections were refused for at least ${(gapMs / 1000).toFixed(1)} s, while the old proxy finished its in-flight requests (at most proxy.drain) and the new one started. The slots were kept.`,
       { title: 'Deploy · proxy' }
     )
   }
