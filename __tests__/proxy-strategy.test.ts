@@ -253,7 +253,7 @@ describe('ProxyStrategy', () => {
     const { proxy } = strategy({ settings: changed })
     const before = host.commands.length
     await proxy.switchTo(release('v3'))
-    const reload = host.commands.indexOf('container kill --signal USR2 web-proxy', before)
+    const reload = host.commands.indexOf('container exec web-proxy kill -USR2 1', before)
     const prepare = host.commands.findIndex((command, index) => index > reload && command.startsWith('container exec --interactive web-proxy nc 127.0.0.1 9999'))
     expect(reload).toBeGreaterThan(0)
     expect(prepare).toBeGreaterThan(reload)

@@ -73,9 +73,9 @@ export class FakeProxyHost implements DockerRunner {
     if (group === 'container' && verb === 'stop') return this.stop(rest[rest.length - 1] ?? '')
     if (group === 'container' && verb === 'rm') return this.remove(rest.filter((arg) => !arg.startsWith('-')))
     if (group === 'container' && verb === 'logs') return ok(`logs of ${rest[rest.length - 1] ?? ''}`)
+    if (group === 'container' && verb === 'exec' && rest[1] === 'kill') return this.kill(['--signal', (rest[2] ?? '').replace(/^-/, ''), rest[0] ?? ''])
     if (group === 'container' && verb === 'exec') return this.exec(rest, options.input ?? '')
     if (group === 'container' && verb === 'cp') return this.copy(rest, options.input ?? '')
-    if (group === 'container' && verb === 'kill') return this.kill(rest)
     if (group === 'container' && verb === 'rename') return this.rename(rest[0] ?? '', rest[1] ?? '')
     if (group === 'network') return this.network(verb ?? '', rest)
     if (group === 'image' && verb === 'inspect') {
@@ -209,7 +209,7 @@ export class FakeProxyHost implements DockerRunner {
     return ok('')
   }
 
-  /** `kill --signal USR2 <proxy>`: HAProxy's seamless reload; the new worker runs what the file says. */
+  /** `exec <proxy> kill -USR2 1`: HAProxy's seamless reload; the new worker runs what the file says. */
   private kill(args: string[]): DockerResult {
     const [flag, signal, ref = ''] = args
     if (flag !== '--signal' || signal !== 'USR2') return fail(`unsupported kill ${args.join(' ')}`)

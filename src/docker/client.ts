@@ -209,9 +209,14 @@ export class DockerClient {
     await this.exec(['container', 'start', name], { mutates: true })
   }
 
-  /** Sends a signal to a container's main process (`docker kill --signal`), e.g. `USR2`: HAProxy's seamless reload. */
-  async signalContainer(name: string, signal: 'USR1' | 'USR2' | 'HUP'): Promise<void> {
-    await this.exec(['container', 'kill', '--signal', signal, objectName(name)], { mutates: true, timeoutMs: 30_000 })
+  /**
+   * Sends a signal to a running container's main process (PID 1) from inside it, e.g. `USR2`:
+   * HAProxy's seamless reload. Not `docker kill --signal`: docker marks any container it signals
+   * that way as stopped by hand, and `--restart unless-stopped` then no longer brings it back after
+   * a reboot (moby#41302). Needs `kill` in the image (busybox has it).
+   */
+  async signalMainProcess(name: string, signal: 'USR1' | 'USR2' | 'HUP'): Promise<void> {
+    await this.exec(['container', 'exec', objectName(name), 'kill', `-${signal}`, '1'], { mutates: true, timeoutMs: 30_000 })
   }
 
   async renameContainer(from: string, to: string): Promise<void> {

@@ -666,7 +666,7 @@ export class ProxyStrategy implements DeployStrategy {
   /** Writes the rendered config with `live` serving and reloads HAProxy seamlessly; waits for the new worker. */
   private async reload(live: Slot): Promise<void> {
     await this.writeConfig(live)
-    await this.docker.signalContainer(this.names.proxy, 'USR2')
+    await this.docker.signalMainProcess(this.names.proxy, 'USR2')
     await this.waitUntilServing(live)
     core.info(`The proxy ${this.names.proxy} on ${this.host} was reloaded with the config the settings give (seamless reload).`)
   }
