@@ -75,37 +75,38 @@ describe('a lost deploy lock', () => {
   })
 })
 
+/** A lock taken with a 60 s lease on a clock that `pass(ms)` moves on, with the daemon's clock in step. */
+async function heldLock(): Promise<{ engine: FakeDockerEngine; clock: { now(): number; sleep(): Promise<void> }; lock: DeployLock; pass(ms: number): void }> {
+  const engine = new FakeDockerEngine()
+  let now = Date.parse('2026-01-01T00:00:00Z')
+  engine.daemonNow = () => now
+  const clock = { now: () => now, sleep: async () => undefined }
+  const lock = new DeployLock(new DockerClient(engine), 'web')
+  await lock.acquire({ owner: 'run-42-a', holder: 'h', tag: 'v2', leaseMs: 60_000, timeoutMs: 0, clock })
+  return { engine, clock, lock, pass: (ms) => void (now += ms) }
+}
+
 describe('DeployLock.assertHeld', () => {
   it('fails once the lease has run out by what docker confirmed, even while the container still stands', async () => {
-    const engine = new FakeDockerEngine()
-    let now = Date.parse('2026-01-01T00:00:00Z')
-    engine.daemonNow = () => now
-    const clock = { now: () => now, sleep: async () => undefined }
-    const lock = new DeployLock(new DockerClient(engine), 'web')
-    await lock.acquire({ owner: 'run-42-a', holder: 'h', tag: 'v2', leaseMs: 60_000, timeoutMs: 0, clock })
+    const { engine, clock, lock, pass } = await heldLock()
     await expect(lock.assertHeld(clock)).resolves.toBeUndefined()
 
     // Renewals fail (the engine is unreachable for them) while time passes beyond the lease.
     engine.unreachable = true
-    now += 40_000
+    pass(40_000)
     await expect(lock.renew(60_000, clock)).rejects.toThrow()
     engine.unreachable = false
-    now += 21_000
+    pass(21_000)
     const error = await lock.assertHeld(clock).catch((caught: unknown) => caught)
     expect(error).toBeInstanceOf(LockLostError)
     expect((error as Error).message).toBe('lost the deploy lock on local: its lease ran out while renewals failed, so another deploy may have taken it')
   })
 
   it('a renewal that docker confirmed extends what the check trusts', async () => {
-    const engine = new FakeDockerEngine()
-    let now = Date.parse('2026-01-01T00:00:00Z')
-    engine.daemonNow = () => now
-    const clock = { now: () => now, sleep: async () => undefined }
-    const lock = new DeployLock(new DockerClient(engine), 'web')
-    await lock.acquire({ owner: 'run-42-a', holder: 'h', tag: 'v2', leaseMs: 60_000, timeoutMs: 0, clock })
-    now += 40_000
+    const { clock, lock, pass } = await heldLock()
+    pass(40_000)
     await lock.renew(60_000, clock)
-    now += 50_000
+    pass(50_000)
     await expect(lock.assertHeld(clock)).resolves.toBeUndefined()
   })
 

@@ -284,7 +284,6 @@ export class ProxyStrategy implements DeployStrategy {
       }
       // The proxy is gone and a slot still holds what served: the proxy comes back around it.
       live = await this.recreateProxy(served, look)
-      look.proxy = await this.docker.inspectContainer(this.names.proxy)
     } else {
       if (!look.proxy.running) await this.docker.startContainer(this.names.proxy)
       live = await this.liveSlot(look)
@@ -375,7 +374,7 @@ export class ProxyStrategy implements DeployStrategy {
    * file can tell and a slot container exists, it throws: guessing could take the serving slot for
    * the idle one and remove it. Only with no slot container at all is blue the one to use.
    */
-  private async liveSlot(look: { proxy?: ContainerInfo; slots: Record<Slot, ContainerInfo | undefined> }): Promise<Slot> {
+  private async liveSlot(look: Look): Promise<Slot> {
     const routing = look.proxy ? await this.readRouting(look.proxy) : { problems: [] }
     if (routing.slot) return routing.slot
     if (look.slots.blue || look.slots.green) {
@@ -419,7 +418,7 @@ export class ProxyStrategy implements DeployStrategy {
    * proxy with a config that routes to `live` (the slot that served), started, and `live`
    * started if it was stopped. Returns `live`. Nothing of the slots is removed.
    */
-  private async recreateProxy(live: Slot, look: { slots: Record<Slot, ContainerInfo | undefined> }): Promise<Slot> {
+  private async recreateProxy(live: Slot, look: Look): Promise<Slot> {
     const names = this.names
     core.warning(`The proxy ${names.proxy} is missing on ${this.host} while ${names.slots[live]} holds what served; creating the proxy again around the slots, routing to ${names.slots[live]}.`)
     if (!(await this.docker.inspectNetwork(names.network))) this.created.record(await this.docker.createNetwork(names.network, this.ownLabels('network')), 'network')
@@ -721,7 +720,7 @@ export class ProxyStrategy implements DeployStrategy {
    */
   private async replaceProxy(live: Slot, old: ContainerInfo, why: string): Promise<void> {
     const names = this.names
-    const aside = `${names.proxy}-old`
+    const aside = this.asideName
     await this.docker.renameContainer(names.proxy, aside)
     const mark = this.created.count
     let stoppedAt: number | undefined
@@ -753,25 +752,25 @@ export class ProxyStrategy implements DeployStrategy {
    * (slots, proxy, network), and slot containers that never started. Anything else of that name
    * was not made by this run and may serve: it stays.
    */
-  private async removeCreated(look: { proxy?: ContainerInfo; slots: Record<Slot, ContainerInfo | undefined> }): Promise<RestoreMethod> {
+  private async removeCreated(look: Look): Promise<RestoreMethod> {
     const ours = (info: ContainerInfo | undefined): info is ContainerInfo => info !== undefined && (this.created.includes(info.id) || neverStarted(info))
     let removed = false
     for (const info of [...SLOTS.map((slot) => look.slots[slot]), look.proxy].filter(ours)) removed = (await this.docker.removeContainer(info.id)) || removed
-    return (await this.removeNetworkIfCreated(this.created.idsOf('network'))) || removed ? 'removed' : 'nothing'
+    return (await this.removeNetworkIfCreated(this.created)) || removed ? 'removed' : 'nothing'
   }
 
   /** Removes what this run created after `mark` (see `CreatedObjects.count`): containers by id, newest first, then the network. */
   private async removeCreatedSince(mark: number): Promise<void> {
     const since = new CreatedObjects(this.created.ids.slice(mark))
     for (const id of since.idsOf('container').reverse()) await this.docker.removeContainer(id)
-    await this.removeNetworkIfCreated(since.idsOf('network'))
+    await this.removeNetworkIfCreated(since)
   }
 
-  /** Removes `<name>-net` when it is one of `ids` (never a network someone else made under that name). */
-  private async removeNetworkIfCreated(ids: readonly string[]): Promise<boolean> {
-    if (ids.length === 0) return false
+  /** Removes `<name>-net` when `ledger` holds its id (never a network someone else made under that name). */
+  private async removeNetworkIfCreated(ledger: CreatedObjects): Promise<boolean> {
+    if (ledger.idsOf('network').length === 0) return false
     const network = await this.docker.inspectNetwork(this.names.network)
-    if (!network || !new CreatedObjects(ids.map((id) => `network:${id}`)).includes(network.id, 'network')) return false
+    if (!network || !ledger.includes(network.id, 'network')) return false
     await this.docker.removeNetwork(this.names.network)
     return true
   }
