@@ -351,26 +351,73 @@ describe('the lease, on the daemon’s clock', () => {
 })
 
 describe('FleetLock', () => {
-  it('locks hosts in sorted order and releases the ones it took when a later one times out', async () => {
-    const engines = { 'ssh://b': new FakeDockerEngine(), 'ssh://a': new FakeDockerEngine() }
-    holdBy(engines['ssh://b'], 'someone-else')
+  it('locks hosts in the order of their engine IDs, not their spelling, and releases the ones it took when a later one times out', async () => {
+    const engines = { 'ssh://a': new FakeDockerEngine(), 'ssh://b': new FakeDockerEngine() }
+    // By name a comes first; by engine ID b does.
+    engines['ssh://a'].engineId = 'ZZZZ:ENGINE'
+    engines['ssh://b'].engineId = 'AAAA:ENGINE'
+    holdBy(engines['ssh://a'], 'someone-else')
     const fleet = new FleetLock(
-      (['ssh://b', 'ssh://a'] as const).map((host) => ({ lock: new DeployLock(new DockerClient(engines[host], { label: host }), 'web'), dockerHost: host })),
+      (['ssh://a', 'ssh://b'] as const).map((host) => ({ lock: new DeployLock(new DockerClient(engines[host], { label: host }), 'web'), dockerHost: host })),
       'me'
     )
-    expect(fleet.hosts).toEqual(['ssh://b', 'ssh://a'])
+    expect(fleet.hosts).toEqual(['ssh://a', 'ssh://b'])
     await expect(fleet.acquire({ ...base, timeoutMs: 0, clock: fakeClock() })).rejects.toBeInstanceOf(LockTimeoutError)
-    // a was locked first (sorted; its first create found no lock image, imported it and created
-    // again), then released by the id its create returned when b timed out.
-    expect(engines['ssh://a'].commands.filter((command) => /^(container create|container rm|image import)/.test(command))).toEqual([
+    // Both engines were asked for their ID first; b was locked first (its first create found no
+    // lock image, imported it and created again), then released by the id its create returned
+    // when a timed out.
+    expect(engines['ssh://a'].commands[0]).toBe('system info --format {{json .ID}}\t{{json .SystemTime}}')
+    expect(engines['ssh://b'].commands.filter((command) => /^(system info|container create|container rm|image import)/.test(command))).toEqual([
+      'system info --format {{json .ID}}\t{{json .SystemTime}}',
       expect.stringMatching(/^container create --pull never --name web-deploy-lock /),
       'image import --message deploy-action lock - deploy-action-lock:v1',
       expect.stringMatching(/^container create --pull never --name web-deploy-lock /),
       expect.stringMatching(/^container rm --force 0+1$/)
     ])
-    expect(engines['ssh://a'].containers.has('web-deploy-lock')).toBe(false)
+    expect(engines['ssh://b'].containers.has('web-deploy-lock')).toBe(false)
     expect(fleet.heldHosts).toEqual([])
-    expect(engines['ssh://b'].containers.get('web-deploy-lock')?.labels[LockLabel.Owner]).toBe('someone-else')
+    expect(engines['ssh://a'].containers.get('web-deploy-lock')?.labels[LockLabel.Owner]).toBe('someone-else')
+  })
+
+  it('refuses one engine listed twice under two spellings, before taking any lock', async () => {
+    const engine = new FakeDockerEngine()
+    engine.engineId = 'SAME:ENGINE'
+    const fleet = new FleetLock(
+      ['ssh://deploy@web1', 'ssh://web1'].map((host) => ({ lock: new DeployLock(new DockerClient(engine, { label: host }), 'web'), dockerHost: host })),
+      'me'
+    )
+    await expect(fleet.acquire({ ...base, clock: fakeClock() })).rejects.toThrow('ssh://deploy@web1 and ssh://web1 are the same docker engine (ID SAME:ENGINE): list each host once in hosts')
+    expect(engine.commands.filter((command) => !command.startsWith('system info'))).toEqual([])
+  })
+
+  it('renews the locks it holds while it waits for the next one, so they never run out during the wait', async () => {
+    const engines = { 'ssh://a': new FakeDockerEngine(), 'ssh://b': new FakeDockerEngine() }
+    engines['ssh://a'].engineId = 'AAAA:ENGINE'
+    engines['ssh://b'].engineId = 'BBBB:ENGINE'
+    let now = T0
+    // b is held by another run for 50 minutes: far past a 30-minute lease of a.
+    holdBy(engines['ssh://b'], 'someone-else', { [LockLabel.LeaseMs]: String(24 * 3600_000) })
+    for (const engine of Object.values(engines)) engine.daemonNow = () => now
+    const clock: LockClock = {
+      now: () => now,
+      sleep: async (ms) => {
+        now += ms
+        if (now - T0 >= 50 * 60_000) engines['ssh://b'].containers.delete('web-deploy-lock')
+      }
+    }
+    const fleet = new FleetLock(
+      (['ssh://a', 'ssh://b'] as const).map((host) => ({ lock: new DeployLock(new DockerClient(engines[host], { label: host }), 'web'), dockerHost: host })),
+      'me'
+    )
+    await fleet.acquire({ ...base, leaseMs: 30 * 60_000, timeoutMs: 3600_000, pollMs: 60_000, clock })
+    expect(fleet.heldHosts).toEqual(['ssh://a', 'ssh://b'])
+    // a was renewed every third of its lease during the wait: at 10, 20, 30 and 40 minutes.
+    const renewals = engines['ssh://a'].commands.filter((command) => command.startsWith('container cp -'))
+    expect(renewals).toHaveLength(4)
+    // Its lease, judged as a waiting run judges it, never ran out: nobody could take a over.
+    await expect(fleet.assertHeld(clock)).resolves.toBeUndefined()
+    const other = new DeployLock(new DockerClient(engines['ssh://a'], { label: 'ssh://a' }), 'web')
+    await expect(other.acquire({ ...base, owner: 'third-run', timeoutMs: 0, clock })).rejects.toBeInstanceOf(LockTimeoutError)
   })
 
   it('releases every lock it holds and reports the hosts it could not reach', async () => {
@@ -408,15 +455,15 @@ describe('a create whose docker client was killed', () => {
     const fleet = new FleetLock([{ lock: new DeployLock(new DockerClient(dying), 'web'), dockerHost: undefined }], 'me')
     await expect(fleet.acquire({ ...base, clock: fakeClock() })).rejects.toThrow('was cancelled')
     // The failed acquire already released what it may hold: it read the lock, saw its own token, removed it by id.
-    expect(engine.commands.slice(1)).toEqual(['container inspect web-deploy-lock', expect.stringMatching(/^container rm --force 0+1$/)])
+    expect(engine.commands.slice(2)).toEqual(['container inspect web-deploy-lock', expect.stringMatching(/^container rm --force 0+1$/)])
     expect(engine.containers.has('web-deploy-lock')).toBe(false)
 
     const unreachable = new FakeDockerEngine()
     unreachable.unreachable = true
     const never = new FleetLock([{ lock: new DeployLock(new DockerClient(unreachable), 'web'), dockerHost: undefined }], 'me')
     await expect(never.acquire({ ...base, clock: fakeClock() })).rejects.toThrow(/Cannot connect/)
-    // The one create sent never reached a daemon, so there is nothing to release and nothing to complain about.
-    expect(unreachable.commands).toEqual([expect.stringMatching(/^container create --pull never --name web-deploy-lock /)])
+    // The engine's ID could not be read: no create was sent, so there is nothing to release and nothing to complain about.
+    expect(unreachable.commands).toEqual([expect.stringMatching(/^system info /)])
     await expect(never.release()).resolves.toEqual([])
     expect(unreachable.commands).toHaveLength(1)
   })

@@ -123,8 +123,9 @@ describe('post step', () => {
 
     expect(process.exitCode).toBe(1)
     expect(annotations).toContainEqual(expect.stringMatching(/^::error title=Post · restore failed::The deploy of v2 was interrupted while rolling back, and putting back what ran before failed .*manifest unknown.*check web by hand/))
-    // The lock is released anyway: the next deploy reads what runs and repairs it.
-    expect(engine.containers.has('web-deploy-lock')).toBe(false)
+    // The lock stays (issue 18, case 3): the next deploy must not take the unverified v2 for what ran before.
+    expect(engine.containers.get('web-deploy-lock')?.labels[LockLabel.Owner]).toBe('run-42-a')
+    expect(annotations).toContainEqual(expect.stringMatching(/^::warning title=Post · unlock::The deploy lock web-deploy-lock on local stays held: no known version could be put back there/))
   })
 
   it('after a clean main step: only releases a lock still held, and leaves another run’s lock alone', async () => {

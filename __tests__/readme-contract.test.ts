@@ -39,7 +39,7 @@ describe('README matches action.yml', () => {
   })
 
   it('runs on node24 with a post step from the same bundle', () => {
-    expect(action.runs).toMatchObject({ using: 'node24', main: 'dist/index.js', post: 'dist/index.js' })
+    expect(action.runs).toMatchObject({ using: 'node24', main: 'dist/index.js', post: 'dist/post/index.js' })
   })
 
   it('gives the demo and test commands', () => {

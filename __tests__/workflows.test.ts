@@ -118,14 +118,17 @@ describe('the validator rejects a broken action.yml', () => {
 })
 
 describe('action.yml runs the bundle that npm run build writes', () => {
-  it('points main and post at the ncc output', () => {
+  it('points main and post at their own ncc bundles', () => {
     const build = (JSON.parse(readFileSync('package.json', 'utf8')) as { scripts: Record<string, string> }).scripts['build'] ?? ''
-    // ncc writes a scratch directory that is then moved into place, so a failed build keeps dist/.
-    const scratch = /\bncc build src\/index\.ts -o (\S+)/.exec(build)?.[1]
-    const outDir = scratch && new RegExp(`\\bmv ${scratch.replace(/\./g, '\\.')} (\\S+)`).exec(build)?.[1]
+    const outDir = /^bash scripts\/build\.sh (\S+)$/.exec(build)?.[1]
     expect(outDir).toBe('dist')
+    // The script bundles each entry into a scratch directory, then moves it into place, so a failed build keeps dist/.
+    const script = readFileSync('scripts/build.sh', 'utf8')
+    expect(script).toMatch(/^ncc build src\/index\.ts -o "\$scratch\/main" /m)
+    expect(script).toMatch(/^ncc build src\/post-index\.ts -o "\$scratch\/main\/post" /m)
+    expect(script).toMatch(/^mv "\$scratch\/main" "\$out"$/m)
     const runs = (load(actionText) as { runs: Record<string, string> }).runs
-    expect(runs).toMatchObject({ using: 'node24', main: `${outDir}/index.js`, post: `${outDir}/index.js` })
+    expect(runs).toMatchObject({ using: 'node24', main: `${outDir}/index.js`, post: `${outDir}/post/index.js`, 'post-if': 'always()' })
   })
 })
 

@@ -100,6 +100,8 @@ export interface AcquireOptions {
   onWait?: (holder: LockHolder) => void
   /** Called when an expired lease is removed to take the lock over. */
   onTakeover?: (holder: LockHolder) => void
+  /** Called before each wait for the holder: the fleet renews the locks it already holds. */
+  whileWaiting?: () => Promise<void>
 }
 
 export interface Acquired {
@@ -209,6 +211,8 @@ export class DeployLock {
   private leaseUntil: number | undefined
   /** Set when a renewal found the lock container gone: it cannot come back. */
   private lostBecause: string | undefined
+  /** The engine's ID, read once when the lock is about to be taken (see `identity`). */
+  private engineId: string | undefined
 
   constructor(
     private readonly docker: DockerClient,
@@ -227,6 +231,31 @@ export class DeployLock {
    */
   get mayHold(): boolean {
     return this.createSent
+  }
+
+  /**
+   * The engine's ID from `docker system info`: what the fleet orders its locks by, so the order
+   * does not depend on how a host is spelled. The same command tells the daemon's clock, which the
+   * lease is judged by, so reading it costs no extra docker command later.
+   */
+  async identity(clock: LockClock = systemClock): Promise<string> {
+    if (this.engineId === undefined) {
+      const before = clock.now()
+      const engine = await this.docker.engineIdentity()
+      this.daemonOffset ??= engine.time - (before + clock.now()) / 2
+      this.engineId = engine.id
+    }
+    return this.engineId
+  }
+
+  /**
+   * Whether this deploy holds the lock by what it knows without asking docker: it took it, no
+   * renewal found it gone, and its lease has not run out. While that holds, no other deploy can
+   * have taken it over (a takeover needs an expired lease), short of a person removing it by hand.
+   * For a switch that must not wait for a docker read (switching users back to a slot that works).
+   */
+  holdsByLease(clock: LockClock = systemClock): boolean {
+    return this.held !== undefined && this.lostBecause === undefined && (this.leaseUntil === undefined || clock.now() <= this.leaseUntil)
   }
 
   /** Who holds the lock now; undefined when nobody does. */
@@ -289,6 +318,13 @@ export class DeployLock {
     }
     this.leaseUntil = asked + leaseMs
     return true
+  }
+
+  /** Renews the lease once a third of it has passed since it was taken or last renewed; false when not due. */
+  async renewIfDue(leaseMs: number, clock: LockClock = systemClock): Promise<boolean> {
+    if (!this.held) return false
+    if (this.leaseUntil !== undefined && clock.now() < this.leaseUntil - (2 * leaseMs) / 3) return false
+    return this.renew(leaseMs, clock)
   }
 
   /**
@@ -386,6 +422,7 @@ export class DeployLock {
         // The configured timeout, not the measured wait: it is the setting a reader may change.
         throw new LockTimeoutError(holder ?? { id: '' }, this.lockName, this.host, options.timeoutMs)
       }
+      await options.whileWaiting?.()
       await clock.sleep(Math.min(pollMs, options.timeoutMs - waited), options.signal).catch(() => undefined)
     }
   }
@@ -434,8 +471,11 @@ export interface HeldLocks {
 }
 
 /**
- * The locks of one deploy across its hosts, taken in a fixed order (sorted by host) so that two
- * deploys to overlapping host lists cannot each hold one lock and wait for the other's.
+ * The locks of one deploy across its hosts, taken one after another in a fixed order, so that two
+ * deploys to overlapping host lists cannot each hold one lock and wait for the other's. The order
+ * is the engines' IDs (`docker system info`), not the host strings: two configs that spell one
+ * engine differently (`ssh://deploy@web1`, `ssh://web1`) still agree on it. Every lock is renewed
+ * from the moment it is taken, so a lock held while waiting for the next one never runs out.
  */
 export class FleetLock {
   readonly owner: string
@@ -459,13 +499,23 @@ export class FleetLock {
     return this.locks.map(({ dockerHost }) => dockerHost ?? null)
   }
 
-  /** Takes every host's lock; on failure releases those it may hold and throws. */
-  async acquire(options: Omit<AcquireOptions, 'owner'>): Promise<Acquired[]> {
-    const ordered = [...this.locks].sort((a, b) => a.lock.host.localeCompare(b.lock.host))
+  /**
+   * Takes every host's lock in the engines' order; on failure releases those it may hold and
+   * throws. While it waits for one host's lock, it renews those it holds every third of a lease
+   * (`onRenewProblem` hears of renewals that failed): a wait can last `lock.timeout`, up to a day,
+   * far longer than a lease. Once every lock is held, `startRenewing` takes over.
+   */
+  async acquire(options: Omit<AcquireOptions, 'owner' | 'whileWaiting'> & { onRenewProblem?: (problem: string) => void }): Promise<Acquired[]> {
     const results: Acquired[] = []
+    const renewHeld = async (): Promise<void> => {
+      for (const lock of [...this.held]) {
+        await lock.renewIfDue(options.leaseMs, options.clock).catch((error: unknown) => options.onRenewProblem?.(`${lock.host}: ${error instanceof Error ? error.message : String(error)}`))
+      }
+    }
     try {
+      const ordered = await this.lockOrder(options.clock)
       for (const { lock } of ordered) {
-        results.push(await lock.acquire({ ...options, owner: this.owner }))
+        results.push(await lock.acquire({ ...options, owner: this.owner, whileWaiting: renewHeld }))
         this.held.push(lock)
       }
     } catch (error) {
@@ -473,6 +523,19 @@ export class FleetLock {
       throw error
     }
     return results
+  }
+
+  /**
+   * The locks in the order every run takes them: by engine ID, read side by side. One engine listed
+   * under two host strings is refused: it would get two deploys at once from this very run.
+   */
+  private async lockOrder(clock?: LockClock): Promise<{ lock: DeployLock; id: string }[]> {
+    const identified = await Promise.all(this.locks.map(async ({ lock }) => ({ lock, id: await lock.identity(clock) })))
+    for (const [index, { lock, id }] of identified.entries()) {
+      const twin = identified.slice(0, index).find((other) => other.id === id)
+      if (twin) throw new Error(`${twin.lock.host} and ${lock.host} are the same docker engine (ID ${id}): list each host once in hosts`)
+    }
+    return identified.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
   }
 
   /**
@@ -513,6 +576,20 @@ export class FleetLock {
     const results = await Promise.allSettled(this.locks.map(({ lock }) => lock.assertHeld(clock)))
     const lost = results.find((result) => result.status === 'rejected')
     if (lost) throw lost.reason
+  }
+
+  /**
+   * Before switching one host (a restore is a switch too): throws `LockLostError` unless this
+   * deploy still holds that host's lock. `index` is the host's place in the fleet's host list.
+   */
+  async assertHeldOn(index: number, clock?: LockClock): Promise<void> {
+    const entry = this.locks[index]
+    if (entry) await entry.lock.assertHeld(clock)
+  }
+
+  /** `DeployLock.holdsByLease` for the host at `index`: no docker command, for switching users back at once. */
+  holdsByLease(index: number, clock?: LockClock): boolean {
+    return this.locks[index]?.lock.holdsByLease(clock) ?? false
   }
 
   /** Stops renewing; resolves once no renewal is under way. */

@@ -10,7 +10,7 @@ import { describeOutcome } from './report/outcome-text.js'
 import { errorMessage, Reporter } from './report/reporter.js'
 import { resolveSettings } from './resolve-settings.js'
 import type { DeploySettings, Release } from './settings.js'
-import { Phase, RunState, runnerStateStore } from './state.js'
+import { Phase, RunState } from './state.js'
 
 /**
  * The deploy story, top to bottom: validate; lock; read what runs; pull; run the hooks; switch and
@@ -132,6 +132,7 @@ async function takeLock(pipeline: Pipeline, lock: FleetLock, state: RunState, re
   // Saved before the first create: a cancel may kill the docker client after the daemon created
   // the lock, and the post step must still find and release it (it only removes a lock it owns).
   state.update({ lock: { owner: lock.owner, hosts: lock.hosts } })
+  const onRenewProblem = (problem: string): void => reporter.warning(title, `Could not renew the deploy lock's lease (${problem}); it is tried again in a third of the lease.`)
   await reporter.step(
     title,
     async (step) => {
@@ -143,13 +144,10 @@ async function takeLock(pipeline: Pipeline, lock: FleetLock, state: RunState, re
         signal: pipeline.signal,
         clock: pipeline.clock,
         onWait: (holder) => core.info(`Waiting up to ${formatDuration(settings.lock.timeoutMs)} (lock.timeout) for the deploy lock, held by ${describeHolder(holder)}`),
-        onTakeover: (holder) => step.warn(`Took over an expired deploy lock: ${describeHolder(holder)}.`)
+        onTakeover: (holder) => step.warn(`Took over an expired deploy lock: ${describeHolder(holder)}.`),
+        onRenewProblem
       })
-      lock.startRenewing({
-        leaseMs: lockLeaseMs(settings),
-        clock: pipeline.clock,
-        onProblem: (problem) => reporter.warning(title, `Could not renew the deploy lock's lease (${problem}); it is tried again in a third of the lease.`)
-      })
+      lock.startRenewing({ leaseMs: lockLeaseMs(settings), clock: pipeline.clock, onProblem: onRenewProblem })
       const waited = results.find((result) => result.waitedFor)
       if (waited?.waitedFor) {
         step.notable()
@@ -164,8 +162,6 @@ async function takeLock(pipeline: Pipeline, lock: FleetLock, state: RunState, re
 
 /** Inputs and config become one settings object, or error annotations at their lines and nothing runs. */
 async function validate(reporter: Reporter): Promise<DeploySettings | undefined> {
-  // Marked first: even a run that stops at validation has a post step, which must know it is one.
-  RunState.markMainStep(runnerStateStore)
   let resolved: ReturnType<typeof resolveSettings>
   try {
     resolved = resolveSettings(getInputs())

@@ -264,11 +264,8 @@ export class Pipeline {
       // Cancelled: start no further switch; the post step puts back the hosts already switched.
       if (this.signal?.aborted) return this.failure(hosts[0] as HostTarget, release, 'cancelled before the switch', 'start')
       // The story checked the lock before the first batch; a later one may come after a lease ran out.
-      if (turn > 0 && this.lock && !this.settings.dryRun) {
-        const lost = await this.lock.assertHeld(this.clock).then(
-          () => undefined,
-          (error: unknown) => errorText(error)
-        )
+      if (turn > 0) {
+        const lost = (await Promise.all(hosts.map((host) => this.lockLostOn(host)))).find((why) => why !== undefined)
         if (lost) {
           this.reporter.warning(this.title(this.scope, 'lock'), `${lost}. No further host is switched; the hosts this run switched are put back.`)
           return this.failure(hosts[0] as HostTarget, release, lost, 'lock')
@@ -524,7 +521,9 @@ export class Pipeline {
    * the restore, which take seconds. Where it cannot, or it fails, the restore does the work.
    */
   private async switchBackAtOnce(): Promise<Map<HostTarget, Release | undefined>> {
-    const switched = this.hosts.filter((host) => host.status !== 'unchanged' && host.strategy.switchBack)
+    // Only where the lease says the lock is still ours: asking docker first would delay users, and
+    // a host whose lock may be lost is left to `putBack`, which checks with docker and leaves it.
+    const switched = this.hosts.filter((host) => host.status !== 'unchanged' && host.strategy.switchBack && (!this.lock || this.lock.holdsByLease(host.index, this.clock)))
     const back = await Promise.all(
       switched.map((host) =>
         this.reporter.step(
@@ -592,6 +591,14 @@ export class Pipeline {
 
   /** One host of `putBack`; returns what went wrong there, if anything. */
   private async putBackHost(host: HostTarget, target: Release | undefined, scope: Scope, options: { watch: boolean; grouped: boolean }): Promise<string | undefined> {
+    const lost = await this.lockLostOn(host)
+    if (lost) {
+      // Another deploy may be working there now: putting our version back would undo its work.
+      host.status = 'restore-failed'
+      host.now = undefined
+      this.reporter.warning(this.title(scope, 'restore', host), `${lost}. Nothing more is changed on ${host.strategy.host}: another deploy may be working there. Check what ${this.settings.name} runs there.`)
+      return `${host.strategy.host}: not put back, ${lost}`
+    }
     try {
       await this.reporter.step(
         this.title(scope, 'restore', host),
@@ -619,6 +626,18 @@ export class Pipeline {
     host.now = restored && (sameRelease(restored, target) || restored.tag !== target.tag) ? restored : target
     host.status = verdict.healthy ? 'restored' : 'restore-unhealthy'
     return verdict.healthy ? undefined : `${host.strategy.host}: ${verdict.reason}`
+  }
+
+  /**
+   * Why this run may no longer change `host` (the main step's lock there is lost), or undefined when
+   * it still holds it. The post step checks its hosts itself, before anything (see `post.ts`).
+   */
+  private async lockLostOn(host: HostTarget): Promise<string | undefined> {
+    if (!this.lock || this.settings.dryRun) return undefined
+    return this.lock.assertHeldOn(host.index, this.clock).then(
+      () => undefined,
+      (error: unknown) => errorText(error)
+    )
   }
 
   /** Dry run: says what would happen, including where a failure would roll back to. */

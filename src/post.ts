@@ -70,10 +70,12 @@ async function repair(
   // to change, and this step leaves it alone.
   const notOwned = await hostsNotOwned(saved, dependencies)
   for (const [dockerHost, why] of notOwned) {
-    const message = `This run no longer holds the deploy lock of ${saved.name} on ${dockerHost ?? 'local'} (${why}), so the post step changes nothing there: another deploy may be working on it. Check what ${saved.name} runs there.`
+    const where = `This run no longer holds the deploy lock of ${saved.name} on ${dockerHost ?? 'local'} (${why}), so the post step changes nothing there: another deploy may be working on it.`
     // A restore that is skipped is reported as failed below, with the rest of the headline.
-    if (restoring) reporter.warning('Post · lock', message)
-    else reporter.fail('Post · lock', message)
+    if (restoring) reporter.warning('Post · lock', `${where} Check what ${saved.name} runs there.`)
+    // Nothing that serves was touched; only a hook container of ours may be left, under a name the other run may use too.
+    else if (saved.phase === Phase.Preparing) reporter.warning('Post · lock', `${where} If a container \`${saved.name}-hook\` of this run still runs there, remove it by hand.`)
+    else reporter.fail('Post · lock', `${where} Check what ${saved.name} runs there.`)
   }
   const owned = (host: HostTarget): boolean => !notOwned.has(saved.hosts[host.index] ?? null)
 
@@ -92,10 +94,11 @@ async function repair(
   // Shown healthy, then cancelled or its clean-up failed: finish the clean-up (a proxy's old slot
   // still running beside the new one) before the lock goes.
   if (saved.phase === Phase.Verified && pipeline && notOwned.size === 0) await pipeline.finalize()
-  // A hook cut off by the cancel may still run in the daemon; it must not outlive the lock.
+  // A hook cut off by the cancel may still run in the daemon; it must not outlive the lock. Where
+  // another run holds the lock now, a hook container under that name may be that run's own.
   const hookGone = interrupted && pipeline && pipeline.hosts[0] && owned(pipeline.hosts[0]) && (saved.phase === Phase.Preparing || restoring) ? await pipeline.removeHookContainer() : true
   // A hook that may still run keeps the lock: its lease runs out on its own if nobody removes it.
-  if (hookGone) await releaseLocks(saved, dependencies, reporter)
+  if (hookGone) await releaseLocks(saved, dependencies, reporter, notRestored(saved, pipeline, restored))
   else reporter.warning('Post · unlock', `The deploy lock of ${saved.name} stays held while its pre-deploy hook container may still run; remove \`${saved.name}-hook\` and then \`${saved.name}-deploy-lock\` by hand.`)
 
   if (!restoring) return
@@ -126,14 +129,28 @@ function restoreHeadline(saved: SavedRun, restored: { ok: boolean; problems: str
 }
 
 /**
+ * The docker hosts where a restore was needed and no known version was put back: the settings
+ * could not be read again, or the restore failed there. Their lock stays held, so that the next
+ * deploy cannot take the unverified version it finds there for "what ran before".
+ */
+function notRestored(saved: SavedRun, pipeline: Pipeline | undefined, restored: { hosts: HostTarget[] } | undefined): Set<string | null> {
+  if (!needsRestore(saved)) return new Set()
+  if (!pipeline || !restored) return new Set(saved.hosts)
+  const reached = new Set(saved.reached)
+  const putBack = new Set(restored.hosts.filter((host) => host.status === 'restored' || host.status === 'removed').map((host) => host.index))
+  return new Set(saved.hosts.filter((_, index) => reached.has(index) && !putBack.has(index)))
+}
+
+/**
  * The hosts whose deploy lock the main step took and this run no longer owns, with why: another
  * run's lock stands under the name, or none does. Unreadable counts as not owned: unknown is not
- * "ours". Only the hosts where the main step may have changed something are read.
+ * "ours". Only the hosts where the post step may change something are read: a restore, the
+ * clean-up after a verified version, or the removal of a hook container.
  */
 async function hostsNotOwned(saved: SavedRun, dependencies: Dependencies): Promise<Map<string | null, string>> {
   const notOwned = new Map<string | null, string>()
   const lock = saved.lock
-  const mayChange = needsRestore(saved) || saved.phase === Phase.Verified
+  const mayChange = needsRestore(saved) || saved.phase === Phase.Verified || saved.phase === Phase.Preparing
   if (!lock || !mayChange) return notOwned
   await Promise.all(
     lock.hosts.map(async (dockerHost) => {
@@ -160,12 +177,23 @@ async function hostsNotOwned(saved: SavedRun, dependencies: Dependencies): Promi
 /** The lease of a lock the post step takes again: its work is one restore and one verify. */
 const POST_LEASE_MS = 15 * 60_000
 
-/** Releases the deploy locks the main step still held; a lock another run holds is left alone. */
-async function releaseLocks(saved: SavedRun, dependencies: Dependencies, reporter: Reporter): Promise<void> {
+/**
+ * Releases the deploy locks the main step still held; a lock another run holds is left alone, and
+ * so is the lock of a host in `keep`, where no known version could be put back.
+ */
+async function releaseLocks(saved: SavedRun, dependencies: Dependencies, reporter: Reporter, keep: Set<string | null>): Promise<void> {
   const lock = saved.lock
   if (!lock || lock.hosts.length === 0) return
   for (const dockerHost of lock.hosts) {
     const deployLock = new DeployLock(dockerClientFor(dependencies, dockerHost ?? undefined), saved.name)
+    if (keep.has(dockerHost)) {
+      reporter.warning(
+        'Post · unlock',
+        `The deploy lock ${deployLock.lockName} on ${deployLock.host} stays held: no known version could be put back there, and the next deploy must not take what runs now for what ran before. ` +
+          `Check what ${saved.name} runs on ${deployLock.host} and put a good version back (re-run a deploy of it once the lock is gone), then remove the lock with \`docker container rm ${deployLock.lockName}\`. Otherwise it is taken over, with a warning, when its lease runs out.`
+      )
+      continue
+    }
     try {
       if (await deployLock.release(lock.owner)) core.info(`Released the deploy lock ${deployLock.lockName} on ${deployLock.host}.`)
     } catch (error) {

@@ -15,8 +15,6 @@ import type { Command, DeploySettings, Release, StrategyName } from './settings.
 
 /** Keys given to `core.saveState`. */
 export enum StateKey {
-  /** Set by the main step, so the post step knows it is the post step. */
-  IsPost = 'isPost',
   /** JSON of `SavedRun`. */
   Run = 'run'
 }
@@ -106,12 +104,6 @@ export class RunState {
       hosts: settings.hosts.map((host) => host ?? null),
       reached: []
     }
-    store.save(StateKey.IsPost, 'true')
-  }
-
-  /** Marks the run as a main step before the settings are known, so a post step can tell. */
-  static markMainStep(store: StateStore = runnerStateStore): void {
-    store.save(StateKey.IsPost, 'true')
   }
 
   get phase(): Phase {
@@ -151,11 +143,6 @@ export class RunState {
   private save(): void {
     this.store.save(StateKey.Run, JSON.stringify(this.record))
   }
-}
-
-/** True in the post step: the main step marked the state. */
-export function isPostStep(store: StateStore = runnerStateStore): boolean {
-  return store.get(StateKey.IsPost) === 'true'
 }
 
 /** The record the main step saved, or undefined when there is none or it cannot be trusted. */

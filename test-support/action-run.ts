@@ -5,10 +5,10 @@
  * GITHUB_STEP_SUMMARY).
  */
 import { spawn } from 'node:child_process'
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { basename, join, resolve } from 'node:path'
+import { basename, dirname, join, relative, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { load } from 'js-yaml'
 import { listPids, readCmdline, readParentPid, signalPid } from './proc.js'
@@ -289,6 +289,15 @@ function descendantsOf(rootPid: number): number[] {
   return found
 }
 
+/** The main or post bundle of a build given by DEPLOY_ACTION_BUNDLE (its main bundle's path). */
+function overriddenEntry(mainBundle: string, phase: 'main' | 'post'): string {
+  const main = resolve(REPO_ROOT, mainBundle)
+  if (phase === 'main') return main
+  const post = join(dirname(main), 'post', 'index.js')
+  if (!existsSync(post)) throw new Error(`DEPLOY_ACTION_BUNDLE: no post bundle at ${post}; build both with \`bash scripts/build.sh ${relative(REPO_ROOT, dirname(main))}\``)
+  return post
+}
+
 /**
  * Runs one step of the action, main or post, with the environment and files the GitHub runner
  * provides, and returns what it printed and wrote. Rejects only when the action could not be
@@ -297,12 +306,11 @@ function descendantsOf(rootPid: number): number[] {
 export async function runAction(options: RunActionOptions): Promise<ActionResult> {
   const manifest = readManifest()
   const phase = options.phase ?? 'main'
-  // DEPLOY_ACTION_BUNDLE lets a developer test a bundle built elsewhere (e.g. `ncc build -o .build/x`)
-  // while dist/ is being rebuilt by someone else; CI always runs the committed dist/.
+  // DEPLOY_ACTION_BUNDLE lets a developer test a bundle built elsewhere (`bash scripts/build.sh
+  // .build/x`, then DEPLOY_ACTION_BUNDLE=.build/x/index.js) while dist/ is being rebuilt by someone
+  // else; its post step is `post/index.js` beside it. CI always runs the committed dist/.
   const bundleOverride = process.env.DEPLOY_ACTION_BUNDLE
-  const entry =
-    options.entry ??
-    (bundleOverride ? resolve(REPO_ROOT, bundleOverride) : resolve(REPO_ROOT, (phase === 'post' ? manifest.runs?.post : manifest.runs?.main) ?? 'dist/index.js'))
+  const entry = options.entry ?? (bundleOverride ? overriddenEntry(bundleOverride, phase) : resolve(REPO_ROOT, (phase === 'post' ? manifest.runs?.post : manifest.runs?.main) ?? 'dist/index.js'))
 
   const files = mkdtempSync(join(tmpdir(), 'deploy-action-run-'))
   const commandFiles = join(files, 'file_commands')

@@ -243,6 +243,8 @@ export class FakeDockerEngine implements DockerRunner {
   taskHistoryLimit = 5
   /** The daemon's clock (`docker system info`'s SystemTime, containers' Created), in ms. */
   daemonNow: () => number = () => Date.now()
+  /** The engine's ID (`docker system info`'s ID): one engine reached under two host names shares it. */
+  engineId = `FAKE:${Math.random().toString(36).slice(2, 10).toUpperCase()}`
 
   private nextId = 1
   private nextObjectId = 1
@@ -365,7 +367,7 @@ export class FakeDockerEngine implements DockerRunner {
       case 'info': {
         if (group === 'system' && verb !== 'info') return ok()
         const format = value(parseArgs(group === 'system' ? rest : argv.slice(1), SYSTEM_INFO, 'system info') as Parsed, 'format')
-        return ok(`${render(format ?? '{{json .}}', { SystemTime: new Date(this.daemonNow()).toISOString() })}\n`)
+        return ok(`${render(format ?? '{{json .}}', { ID: this.engineId, SystemTime: new Date(this.daemonNow()).toISOString() })}\n`)
       }
       case 'login':
         return ok('Login Succeeded\n')

@@ -111,6 +111,20 @@ export class DockerClient {
     return ms
   }
 
+  /**
+   * The engine's ID and clock, in one command. The ID names the engine whatever the docker host
+   * string says (`ssh://deploy@web1` and `ssh://web1` are one engine): the deploy lock orders
+   * hosts by it, so two runs that spell a fleet differently still lock it in the same order.
+   */
+  async engineIdentity(): Promise<{ id: string; time: number }> {
+    const result = await this.exec(['system', 'info', '--format', '{{json .ID}}\t{{json .SystemTime}}'], { timeoutMs: 30_000 })
+    const [idText = '', timeText = ''] = result.stdout.trim().split('\t')
+    const id = parseJsonString(idText)
+    const time = Date.parse(parseJsonString(timeText) ?? '')
+    if (!id || !Number.isFinite(time)) throw new Error(`docker system info did not tell the engine's ID and time: ${JSON.stringify(result.stdout.trim().slice(0, 120))}`)
+    return { id, time }
+  }
+
   /** Logs in with the password on stdin, so it never appears in argv or the process list. */
   async login(server: string | undefined, username: string, password: string): Promise<void> {
     const argv = ['login', '--username', username, '--password-stdin']
@@ -465,5 +479,15 @@ interface DockerInspect {
     OOMKilled?: boolean
     StartedAt: string
     Health?: { Status: string }
+  }
+}
+
+/** A JSON string as `{{json …}}` prints it; undefined for anything else. */
+function parseJsonString(text: string): string | undefined {
+  try {
+    const value: unknown = JSON.parse(text)
+    return typeof value === 'string' ? value : undefined
+  } catch {
+    return undefined
   }
 }
