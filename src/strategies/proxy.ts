@@ -159,6 +159,7 @@ export class ProxyStrategy implements DeployStrategy {
     try {
       look = await this.look()
       await this.healReplacement(look)
+      await this.dropUnstartedProxy(look)
     } catch (error) {
       throw new SwitchNotStartedError(error)
     }
@@ -274,6 +275,7 @@ export class ProxyStrategy implements DeployStrategy {
     const look = await this.look()
     if (!target) return this.removeCreated(look)
     await this.healReplacement(look)
+    await this.dropUnstartedProxy(look)
     let live: Slot
     if (!look.proxy) {
       const served = servedSlotWithoutProxy(look.slots)
@@ -366,9 +368,18 @@ export class ProxyStrategy implements DeployStrategy {
   }
 
   /**
-   * The slot the proxy routes new requests to: the runtime API's word while the proxy runs (the
-   * slot HAProxy has ready), else the slot its config names (what it serves once started).
+   * A proxy container that was created and never started (a create or its config copy cut off)
+   * never served, and may hold no config at all: it is removed by id, and the proxy is then made
+   * again around the slots like a proxy that is gone. Read as it is, it would make the serving
+   * slot unknown and block every deploy and restore.
    */
+  private async dropUnstartedProxy(look: Look): Promise<void> {
+    const proxy = look.proxy
+    if (!proxy || proxy.running || look.aside || !neverStarted(proxy)) return
+    await this.docker.removeContainer(proxy.id)
+    delete look.proxy
+  }
+
   /**
    * The slot that serves, for a switch or a restore. When neither the runtime API nor the config
    * file can tell and a slot container exists, it throws: guessing could take the serving slot for
