@@ -38,17 +38,22 @@ export function virtualClock(start = 1_700_000_000_000): Clock {
     sleep: (ms, signal) =>
       new Promise<void>((resolve, reject) => {
         if (signal?.aborted) return reject(signal.reason as Error)
-        const timer = { at: now + Math.max(0, ms), order: sequence++, wake: () => resolve() }
+        const onAbort = (): void => {
+          const index = timers.indexOf(timer)
+          if (index !== -1) timers.splice(index, 1)
+          reject(signal?.reason as Error)
+        }
+        // The listener goes when the timer wakes: a long story sleeps thousands of times on one signal.
+        const timer = {
+          at: now + Math.max(0, ms),
+          order: sequence++,
+          wake: () => {
+            signal?.removeEventListener('abort', onAbort)
+            resolve()
+          }
+        }
         timers.push(timer)
-        signal?.addEventListener(
-          'abort',
-          () => {
-            const index = timers.indexOf(timer)
-            if (index !== -1) timers.splice(index, 1)
-            reject(signal.reason as Error)
-          },
-          { once: true }
-        )
+        signal?.addEventListener('abort', onAbort, { once: true })
         schedule()
       })
   }
