@@ -75,6 +75,9 @@ describe('one owner at a time', () => {
     const clock = virtualClock()
     const a = servingV1(clock)
     const b = servingV1(clock)
+    // Locks are taken in engine-ID order: a first, then the wait for b while holding a.
+    a.engineId = 'AAAA:A'
+    b.engineId = 'BBBB:B'
     // Host b is busy with another run for 45 minutes: far longer than the lease of a 2-host run (about 25 min).
     heldByAnotherRun(b, clock)
     void clock.sleep(45 * MINUTE).then(() => b.containers.delete('web-deploy-lock'))
