@@ -366,9 +366,9 @@ describe('FleetLock', () => {
     // Both engines were asked for their ID first; b was locked first (its first create found no
     // lock image, imported it and created again), then released by the id its create returned
     // when a timed out.
-    expect(engines['ssh://a'].commands[0]).toBe('system info --format {{json .ID}}\t{{json .SystemTime}}')
+    expect(engines['ssh://a'].commands[0]).toBe('system info --format {{json .ID}}\t{{json .Name}}\t{{json .DockerRootDir}}\t{{json .SystemTime}}')
     expect(engines['ssh://b'].commands.filter((command) => /^(system info|container create|container rm|image import)/.test(command))).toEqual([
-      'system info --format {{json .ID}}\t{{json .SystemTime}}',
+      'system info --format {{json .ID}}\t{{json .Name}}\t{{json .DockerRootDir}}\t{{json .SystemTime}}',
       expect.stringMatching(/^container create --pull never --name web-deploy-lock /),
       'image import --message deploy-action lock - deploy-action-lock:v1',
       expect.stringMatching(/^container create --pull never --name web-deploy-lock /),
@@ -379,15 +379,29 @@ describe('FleetLock', () => {
     expect(engines['ssh://a'].containers.get('web-deploy-lock')?.labels[LockLabel.Owner]).toBe('someone-else')
   })
 
-  it('refuses one engine listed twice under two spellings, before taking any lock', async () => {
+  it('refuses one engine listed twice under two spellings, and leaves no lock behind', async () => {
     const engine = new FakeDockerEngine()
     engine.engineId = 'SAME:ENGINE'
     const fleet = new FleetLock(
       ['ssh://deploy@web1', 'ssh://web1'].map((host) => ({ lock: new DeployLock(new DockerClient(engine, { label: host }), 'web'), dockerHost: host })),
       'me'
     )
-    await expect(fleet.acquire({ ...base, clock: fakeClock() })).rejects.toThrow('ssh://deploy@web1 and ssh://web1 are the same docker engine (ID SAME:ENGINE): list each host once in hosts')
-    expect(engine.commands.filter((command) => !command.startsWith('system info'))).toEqual([])
+    await expect(fleet.acquire({ ...base, clock: fakeClock() })).rejects.toThrow(
+      'ssh://deploy@web1 and ssh://web1 are the same docker engine (the deploy lock taken through one is found through the other): list each host once in hosts'
+    )
+    expect(engine.containers.has('web-deploy-lock')).toBe(false)
+    expect(fleet.heldHosts).toEqual([])
+  })
+
+  it('locks two engines that share an identity (cloned from one image), ordered by their host strings', async () => {
+    const engines = { 'ssh://a': new FakeDockerEngine(), 'ssh://b': new FakeDockerEngine() }
+    for (const engine of Object.values(engines)) engine.engineId = 'CLONED:KEY'
+    const fleet = new FleetLock(
+      (['ssh://b', 'ssh://a'] as const).map((host) => ({ lock: new DeployLock(new DockerClient(engines[host], { label: host }), 'web'), dockerHost: host })),
+      'me'
+    )
+    await fleet.acquire({ ...base, clock: fakeClock() })
+    expect(fleet.heldHosts).toEqual(['ssh://b', 'ssh://a'])
   })
 
   it('renews the locks it holds while it waits for the next one, so they never run out during the wait', async () => {

@@ -111,6 +111,8 @@ export interface Acquired {
   waitedFor?: LockHolder
   /** Expired holders whose lock was taken over. */
   tookOver: LockHolder[]
+  /** The lock stood already, with this deploy's own owner token: taken by it before, maybe through another host name. */
+  foundOwn?: boolean
 }
 
 /**
@@ -211,7 +213,7 @@ export class DeployLock {
   private leaseUntil: number | undefined
   /** Set when a renewal found the lock container gone: it cannot come back. */
   private lostBecause: string | undefined
-  /** The engine's ID, read once when the lock is about to be taken (see `identity`). */
+  /** The engine's identity, read once when the lock is about to be taken (see `identity`). */
   private engineId: string | undefined
 
   constructor(
@@ -225,6 +227,11 @@ export class DeployLock {
     return this.docker.hostLabel
   }
 
+  /** The id of the lock container this deploy holds here, if it holds one. */
+  get heldId(): string | undefined {
+    return this.held?.id
+  }
+
   /**
    * True once a create was sent and no release has looked since: a create whose docker client
    * was killed (cancel, timeout) may still have been carried out by the daemon.
@@ -234,8 +241,8 @@ export class DeployLock {
   }
 
   /**
-   * The engine's ID from `docker system info`: what the fleet orders its locks by, so the order
-   * does not depend on how a host is spelled. The same command tells the daemon's clock, which the
+   * The engine's identity from `docker system info` (see `DockerClient.engineIdentity`): what the
+   * fleet orders its locks by, so the order does not depend on how a host is spelled. The same command tells the daemon's clock, which the
    * lease is judged by, so reading it costs no extra docker command later.
    */
   async identity(clock: LockClock = systemClock): Promise<string> {
@@ -405,7 +412,7 @@ export class DeployLock {
         if (holder.owner === options.owner) {
           this.held = { id: holder.id, owner: options.owner }
           this.leaseUntil = undefined
-          return { waitedMs: clock.now() - started, waitedFor, tookOver }
+          return { waitedMs: clock.now() - started, waitedFor, tookOver, foundOwn: true }
         }
         if (await this.expired(holder, clock)) {
           options.onTakeover?.(holder)
@@ -473,7 +480,7 @@ export interface HeldLocks {
 /**
  * The locks of one deploy across its hosts, taken one after another in a fixed order, so that two
  * deploys to overlapping host lists cannot each hold one lock and wait for the other's. The order
- * is the engines' IDs (`docker system info`), not the host strings: two configs that spell one
+ * is the engines' identities (`docker system info`), not the host strings: two configs that spell one
  * engine differently (`ssh://deploy@web1`, `ssh://web1`) still agree on it. Every lock is renewed
  * from the moment it is taken, so a lock held while waiting for the next one never runs out.
  */
@@ -515,7 +522,10 @@ export class FleetLock {
     try {
       const ordered = await this.lockOrder(options.clock)
       for (const { lock } of ordered) {
-        results.push(await lock.acquire({ ...options, owner: this.owner, whileWaiting: renewHeld }))
+        const acquired = await lock.acquire({ ...options, owner: this.owner, whileWaiting: renewHeld })
+        const sameEngine = this.sameEngineError(lock, acquired)
+        if (sameEngine) throw sameEngine
+        results.push(acquired)
         this.held.push(lock)
       }
     } catch (error) {
@@ -526,16 +536,26 @@ export class FleetLock {
   }
 
   /**
-   * The locks in the order every run takes them: by engine ID, read side by side. One engine listed
-   * under two host strings is refused: it would get two deploys at once from this very run.
+   * The locks in the order every run takes them: by engine identity, read side by side. Two
+   * engines with one identity (machines cloned with one key file) are told apart by their host
+   * strings, the best order left for them.
    */
   private async lockOrder(clock?: LockClock): Promise<{ lock: DeployLock; id: string }[]> {
     const identified = await Promise.all(this.locks.map(async ({ lock }) => ({ lock, id: await lock.identity(clock) })))
-    for (const [index, { lock, id }] of identified.entries()) {
-      const twin = identified.slice(0, index).find((other) => other.id === id)
-      if (twin) throw new Error(`${twin.lock.host} and ${lock.host} are the same docker engine (ID ${id}): list each host once in hosts`)
-    }
-    return identified.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+    const compare = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0)
+    return identified.sort((a, b) => compare(a.id, b.id) || compare(a.lock.host, b.lock.host))
+  }
+
+  /**
+   * One engine listed under two host strings: the lock found on `lock` already carried this run's
+   * owner token, so this run took it through another host name moments ago (the token is new in
+   * every run attempt). That engine would get two deploys at once from this very run.
+   */
+  private sameEngineError(lock: DeployLock, acquired: Acquired): Error | undefined {
+    if (!acquired.foundOwn || this.held.length === 0) return undefined
+    const twin = this.held.find((other) => other.heldId === lock.heldId)
+    const other = twin ? twin.host : `one of ${this.held.map((held) => held.host).join(', ')}`
+    return new Error(`${other} and ${lock.host} are the same docker engine (the deploy lock taken through one is found through the other): list each host once in hosts`)
   }
 
   /**

@@ -112,17 +112,20 @@ export class DockerClient {
   }
 
   /**
-   * The engine's ID and clock, in one command. The ID names the engine whatever the docker host
-   * string says (`ssh://deploy@web1` and `ssh://web1` are one engine): the deploy lock orders
-   * hosts by it, so two runs that spell a fleet differently still lock it in the same order.
+   * What names the engine whatever the docker host string says (`ssh://deploy@web1` and
+   * `ssh://web1` are one engine), and its clock, in one command. The deploy lock orders hosts by
+   * the identity, so two runs that spell a fleet differently still lock it in the same order. The
+   * engine's ID alone is not unique: before Engine 23 it comes from `/etc/docker/key.json`, which
+   * machines cloned from one image (and engines sharing one /etc) have in common; the machine's
+   * name and the engine's data root tell most of those apart.
    */
   async engineIdentity(): Promise<{ id: string; time: number }> {
-    const result = await this.exec(['system', 'info', '--format', '{{json .ID}}\t{{json .SystemTime}}'], { timeoutMs: 30_000 })
-    const [idText = '', timeText = ''] = result.stdout.trim().split('\t')
+    const result = await this.exec(['system', 'info', '--format', '{{json .ID}}\t{{json .Name}}\t{{json .DockerRootDir}}\t{{json .SystemTime}}'], { timeoutMs: 30_000 })
+    const [idText = '', nameText = '', rootText = '', timeText = ''] = result.stdout.trim().split('\t')
     const id = parseJsonString(idText)
     const time = Date.parse(parseJsonString(timeText) ?? '')
     if (!id || !Number.isFinite(time)) throw new Error(`docker system info did not tell the engine's ID and time: ${JSON.stringify(result.stdout.trim().slice(0, 120))}`)
-    return { id, time }
+    return { id: [id, parseJsonString(nameText) ?? '', parseJsonString(rootText) ?? ''].join(' '), time }
   }
 
   /** Logs in with the password on stdin, so it never appears in argv or the process list. */
