@@ -30,7 +30,8 @@ const spec: ServiceSpec = {
   imageRef: 'registry.example.com/acme/web:v2',
   container,
   swarm: { replicas: 3, parallelism: 1, delayMs: 2000, order: 'stop-first', monitorMs: 1500 },
-  labels: { 'deploy-action.tag': 'v2', 'deploy-action.commit': 'abc' }
+  labels: { 'deploy-action.tag': 'v2', 'deploy-action.commit': 'abc' },
+  failureAction: 'rollback'
 }
 
 const running: ServiceInfo = {
@@ -47,6 +48,8 @@ const running: ServiceInfo = {
   ],
   args: ['serve', '--port', '8080'],
   replicas: 3,
+  global: false,
+  rollout: { parallelism: 1, monitorMs: 5000, failureAction: 'pause' },
   updateStatus: { state: 'completed', message: 'update completed', startedAt: '2026-01-01T00:00:00Z' }
 }
 
@@ -70,18 +73,24 @@ describe('docker service create argv', () => {
     ])
   })
 
-  it('always asks Swarm to roll back a failed update, and leaves unset settings to Swarm', () => {
+  it('always tells Swarm what to do with a failed update, and leaves unset settings to Swarm', () => {
     const minimal: ServiceSpec = {
       name: 'web',
       imageRef: 'acme/web:v1',
       container: { ports: [], env: {}, secrets: [], volumes: [], labels: {}, init: false },
       swarm: {},
-      labels: { 'deploy-action.tag': 'v1' }
+      labels: { 'deploy-action.tag': 'v1' },
+      failureAction: 'rollback'
     }
     expect(buildServiceCreateArgv(minimal)).toEqual([
       'service', 'create', '--detach', '--quiet', '--with-registry-auth', '--name', 'web',
       '--label', 'deploy-action.tag=v1', '--update-failure-action', 'rollback', 'acme/web:v1'
     ])
+    // rollback.on-failure: false: Swarm pauses on a failed task, and the failed version stays for inspection.
+    const paused = buildServiceUpdateArgv({ ...minimal, failureAction: 'pause' }, running)
+    expect(paused.slice(paused.indexOf('--update-failure-action'), paused.indexOf('--update-failure-action') + 2)).toEqual(['--update-failure-action', 'pause'])
+    // Replicas, parallelism, delay, order, monitor and stop grace the config leaves out stay as the service has them.
+    expect(paused.filter((word) => /^--(replicas|update-parallelism|update-delay|update-order|update-monitor|stop-grace-period)$/.test(word))).toEqual([])
   })
 
   it('names secrets only; their values stay out of argv', () => {

@@ -6,7 +6,7 @@ import type { DeploySettings } from '../src/settings.js'
 import { describeTaskRows, serviceStateProbe, SwarmStrategy, type SwarmClock } from '../src/strategies/swarm.js'
 
 /** What the fake swarm does with the next `docker service update`. */
-type UpdateOutcome = 'completed' | 'rollback' | 'never'
+type UpdateOutcome = 'completed' | 'rollback' | 'pause' | 'never'
 
 interface FakeTask {
   id: string
@@ -16,6 +16,8 @@ interface FakeTask {
   err?: string
   image: string
   at: number
+  /** The node it runs on (global services); one node otherwise. */
+  node?: string
 }
 
 interface FakeService {
@@ -24,6 +26,11 @@ interface FakeService {
   image: string
   previous?: { labels: Record<string, string>; image: string }
   replicas: number
+  /** One task per node instead of `replicas`. */
+  global?: boolean
+  /** The spec's UpdateConfig and stop grace period as Swarm shows them (nanoseconds). */
+  updateConfig?: { Parallelism: number; Delay?: number; Monitor?: number; FailureAction: string }
+  stopGracePeriod?: number
   updateStatus?: { State: string; Message: string; StartedAt: string }
 }
 
@@ -92,7 +99,7 @@ class FakeSwarm implements DockerRunner {
       const wanted = new Set(argv.slice(3))
       const raw = this.tasks
         .filter((task) => wanted.has(task.id))
-        .map((task) => ({ ID: task.id, Slot: task.slot, DesiredState: task.desired, Status: { State: task.state, Err: task.err, Timestamp: new Date(task.at * 1000).toISOString(), ContainerStatus: { ContainerID: `container-of-${task.id}` } }, Spec: { ContainerSpec: { Image: task.image } } }))
+        .map((task) => ({ ID: task.id, ...(task.node ? { NodeID: task.node } : { Slot: task.slot, NodeID: 'node1' }), DesiredState: task.desired, Status: { State: task.state, Err: task.err, Timestamp: new Date(task.at * 1000).toISOString(), ContainerStatus: { ContainerID: `container-of-${task.id}` } }, Spec: { ContainerSpec: { Image: task.image } } }))
       return ok(JSON.stringify(raw))
     }
     if (a === 'service' && b === 'logs') return ok(`app: log of ${name}\n`)
@@ -117,6 +124,10 @@ class FakeSwarm implements DockerRunner {
     if (pending.outcome === 'completed') {
       this.startTask(service, 'running')
       service.updateStatus = { ...service.updateStatus!, State: 'completed', Message: 'update completed' }
+    } else if (pending.outcome === 'pause') {
+      // `--update-failure-action pause`: the failed task's slot is left as it is, the spec stays.
+      this.startTask(service, 'failed', 'task: non-zero exit (1)', 'shutdown')
+      service.updateStatus = { ...service.updateStatus!, State: 'paused', Message: 'update paused due to failure or early termination of task' }
     } else {
       this.startTask(service, 'failed', 'task: non-zero exit (1)', 'shutdown')
       const previous = service.previous!
@@ -136,7 +147,13 @@ class FakeSwarm implements DockerRunner {
   private raw(service: FakeService): unknown {
     return {
       ID: `id-${service.name}`,
-      Spec: { Name: service.name, Labels: service.labels, TaskTemplate: { ContainerSpec: { Image: service.image, Env: [] } }, Mode: { Replicated: { Replicas: service.replicas } } },
+      Spec: {
+        Name: service.name,
+        Labels: service.labels,
+        TaskTemplate: { ContainerSpec: { Image: service.image, Env: [], ...(service.stopGracePeriod !== undefined && { StopGracePeriod: service.stopGracePeriod }) } },
+        Mode: service.global ? { Global: {} } : { Replicated: { Replicas: service.replicas } },
+        ...(service.updateConfig && { UpdateConfig: service.updateConfig })
+      },
       ...(service.updateStatus && { UpdateStatus: service.updateStatus })
     }
   }
@@ -302,6 +319,97 @@ describe('SwarmStrategy', () => {
     await expect(deploy.switchTo({ tag: 'v2' })).rejects.toThrow('Swarm did not finish the update of web within 54 s (update status: updating)')
   })
 
+  it('takes the replicas and update settings the config leaves out from the service, for the deadline', async () => {
+    // Scaled to 20 by hand, with its own update policy: 10 batches of 27 s, and as long again for a rollback.
+    swarm.services.set('web', {
+      name: 'web',
+      labels: { 'deploy-action.tag': 'v1' },
+      image: 'registry.example.com/acme/web:v1',
+      replicas: 20,
+      updateConfig: { Parallelism: 2, Delay: 3e9, Monitor: 8e9, FailureAction: 'rollback' },
+      stopGracePeriod: 15e9
+    })
+    swarm.nextUpdate = 'never'
+    let now = 0
+    const clock: SwarmClock = { now: () => now, sleep: async (ms) => void (now += ms) }
+    const fromService = new SwarmStrategy(settings({ swarm: {} }), new DockerClient(swarm), clock)
+    // 2 × 10 × (15 s grace + 1 s health deadline + 8 s monitor + 3 s delay) + 30 s
+    await expect(fromService.switchTo({ tag: 'v2' })).rejects.toThrow('Swarm did not finish the update of web within 570 s')
+    // What the config sets overrides the service: all at once, 1 s monitor.
+    const overridden = new SwarmStrategy(settings({ swarm: { parallelism: 0, monitorMs: 1000 } }), new DockerClient(swarm), clock)
+    await expect(overridden.switchTo({ tag: 'v3' })).rejects.toThrow('within 70 s')
+    // The update sent no replica count: the service keeps its 20.
+    expect(swarm.commands('service update').some((argv) => argv.includes('--replicas'))).toBe(false)
+  })
+
+  it('counts a global service’s tasks, one per node, for the deadline', async () => {
+    const service: FakeService = { name: 'web', labels: { 'deploy-action.tag': 'v1' }, image: 'registry.example.com/acme/web:v1', replicas: 0, global: true }
+    swarm.services.set('web', service)
+    for (const node of ['a', 'b', 'c']) swarm.startTask(service, 'running').node = node
+    swarm.nextUpdate = 'never'
+    let now = 0
+    const clock: SwarmClock = { now: () => now, sleep: async (ms) => void (now += ms) }
+    // 2 × 3 batches × (10 s grace + 1 s health deadline + 5 s monitor) + 30 s, not the 62 s of one task.
+    await expect(new SwarmStrategy(settings({ swarm: {} }), new DockerClient(swarm), clock).switchTo({ tag: 'v2' })).rejects.toThrow('within 126 s')
+  })
+
+  it('drives a paused rollback or a paused update to the target, even when the labels already name it', async () => {
+    for (const state of ['rollback_paused', 'paused']) {
+      swarm = new FakeSwarm()
+      swarm.services.set('web', {
+        name: 'web',
+        labels: { 'deploy-action.tag': 'v1' },
+        image: 'registry.example.com/acme/web:v1',
+        replicas: 3,
+        updateStatus: { State: state, Message: `${state.replace('_', ' ')} due to failure or early termination of task task9`, StartedAt: '2025-12-31T23:00:00Z' }
+      })
+      expect([state, await strategy().restore({ tag: 'v1' })]).toEqual([state, 'redeployed'])
+      const [update] = swarm.commands('service update')
+      expect(update?.slice(0, 8)).toEqual(['service', 'update', '--detach', '--quiet', '--with-registry-auth', '--force', '--image', 'registry.example.com/acme/web:v1'])
+      expect(swarm.services.get('web')?.updateStatus?.State).toBe('completed')
+    }
+    // Finished (Swarm's rollback completed): left as it is.
+    swarm = new FakeSwarm()
+    swarm.services.set('web', {
+      name: 'web',
+      labels: { 'deploy-action.tag': 'v1' },
+      image: 'registry.example.com/acme/web:v1',
+      replicas: 3,
+      updateStatus: { State: 'rollback_completed', Message: 'rollback completed', StartedAt: '2026-01-01T00:00:00Z' }
+    })
+    expect(await strategy().restore({ tag: 'v1' })).toBe('already-running')
+    expect(swarm.commands('service update')).toEqual([])
+  })
+
+  it('with rollback.on-failure false asks Swarm to pause, and passes rollback otherwise', async () => {
+    await strategy().switchTo({ tag: 'v1' })
+    await strategy({ rollback: { onFailure: false, to: { kind: 'previous' } } }).switchTo({ tag: 'v2' })
+    await strategy().switchTo({ tag: 'v3' })
+    expect(swarm.commands('service update').map((argv) => argv[argv.indexOf('--update-failure-action') + 1])).toEqual(['pause', 'rollback'])
+  })
+
+  it('with rollback.on-failure false leaves a paused switch to the verification, but a paused restore fails', async () => {
+    const keep = { rollback: { onFailure: false, to: { kind: 'previous' as const } } }
+    await strategy(keep).switchTo({ tag: 'v1' })
+    swarm.nextUpdate = 'pause'
+    // Swarm did what it was told: the switch returns, and the probe reports the failed version.
+    await strategy(keep).switchTo({ tag: 'v2' })
+    expect((await strategy(keep).stateProbe().observe()).verdict).toBe('failed')
+    // A restore must put its target back: Swarm pausing it is a failure.
+    await expect(strategy(keep).restore({ tag: 'v1' })).rejects.toThrow(/^Swarm paused the update/)
+  })
+
+  it('refuses a service scaled to 0 that the config does not scale up, before anything is sent', async () => {
+    swarm.services.set('web', { name: 'web', labels: { 'deploy-action.tag': 'v1' }, image: 'registry.example.com/acme/web:v1', replicas: 0 })
+    await expect(strategy({ swarm: {} }).current()).rejects.toThrow(
+      'the service web on local is scaled to 0 replicas, so no task could show a new version healthy. Scale it up (docker service scale web=N) or set swarm.replicas, then deploy again'
+    )
+    await expect(strategy({ swarm: {} }).switchTo({ tag: 'v2' })).rejects.toMatchObject({ name: 'SwitchNotStartedError' })
+    expect(swarm.commands('service update')).toEqual([])
+    // swarm.replicas scales it up: then there is something to deploy and verify.
+    expect(await strategy({ swarm: { replicas: 2 } }).current()).toMatchObject({ tag: 'v1' })
+  })
+
   it('re-deploys the target with service update --image, without claiming this run’s commit', async () => {
     await strategy().switchTo({ tag: 'v1' })
     await strategy().switchTo({ tag: 'v2' })
@@ -359,6 +467,48 @@ describe('serviceStateProbe', () => {
     swarm.startTask(service, 'running')
     now += 600
     expect(await probe.observe()).toEqual({ verdict: 'failed', detail: 'the task web.1 of web failed: task: non-zero exit (137)' })
+  })
+
+  it('counts a global service ready only when every node runs a task of its image', async () => {
+    const service: FakeService = { name: 'web', labels: {}, image: 'registry.example.com/acme/web:v2', replicas: 0, global: true }
+    swarm.services.set('web', service)
+    swarm.startTask({ ...service, image: 'registry.example.com/acme/web:v1' }, 'shutdown', undefined, 'shutdown').node = 'c'
+    swarm.startTask(service, 'running').node = 'a'
+    swarm.startTask(service, 'running').node = 'b'
+    const starting = swarm.startTask(service, 'starting')
+    starting.node = 'c'
+    let now = 0
+    const probe = serviceStateProbe(new ServiceClient(new DockerClient(swarm)), 'web', { now: () => now, sleep: async () => undefined })
+    // One running task is not the service: node c's task has not started yet.
+    expect(await probe.observe()).toEqual({ verdict: 'starting', detail: '2 of 3 tasks of web running (one per node) (others: starting)' })
+    starting.state = 'running'
+    now += 600
+    expect(await probe.observe()).toEqual({ verdict: 'ready', detail: '3 of 3 tasks of web running (one per node)' })
+  })
+
+  it('fails at once on an update Swarm paused part way, saying what the tasks run', async () => {
+    const service: FakeService = {
+      name: 'web',
+      labels: {},
+      image: 'registry.example.com/acme/web:v2',
+      replicas: 3,
+      updateStatus: { State: 'paused', Message: 'update paused due to failure or early termination of task task1', StartedAt: '2026-01-01T00:00:00Z' }
+    }
+    swarm.services.set('web', service)
+    swarm.startTask(service, 'failed', 'task: non-zero exit (1)', 'shutdown')
+    swarm.startTask({ ...service, image: 'registry.example.com/acme/web:v1@sha256:aa' }, 'running')
+    swarm.startTask({ ...service, image: 'registry.example.com/acme/web:v1@sha256:aa' }, 'running')
+    const probe = serviceStateProbe(new ServiceClient(new DockerClient(swarm)), 'web', instantClock)
+    expect(await probe.observe()).toEqual({
+      verdict: 'failed',
+      detail: 'Swarm paused the update of web part way (update paused due to failure or early termination of task task1); 2 tasks run v1'
+    })
+  })
+
+  it('fails for a service scaled to 0: no task runs that could be shown healthy', async () => {
+    swarm.services.set('web', { name: 'web', labels: {}, image: 'registry.example.com/acme/web:v2', replicas: 0 })
+    const probe = serviceStateProbe(new ServiceClient(new DockerClient(swarm)), 'web', instantClock)
+    expect(await probe.observe()).toEqual({ verdict: 'failed', detail: 'the service web is scaled to 0 replicas: no task runs that could be shown healthy' })
   })
 
   it('fails when the service is gone', async () => {

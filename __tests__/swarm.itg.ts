@@ -5,6 +5,7 @@
  * The bundled action runs as the runner runs it, pulling from a registry with auth; the GitHub
  * Releases API is the local fake. One service goes through create, a healthy update, an update
  * that Swarm itself rolls back, and an update whose HTTP check fails, re-deployed to the last release.
+ * A second one, scaled to 8 replicas by hand, is updated with `swarm.replicas` unset (issue 18).
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals'
 import { spawnSync } from 'node:child_process'
@@ -22,6 +23,7 @@ import { startRegistry, type Registry } from '../test-support/registry.js'
 
 const REPO = 'acme/web'
 const SERVICE = 'web'
+const SCALED_SERVICE = 'web-scaled'
 /** Distinctive, so the wrong-body image's `not ok` fails `expect-body`. */
 const HEALTHY_BODY = 'status: green'
 
@@ -37,6 +39,8 @@ let registry: Registry
 let github: FakeGitHub
 let image: string
 let port: number
+/** The port of the service scaled by hand; each of its tasks listens on a loopback address of its own. */
+let scaledPort: number
 let workspace: string
 /** The bridge this test created for docker_gwbridge, deleted in afterAll if the engine left it. */
 let gatewayBridge: string | undefined
@@ -84,7 +88,7 @@ async function initSwarm(target: Engine): Promise<void> {
 }
 
 async function leaveSwarm(target: Engine): Promise<void> {
-  await target.dockerResult(['service', 'rm', SERVICE]).catch(() => undefined)
+  await target.dockerResult(['service', 'rm', SERVICE, SCALED_SERVICE]).catch(() => undefined)
   await target.dockerResult(['swarm', 'leave', '--force'], { timeoutMs: 30_000 }).catch(() => undefined)
   await target.dockerResult(['network', 'rm', 'docker_gwbridge']).catch(() => undefined)
 }
@@ -101,8 +105,38 @@ beforeAll(async () => {
     await engine.docker(['image', 'rm', built.reference, pushed.reference])
   }
   port = await freePort()
+  scaledPort = await freePort()
   workspace = mkdtempSync(join(tmpdir(), 'deploy-action-itg-swarm-'))
   mkdirSync(join(workspace, '.github'))
+  // No `swarm:` settings at all: replicas and the update policy are whatever the service has.
+  // With host networking the 8 tasks of one node cannot share one address and port: Swarm's
+  // template gives each task its own loopback address (127.0.0.<slot>), which Linux serves without
+  // any set-up. A 1 s stop grace period and a 5 s health deadline keep the limit a 1-replica
+  // service without an update delay would get at 2 × (1 + 5 + 5) s + 30 s = 52 s.
+  writeFileSync(
+    join(workspace, '.github', 'deploy-scaled.yml'),
+    [
+      `image: ${image}`,
+      `name: ${SCALED_SERVICE}`,
+      'strategy: swarm',
+      'container:',
+      '  network: host',
+      '  init: true',
+      '  stop-timeout: 1s',
+      '  env:',
+      `    PORT: "${scaledPort}"`,
+      '    BIND: "127.0.0.{{.Task.Slot}}"',
+      '  secrets: [APP_TOKEN]',
+      'health:',
+      `  url: http://127.0.0.1:${scaledPort}/health`,
+      `  expect-body: "${HEALTHY_BODY}"`,
+      '  interval: 150ms',
+      '  timeout: 1s',
+      '  deadline: 5s',
+      '  healthy-threshold: 2',
+      ''
+    ].join('\n')
+  )
   writeFileSync(
     join(workspace, '.github', 'deploy.yml'),
     [
@@ -150,14 +184,14 @@ afterAll(async () => {
 
 const APP_TOKEN = 'swarm-secret-value-4711'
 
-function deploy(tag: string): Promise<ActionResult> {
+function deploy(tag: string, options: { config?: string; timeoutMs?: number } = {}): Promise<ActionResult> {
   return runAction({
     workspace,
     dockerHost: engine.dockerHost,
     github: { apiUrl: github.url },
     env: { APP_TOKEN },
-    inputs: { tag, 'registry-username': registry.username, 'registry-password': registry.password },
-    timeoutMs: 120_000
+    inputs: { tag, 'registry-username': registry.username, 'registry-password': registry.password, ...(options.config && { config: options.config }) },
+    timeoutMs: options.timeoutMs ?? 120_000
   })
 }
 
@@ -256,4 +290,34 @@ describe('strategy: swarm on a single-node swarm', () => {
     expect(service.labels['deploy-action.commit']).toBeUndefined()
     expect(await serving()).toBe('v2')
   }, 120_000)
+})
+
+describe('strategy: swarm, a service scaled by hand (issue 18)', () => {
+  it('deploys a service scaled to 8 replicas by hand, with swarm.replicas unset, to all 8 tasks', async () => {
+    const first = await deploy('v1', { config: '.github/deploy-scaled.yml' })
+    expect(outcome(first)).toEqual({ exit: 0, result: 'deployed', tag: 'v1', errors: [] })
+    // By hand, as an operator does: 8 replicas (the CLI waits until they run), updated one at a
+    // time with 4 s between them. The rollout of 8 tasks then takes over a minute, longer than
+    // the 52 s a deadline computed for 1 replica without a delay would allow.
+    await engine.docker(['service', 'scale', `${SCALED_SERVICE}=8`], { timeoutMs: 120_000 })
+    await engine.docker(['service', 'update', '--detach', '--update-delay', '4s', SCALED_SERVICE])
+
+    const started = Date.now()
+    const result = await deploy('v2', { config: '.github/deploy-scaled.yml', timeoutMs: 300_000 })
+    const tookMs = Date.now() - started
+    expect(outcome(result)).toEqual({ exit: 0, result: 'deployed', tag: 'v2', errors: [] })
+    expect(tookMs).toBeGreaterThan(52_000)
+
+    const [raw] = JSON.parse(await engine.docker(['service', 'inspect', SCALED_SERVICE])) as {
+      Spec: { Mode: { Replicated?: { Replicas: number } }; Labels: Record<string, string> }
+      UpdateStatus?: { State: string }
+    }[]
+    expect(raw?.Spec.Mode.Replicated?.Replicas).toBe(8)
+    expect(raw?.Spec.Labels['deploy-action.tag']).toBe('v2')
+    expect(raw?.UpdateStatus?.State).toBe('completed')
+    const running = await engine.docker(['service', 'ps', '--filter', 'desired-state=running', '--format', '{{.Image}} {{.CurrentState}}', SCALED_SERVICE])
+    expect(running.trim().split('\n').map((line) => /:v2 Running /.test(line))).toEqual(Array(8).fill(true))
+    // Every task serves v2, each on its own loopback address.
+    for (let slot = 1; slot <= 8; slot++) expect([slot, (await httpGet(`http://127.0.0.${slot}:${scaledPort}/version`)).body]).toEqual([slot, 'v2'])
+  }, 420_000)
 })

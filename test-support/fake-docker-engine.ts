@@ -241,6 +241,11 @@ export class FakeDockerEngine implements DockerRunner {
   swarmLag = 0
   /** Swarm's task history retention per slot (its default is 5). */
   taskHistoryLimit = 5
+  /**
+   * Asked once at each start of a Swarm task, beside `crashingImages`: true makes that one start
+   * fail (`task: non-zero exit (1)`), e.g. a version that fails now and then.
+   */
+  taskStartFails?: (task: FakeTask) => boolean
   /** The daemon's clock (`docker system info`'s SystemTime, containers' Created), in ms. */
   daemonNow: () => number = () => Date.now()
   /** The engine's ID (`docker system info`'s ID): one engine reached under two host names shares it. */
@@ -1390,7 +1395,7 @@ export class FakeDockerEngine implements DockerRunner {
   }
 
   private taskFails(task: FakeTask): boolean {
-    return this.crashes(task.image) || this.imageUnavailable(task.image)
+    return this.crashes(task.image) || this.imageUnavailable(task.image) || this.taskStartFails?.(task) === true
   }
 
   private imageUnavailable(image: string): boolean {

@@ -17,6 +17,12 @@ export interface ServiceSpec {
   swarm: SwarmSettings
   /** Service labels the action writes (`deploy-action.*`: tag, digest, commit…). */
   labels: Record<string, string>
+  /**
+   * What Swarm does when a task fails during the update: `rollback` puts the previous spec back
+   * (`rollback.on-failure: true`); `pause` stops the update where it is, so the failed version
+   * stays for inspection (`rollback.on-failure: false`).
+   */
+  failureAction: 'rollback' | 'pause'
 }
 
 /** Labels on the service that this action owns; others are left alone on update. */
@@ -104,8 +110,9 @@ function commonServiceArgs(spec: ServiceSpec): string[] {
   if (swarm.delayMs !== undefined) argv.push('--update-delay', goDuration(swarm.delayMs))
   if (swarm.order !== undefined) argv.push('--update-order', swarm.order)
   if (swarm.monitorMs !== undefined) argv.push('--update-monitor', goDuration(swarm.monitorMs))
-  // A task that fails during the update makes Swarm itself put the previous spec back.
-  argv.push('--update-failure-action', 'rollback')
+  // Always explicit: the action reads the outcome from UpdateStatus, so it must know what Swarm
+  // does on a failed task, whatever an earlier update or a person left in the spec.
+  argv.push('--update-failure-action', spec.failureAction)
   if (container.stopTimeoutMs !== undefined) argv.push('--stop-grace-period', goDuration(container.stopTimeoutMs))
   if (container.restart) argv.push(...restartArgs(container.restart))
   return argv

@@ -17,6 +17,22 @@ export interface UpdateStatus {
   startedAt: string
 }
 
+/**
+ * How Swarm rolls an update out, as the service's spec holds it (`UpdateConfig`, and the
+ * container's stop grace period). Each field is undefined when the spec leaves it out, which
+ * means Swarm's default.
+ */
+export interface RolloutConfig {
+  /** Tasks updated at once; 0 is all at once. */
+  parallelism?: number
+  delayMs?: number
+  /** How long Swarm watches each new task for failure; 0 or unset means Swarm's default (5 s). */
+  monitorMs?: number
+  /** `pause`, `continue` or `rollback`. */
+  failureAction?: string
+  stopGraceMs?: number
+}
+
 /** The part of `docker service inspect` that the swarm strategy reads. */
 export interface ServiceInfo {
   id: string
@@ -32,6 +48,9 @@ export interface ServiceInfo {
   args: string[]
   /** Desired tasks of a replicated service; undefined for a global one. */
   replicas?: number
+  /** A global service runs one task on every eligible node; how many that is, only its tasks tell. */
+  global: boolean
+  rollout: RolloutConfig
   updateStatus?: UpdateStatus
 }
 
@@ -51,6 +70,8 @@ export interface TaskInfo {
   timestamp: string
   /** The task's container, on whichever node runs it; empty before it was created. */
   containerId: string
+  /** The node Swarm put the task on; empty before it was scheduled. */
+  nodeId: string
 }
 
 /** One row of `docker service ps --no-trunc`, for the report. */
@@ -121,7 +142,8 @@ export class ServiceClient {
         error: task.Status?.Err ?? '',
         image: task.Spec?.ContainerSpec?.Image ?? '',
         timestamp: task.Status?.Timestamp ?? '',
-        containerId: task.Status?.ContainerStatus?.ContainerID ?? ''
+        containerId: task.Status?.ContainerStatus?.ContainerID ?? '',
+        nodeId: task.NodeID ?? ''
       }))
       // Parsed, not compared as text: Go trims trailing zeros of the fraction (`02.1Z` is after `02.14Z` as text).
       .sort((a, b) => (Date.parse(b.timestamp) || 0) - (Date.parse(a.timestamp) || 0))
@@ -170,9 +192,13 @@ interface RawService {
         Labels?: Record<string, string> | null
         Mounts?: { Target?: string }[] | null
         Args?: string[] | null
+        /** Nanoseconds. */
+        StopGracePeriod?: number
       }
     }
-    Mode?: { Replicated?: { Replicas?: number } }
+    Mode?: { Replicated?: { Replicas?: number }; Global?: object }
+    /** Durations in nanoseconds; Swarm omits zero ones. */
+    UpdateConfig?: { Parallelism?: number; Delay?: number; Monitor?: number; FailureAction?: string }
     EndpointSpec?: { Ports?: { Protocol?: string; TargetPort?: number; PublishedPort?: number; PublishMode?: string }[] | null }
   }
   UpdateStatus?: { State?: string; Message?: string; StartedAt?: string }
@@ -214,7 +240,23 @@ function serviceInfoOf(raw: RawService): ServiceInfo {
     })),
     args: container.Args ?? [],
     replicas: raw.Spec.Mode?.Replicated ? (raw.Spec.Mode.Replicated.Replicas ?? 1) : undefined,
+    global: raw.Spec.Mode?.Global !== undefined,
+    rollout: rolloutOf(raw.Spec),
     // Absent until the first update: a service that was only ever created has no update status.
     updateStatus: status?.State ? { state: status.State, message: status.Message ?? '', startedAt: status.StartedAt ?? '' } : undefined
+  }
+}
+
+/** The spec's rollout settings; a spec without an UpdateConfig leaves every one to Swarm's defaults. */
+function rolloutOf(spec: RawService['Spec']): RolloutConfig {
+  const update = spec.UpdateConfig
+  const grace = spec.TaskTemplate?.ContainerSpec?.StopGracePeriod
+  const ms = (nanoseconds: number | undefined): number | undefined => (nanoseconds === undefined ? undefined : nanoseconds / 1e6)
+  return {
+    ...(update && { parallelism: update.Parallelism ?? 0 }),
+    ...(update?.Delay !== undefined && { delayMs: ms(update.Delay) }),
+    ...(update?.Monitor !== undefined && { monitorMs: ms(update.Monitor) }),
+    ...(update?.FailureAction !== undefined && { failureAction: update.FailureAction }),
+    ...(grace !== undefined && { stopGraceMs: ms(grace) })
   }
 }

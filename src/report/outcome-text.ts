@@ -58,7 +58,8 @@ export function describeOutcome(outcome: Outcome, settings: DeploySettings, befo
       }
       return {
         title: `${scope} failed`,
-        headline: `${failureCause(scope, outcome.failure)}. rollback.on-failure is false, so nothing was put back: ${name} runs ${outcome.failure.tag}, which is not healthy.`
+        // Not "web runs v2": a Swarm update paused part way runs a mix, which the cause spells out.
+        headline: `${failureCause(scope, outcome.failure)}. rollback.on-failure is false, so nothing was put back: ${outcome.failure.tag}, which is not healthy, stays as it is for inspection.`
       }
     case 'restore-failed':
       return {
