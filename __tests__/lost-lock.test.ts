@@ -73,6 +73,28 @@ describe('a lost deploy lock', () => {
     expect(b.containers.get('web-deploy-lock')?.labels[LockLabel.Owner]).toBe('run-43-a')
     expect(a.describe('web').lockHeld).toBe(false)
   })
+
+  it('taken over on host b after b was switched: the rollback puts a back and leaves b to the run that holds it now', async () => {
+    const a = servingV1()
+    const b = servingV1()
+    // v2 crashes on a; b's switch has happened by then, and another run took b over meanwhile.
+    a.crashingImages.add(`${IMAGE}:v2`)
+    b.onCommand = (_index, argv) => {
+      if (argv.join(' ') === 'container start web') takeOver(b)
+    }
+    const settings = testSettings({ image: IMAGE, tag: 'v2', hosts: ['ssh://a', 'ssh://b'], rollout: { parallel: 2, canary: false } })
+    const outcome = await deploy(settings, new Reporter(), storyDependencies({ engines: { 'ssh://a': a, 'ssh://b': b }, state: memoryStateStore(), clock: virtualClock() }))
+    b.onCommand = undefined
+
+    expect(outcome.kind).toBe('restore-failed')
+    expect(outcome.kind === 'restore-failed' && outcome.reasons.join('\n')).toMatch(/^ssh:\/\/b: lost the deploy lock on ssh:\/\/b: another run holds it now: .*nothing more is changed there/m)
+    expect(a.describe('web').container).toMatchObject({ tag: 'v1', running: true })
+    // b was left as the takeover found it: v2, which this run switched to, and no restore command.
+    expect(b.describe('web').container?.tag).toBe('v2')
+    const afterTakeover = b.commands.slice(b.commands.indexOf('container start web') + 1)
+    expect(afterTakeover.filter((command) => /^container (create|stop|rename|start|rm)/.test(command))).toEqual([])
+    expect(b.containers.get('web-deploy-lock')?.labels[LockLabel.Owner]).toBe('run-43-a')
+  })
 })
 
 /** A lock taken with a 60 s lease on a clock that `pass(ms)` moves on, with the daemon's clock in step. */

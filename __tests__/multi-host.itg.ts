@@ -10,7 +10,6 @@
  * test makes the second host fail. Test traffic goes only to loopback and the namespaces' addresses.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals'
-import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs'
 import { rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -19,52 +18,17 @@ import { runAction, type ActionResult } from '../test-support/action-run.js'
 import { buildAppImage, type AppBehaviour } from '../test-support/images.js'
 import { freePort, httpGet } from '../test-support/net.js'
 import { startNamespacedEngines, type NamespaceHost, type NamespaceLab } from '../test-support/netns.js'
-import { dieWithParentPrefix, signalPid, sleep, waitForExit } from '../test-support/proc.js'
+import { startNamespaceRegistry, type NamespaceRegistry } from '../test-support/namespace-registry.js'
 
 const REPO = 'acme/web'
 const NAME = 'web'
 const HEALTHY_BODY = 'status: green'
-
-/** A registry without auth on the namespace's own loopback. */
-interface NamespaceRegistry {
-  stop(): Promise<void>
-}
 
 let lab: NamespaceLab
 let registryPort: number
 let appPort: number
 let workspace: string
 const registries: NamespaceRegistry[] = []
-
-async function startNamespaceRegistry(host: NamespaceHost, port: number): Promise<NamespaceRegistry> {
-  const dir = mkdtempSync(join(tmpdir(), 'deploy-action-ns-registry-'))
-  mkdirSync(join(dir, 'storage'))
-  writeFileSync(
-    join(dir, 'config.yml'),
-    ['version: 0.1', 'log:', '  level: warn', 'storage:', '  filesystem:', `    rootdirectory: ${join(dir, 'storage')}`, 'http:', `  addr: 127.0.0.1:${port}`, ''].join('\n')
-  )
-  // nsenter execs, so the pid held here is the registry's: it is stopped by that pid alone.
-  const argv = ['nsenter', `--net=/run/netns/${host.namespace}`, '--', ...dieWithParentPrefix(), 'docker-registry', 'serve', join(dir, 'config.yml')]
-  const child: ChildProcess = spawn(argv[0] as string, argv.slice(1), { stdio: 'ignore' })
-  child.unref()
-  const stop = async (): Promise<void> => {
-    if (child.pid !== undefined && child.exitCode === null && child.signalCode === null) {
-      signalPid(child.pid, 'SIGTERM')
-      if (!(await waitForExit(child, 5_000))) signalPid(child.pid, 'SIGKILL')
-    }
-    await rm(dir, { recursive: true, force: true })
-  }
-  const deadline = Date.now() + 15_000
-  for (;;) {
-    const answer = await host.exec(['/bin/busybox', 'wget', '-q', '-O', '-', `http://127.0.0.1:${port}/v2/`]).catch(() => undefined)
-    if (answer !== undefined) return { stop }
-    if (Date.now() > deadline) {
-      await stop()
-      throw new Error(`the registry in ${host.namespace} did not answer on 127.0.0.1:${port}`)
-    }
-    await sleep(100)
-  }
-}
 
 /** Builds `tag` with `behaviour` in the host's engine and pushes it to the host's own registry. */
 async function publish(host: NamespaceHost, tag: string, behaviour: AppBehaviour): Promise<void> {

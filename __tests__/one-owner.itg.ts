@@ -16,7 +16,6 @@
  * Test traffic goes only to loopback and to the namespaces' 10.251.x addresses.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals'
-import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs'
 import { rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -25,7 +24,8 @@ import { runAction, type ActionResult } from '../test-support/action-run.js'
 import { buildAppImage } from '../test-support/images.js'
 import { freePort, httpGet } from '../test-support/net.js'
 import { startNamespacedEngines, type NamespaceHost, type NamespaceLab } from '../test-support/netns.js'
-import { dieWithParentPrefix, signalPid, sleep, waitForExit } from '../test-support/proc.js'
+import { startNamespaceRegistry, type NamespaceRegistry } from '../test-support/namespace-registry.js'
+import { sleep } from '../test-support/proc.js'
 import { Label } from '../src/constants.js'
 import { LOCK_SUFFIX, LockLabel } from '../src/lock.js'
 
@@ -47,10 +47,6 @@ const RUN_NAMES = Object.keys(RUNS) as RunName[]
 /** The set-up run that deploys v1 before the race. */
 const SETUP_RUN_ID = '5100'
 
-interface NamespaceRegistry {
-  stop(): Promise<void>
-}
-
 const labs: NamespaceLab[] = []
 /** Host A sorts before host B by their plain socket paths. */
 let hostA: NamespaceHost
@@ -59,37 +55,6 @@ let registryPort: number
 let appPort: number
 const registries: NamespaceRegistry[] = []
 const workspaces: string[] = []
-
-/** A registry without auth on the namespace's own loopback (as in multi-host.itg.ts). */
-async function startNamespaceRegistry(host: NamespaceHost, port: number): Promise<NamespaceRegistry> {
-  const dir = mkdtempSync(join(tmpdir(), 'deploy-action-ns-registry-'))
-  mkdirSync(join(dir, 'storage'))
-  writeFileSync(
-    join(dir, 'config.yml'),
-    ['version: 0.1', 'log:', '  level: warn', 'storage:', '  filesystem:', `    rootdirectory: ${join(dir, 'storage')}`, 'http:', `  addr: 127.0.0.1:${port}`, ''].join('\n')
-  )
-  // nsenter execs, so the pid held here is the registry's: it is stopped by that pid alone.
-  const argv = ['nsenter', `--net=/run/netns/${host.namespace}`, '--', ...dieWithParentPrefix(), 'docker-registry', 'serve', join(dir, 'config.yml')]
-  const child: ChildProcess = spawn(argv[0] as string, argv.slice(1), { stdio: 'ignore' })
-  child.unref()
-  const stop = async (): Promise<void> => {
-    if (child.pid !== undefined && child.exitCode === null && child.signalCode === null) {
-      signalPid(child.pid, 'SIGTERM')
-      if (!(await waitForExit(child, 5_000))) signalPid(child.pid, 'SIGKILL')
-    }
-    await rm(dir, { recursive: true, force: true })
-  }
-  const deadline = Date.now() + 15_000
-  for (;;) {
-    const answer = await host.exec(['/bin/busybox', 'wget', '-q', '-O', '-', `http://127.0.0.1:${port}/v2/`]).catch(() => undefined)
-    if (answer !== undefined) return { stop }
-    if (Date.now() > deadline) {
-      await stop()
-      throw new Error(`the registry in ${host.namespace} did not answer on 127.0.0.1:${port}`)
-    }
-    await sleep(100)
-  }
-}
 
 /** Builds a healthy `tag` in the host's engine and pushes it to the host's own registry. */
 async function publish(host: NamespaceHost, tag: string): Promise<void> {
@@ -116,11 +81,13 @@ function socketPath(host: NamespaceHost): string {
 function spellings(): { run1: [string, string]; run2: [string, string] } {
   const a = socketPath(hostA)
   const b = socketPath(hostB)
+  // Whatever the engines' random directory names, a path behind a leading `/.` sorts before one
+  // that starts `/tmp`, by code point and by localeCompare alike.
   return {
-    // A as it is, B with a `/./` before the socket's name: /tmp/<A's dir> sorts before /tmp/<B's dir>.
-    run1: [`unix://${a}`, `unix://${dirname(b)}/./docker.sock`],
-    // B behind a leading `/.`, A with a doubled slash: `/./tmp…` sorts before `/tmp…`.
-    run2: [`unix:///.${b}`, `unix://${dirname(a)}//docker.sock`]
+    // A behind a leading `/.`, B as it is.
+    run1: [`unix:///.${a}`, `unix://${b}`],
+    // B behind a leading `/.` and with a `/./` before the socket's name, A with a doubled slash.
+    run2: [`unix:///.${dirname(b)}/./docker.sock`, `unix://${dirname(a)}//docker.sock`]
   }
 }
 
@@ -378,8 +345,9 @@ describe('one owner at a time, on two engines in two network namespaces', () => 
       expect([...spelled.run1].sort(compare)).toEqual(spelled.run1)
       expect([...spelled.run2].sort(compare)).toEqual(spelled.run2)
     }
+    // What the action orders its locks by: the engines share one ID (one key.json), not their data roots.
     const engineId = async (host: NamespaceHost, dockerHost: string): Promise<string> =>
-      (await host.engine.docker(['system', 'info', '--format', '{{.ID}}'], { env: { DOCKER_HOST: dockerHost } })).trim()
+      (await host.engine.docker(['system', 'info', '--format', '{{.ID}} {{.Name}} {{.DockerRootDir}}'], { env: { DOCKER_HOST: dockerHost } })).trim()
     const idA = await engineId(hostA, hostA.engine.dockerHost)
     const idB = await engineId(hostB, hostB.engine.dockerHost)
     expect(idA).not.toBe(idB)

@@ -22,7 +22,7 @@
  * engine, and containers get `--dns 127.0.0.1` (see proxy-groundwork.itg.ts).
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals'
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { spawnSync } from 'node:child_process'
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs'
 import { rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -35,7 +35,8 @@ import { pushHaproxyImage, type PushedHaproxyImage } from '../test-support/hapro
 import { buildAppImage, type AppBehaviour } from '../test-support/images.js'
 import { freePort, httpGet } from '../test-support/net.js'
 import { startNamespacedEngines, type NamespaceHost, type NamespaceLab } from '../test-support/netns.js'
-import { dieWithParentPrefix, signalPid, sleep, waitForExit } from '../test-support/proc.js'
+import { startNamespaceRegistry, type NamespaceRegistry } from '../test-support/namespace-registry.js'
+import { sleep } from '../test-support/proc.js'
 import { startRegistry, type Registry } from '../test-support/registry.js'
 
 const APP_PORT = 3000
@@ -533,41 +534,6 @@ describe('case 3: rollback.on-failure: false with the proxy, the new version dyi
 })
 
 // ---------------------------------------------------------------------------------------------
-
-interface NamespaceRegistry {
-  stop(): Promise<void>
-}
-
-/** A registry without auth on the namespace's own loopback (as in fleet.itg.ts). */
-async function startNamespaceRegistry(host: NamespaceHost, port: number): Promise<NamespaceRegistry> {
-  const dir = mkdtempSync(join(tmpdir(), 'deploy-action-ns-registry-'))
-  mkdirSync(join(dir, 'storage'))
-  writeFileSync(
-    join(dir, 'config.yml'),
-    ['version: 0.1', 'log:', '  level: warn', 'storage:', '  filesystem:', `    rootdirectory: ${join(dir, 'storage')}`, 'http:', `  addr: 127.0.0.1:${port}`, ''].join('\n')
-  )
-  // nsenter execs, so the pid held here is the registry's: it is stopped by that pid alone.
-  const argv = ['nsenter', `--net=/run/netns/${host.namespace}`, '--', ...dieWithParentPrefix(), 'docker-registry', 'serve', join(dir, 'config.yml')]
-  const child: ChildProcess = spawn(argv[0] as string, argv.slice(1), { stdio: 'ignore' })
-  child.unref()
-  const stop = async (): Promise<void> => {
-    if (child.pid !== undefined && child.exitCode === null && child.signalCode === null) {
-      signalPid(child.pid, 'SIGTERM')
-      if (!(await waitForExit(child, 5_000))) signalPid(child.pid, 'SIGKILL')
-    }
-    await rm(dir, { recursive: true, force: true })
-  }
-  const deadline = Date.now() + 15_000
-  for (;;) {
-    const answer = await host.exec(['/bin/busybox', 'wget', '-q', '-O', '-', `http://127.0.0.1:${port}/v2/`]).catch(() => undefined)
-    if (answer !== undefined) return { stop }
-    if (Date.now() > deadline) {
-      await stop()
-      throw new Error(`the registry in ${host.namespace} did not answer on 127.0.0.1:${port}`)
-    }
-    await sleep(100)
-  }
-}
 
 describe('case 4: a fleet whose first host is new (network-namespace hosts)', () => {
   let lab: NamespaceLab | undefined

@@ -591,18 +591,13 @@ export class Pipeline {
 
   /** One host of `putBack`; returns what went wrong there, if anything. */
   private async putBackHost(host: HostTarget, target: Release | undefined, scope: Scope, options: { watch: boolean; grouped: boolean }): Promise<string | undefined> {
-    const lost = await this.lockLostOn(host)
-    if (lost) {
-      // Another deploy may be working there now: putting our version back would undo its work.
-      host.status = 'restore-failed'
-      host.now = undefined
-      this.reporter.warning(this.title(scope, 'restore', host), `${lost}. Nothing more is changed on ${host.strategy.host}: another deploy may be working there. Check what ${this.settings.name} runs there.`)
-      return `${host.strategy.host}: not put back, ${lost}`
-    }
     try {
       await this.reporter.step(
         this.title(scope, 'restore', host),
         async (step) => {
+          // Another deploy may be working there now: putting our version back would undo its work.
+          const lost = await this.lockLostOn(host)
+          if (lost) throw new Error(`${lost}; nothing more is changed there (another deploy may be working there): check what ${this.settings.name} runs there`)
           const method = await host.strategy.restore(target)
           step.detail(describeRestoreMethod(method, this.settings.name, target))
         },
