@@ -15,6 +15,8 @@ const INPUT_NAMES = [
   'registry-password',
   'docker-host',
   'github-token',
+  'ssh-key',
+  'ssh-known-hosts',
   'dry-run'
 ]
 
@@ -53,6 +55,8 @@ describe('getInputs', () => {
       'registry-password': 'p4ssw0rd-value',
       'docker-host': 'ssh://deploy@web1.example.com',
       'github-token': 'ghs_tokenvalue',
+      'ssh-key': 'KEY-LINE-ONE',
+      'ssh-known-hosts': 'web1 ssh-ed25519 AAAA',
       'dry-run': 'true'
     })
     expect(getInputs()).toEqual({
@@ -67,6 +71,8 @@ describe('getInputs', () => {
       registryPassword: 'p4ssw0rd-value',
       dockerHost: 'ssh://deploy@web1.example.com',
       githubToken: 'ghs_tokenvalue',
+      sshKey: 'KEY-LINE-ONE',
+      sshKnownHosts: 'web1 ssh-ed25519 AAAA',
       dryRun: true
     })
   })
@@ -82,6 +88,16 @@ describe('getInputs', () => {
     getInputs()
     const masks = written.filter((line) => line.startsWith('::add-mask::')).map((line) => line.trim())
     expect(masks).toEqual(['::add-mask::p4ssw0rd-value', '::add-mask::ghs_tokenvalue'])
+  })
+
+  it('masks the SSH key whole and line by line (the runner masks a line at a time), but not its armour lines', () => {
+    const key = '-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\nQyNTUxOQAAACBvZXJmbG93\n-----END OPENSSH PRIVATE KEY-----'
+    setInputs({ 'ssh-key': key })
+    getInputs()
+    const masks = written.filter((line) => line.startsWith('::add-mask::'))
+    expect(masks).toHaveLength(3)
+    expect(masks.map((line) => line.trim()).slice(1)).toEqual(['::add-mask::b3BlbnNzaC1rZXktdjEAAAAA', '::add-mask::QyNTUxOQAAACBvZXJmbG93'])
+    expect(masks[0]).toContain('b3BlbnNzaC1rZXktdjEAAAAA')
   })
 
   it('does not register empty secrets', () => {

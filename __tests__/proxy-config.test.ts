@@ -26,6 +26,8 @@ function inputs(overrides: Partial<ActionInputs> = {}): ActionInputs {
     registryPassword: '',
     dockerHost: '',
     githubToken: '',
+    sshKey: '',
+    sshKnownHosts: '',
     dryRun: false,
     ...overrides
   }

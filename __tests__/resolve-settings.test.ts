@@ -32,6 +32,8 @@ function inputs(overrides: Partial<ActionInputs> = {}): ActionInputs {
     registryPassword: '',
     dockerHost: '',
     githubToken: '',
+    sshKey: '',
+    sshKnownHosts: '',
     dryRun: false,
     ...overrides
   }
@@ -340,5 +342,29 @@ environments:
       'Input config: config: file "nope.yml" does not exist in the workspace'
     ])
     expect(resolveSettings(inputs({ config: '../outside.yml', image: 'acme/web' }), BASE_ENV()).problems.map((problem) => problem.title)).toEqual(['Input config'])
+  })
+})
+
+describe('SSH inputs and health.from (issue 19)', () => {
+  it('carries ssh-key and ssh-known-hosts into the settings, and nothing without them', () => {
+    const withSsh = resolveSettings(inputs({ image: 'acme/web', dockerHost: 'ssh://deploy@web1', sshKey: 'KEY', sshKnownHosts: 'web1 ssh-ed25519 AAAA' }), BASE_ENV())
+    expect(withSsh.settings?.ssh).toEqual({ key: 'KEY', knownHosts: 'web1 ssh-ed25519 AAAA' })
+    expect(resolveSettings(inputs({ image: 'acme/web' }), BASE_ENV()).settings?.ssh).toBeUndefined()
+  })
+
+  it('takes health.from, and errors at its line where it cannot work', () => {
+    writeConfig(['image: acme/web', 'hosts: [ssh://deploy@web1]', 'health:', '  url: http://127.0.0.1:8080/health', '  from: host', ''].join('\n'))
+    expect(resolveSettings(inputs(), BASE_ENV()).settings?.health.from).toBe('host')
+
+    writeConfig(['image: acme/web', 'hosts: [ssh://deploy@web1]', 'health:', '  url: https://web1.example.com/health', '  from: host', ''].join('\n'))
+    const https = resolveSettings(inputs(), BASE_ENV())
+    expect(summary(https)).toEqual([expect.stringMatching(/^Invalid health\.from: health\.from: host probes through a port forwarded over SSH, where no TLS certificate can match/)])
+    expect(https.problems[0]).toMatchObject({ file: '.github/deploy.yml', line: 5 })
+
+    writeConfig(['image: acme/web', 'hosts: [tcp://10.0.0.5:2376]', 'health:', '  url: http://127.0.0.1:8080/health', '  from: host', ''].join('\n'))
+    expect(summary(resolveSettings(inputs(), BASE_ENV()))).toEqual([expect.stringMatching(/^Invalid health\.from: health\.from: host needs ssh:\/\/ hosts: tcp:\/\/10\.0\.0\.5:2376 has no SSH connection/)])
+
+    writeConfig(['image: acme/web', 'health:', '  from: sideways', ''].join('\n'))
+    expect(summary(resolveSettings(inputs(), BASE_ENV()))).toEqual([expect.stringMatching(/health\.from: expected host or runner/)])
   })
 })

@@ -140,7 +140,8 @@ describe('the example workflows', () => {
       for (const step of steps) {
         for (const [input, value] of Object.entries(step.with ?? {})) {
           expect(actionInputs).toContain(input)
-          if (input !== 'registry-password') expect(`${name} ${input}: ${String(value)}`).not.toContain('secrets.')
+          // Secret inputs are masked by the action the moment it reads them; any other secret goes through env.
+          if (!['registry-password', 'ssh-key', 'ssh-known-hosts'].includes(input)) expect(`${name} ${input}: ${String(value)}`).not.toContain('secrets.')
         }
         expect(step.env?.['DATABASE_URL']).toBe('${{ secrets.DATABASE_URL }}')
       }
@@ -176,24 +177,20 @@ describe('the example workflows', () => {
     expect(workflow.jobs['production']?.concurrency).toEqual({ group: 'deploy-production', 'cancel-in-progress': false })
   })
 
-  it('remote-ssh.yml: key file with mode 600 and a pinned host key before the action, host key checking on', () => {
+  it('remote-ssh.yml: the key and the pinned host keys as inputs, no key written into ~/.ssh, host key checking on', () => {
     const { text, workflow } = example('remote-ssh.yml')
     expect(text).not.toMatch(/StrictHostKeyChecking\s*=?\s*no/i)
     const steps = Object.values(workflow.jobs)[0]?.steps ?? []
-    const setupIndex = steps.findIndex((step) => step.run?.includes('known_hosts'))
-    const actionIndex = steps.findIndex((step) => step.uses === 'org/deploy-action@v1')
-    expect(setupIndex).toBeGreaterThanOrEqual(0)
-    expect(setupIndex).toBeLessThan(actionIndex)
-    const setup = steps[setupIndex]
-    expect(setup?.run).toMatch(/chmod 600 ~\/\.ssh\/id_ed25519/)
-    expect(setup?.run).toContain('>> ~/.ssh/known_hosts')
-    // Secrets reach the script through env, never pasted into the script text.
-    expect(setup?.run).not.toContain('${{')
-    expect(setup?.env).toEqual({ SSH_KEY: '${{ secrets.DEPLOY_SSH_KEY }}', KNOWN_HOSTS: '${{ secrets.DEPLOY_SSH_KNOWN_HOSTS }}' })
-    expect(steps[actionIndex]?.with?.['docker-host']).toBe('ssh://deploy@web1.example.com')
-    // The README shows the same set-up step; keep the two from drifting apart.
+    expect(steps.filter((step) => step.run?.includes('.ssh'))).toEqual([])
+    const action = steps.find((step) => step.uses === 'org/deploy-action@v1')
+    expect(action?.with).toMatchObject({
+      'docker-host': 'ssh://deploy@web1.example.com',
+      'ssh-key': '${{ secrets.DEPLOY_SSH_KEY }}',
+      'ssh-known-hosts': '${{ secrets.DEPLOY_SSH_KNOWN_HOSTS }}'
+    })
+    // The README shows the same inputs; keep the two from drifting apart.
     const readme = readFileSync('README.md', 'utf8')
-    for (const line of (setup?.run ?? '').trim().split('\n')) expect(readme).toContain(`          ${line}\n`)
+    for (const input of ['docker-host', 'ssh-key', 'ssh-known-hosts']) expect(readme).toContain(`          ${input}: ${String(action?.with?.[input])}\n`)
   })
 })
 

@@ -7,6 +7,9 @@ import { setTimeout as sleepFor } from 'node:timers/promises'
 import { DockerClient } from './docker/client.js'
 import { createPrivateDockerConfig, type PrivateDockerConfig } from './docker/private-config.js'
 import { ProcessDockerRunner, type DockerRunner } from './docker/runner.js'
+import { SshConnections, SshDockerRunner } from './ssh/connections.js'
+import { createSshDir } from './ssh/ssh-dir.js'
+import { sshTargetOf } from './ssh/ssh-target.js'
 import { GitHubClient } from './github/client.js'
 import type { DeploymentsApi } from './github/deployments.js'
 import { runnerStateStore, type StateStore } from './state.js'
@@ -37,6 +40,11 @@ export interface Dependencies {
   signal?: AbortSignal
   /** The run's private docker client config, removed when the step ends (none in tests on the in-memory engine). */
   dockerConfig?: PrivateDockerConfig
+  /**
+   * One SSH connection per `ssh://` host and the private SSH directory, closed and removed when the
+   * step ends; none when no host is reached over SSH.
+   */
+  ssh?: SshConnections
 }
 
 /**
@@ -46,9 +54,15 @@ export interface Dependencies {
  */
 export function runnerDependencies(settings: DeploySettings | undefined, signal?: AbortSignal): Dependencies {
   const config = createPrivateDockerConfig({ login: settings?.registry && !settings.dryRun ? { server: settings.registry.server } : undefined })
+  const plain = (dockerHost: string | undefined): DockerRunner => new ProcessDockerRunner(dockerHost, 'docker', config.path)
+  const ssh = settings?.hosts.some((host) => sshTargetOf(host)) ? new SshConnections(createSshDir(settings.ssh)) : undefined
   return {
-    dockerRunner: (dockerHost) => new ProcessDockerRunner(dockerHost, 'docker', config.path),
+    dockerRunner: (dockerHost) => {
+      const connection = ssh?.connectionFor(dockerHost)
+      return connection ? new SshDockerRunner(connection, plain) : plain(dockerHost)
+    },
     dockerConfig: config,
+    ...(ssh && { ssh }),
     github: new GitHubClient({
       token: settings?.githubToken,
       repository: settings?.run.repository || 'unknown/unknown',

@@ -27,6 +27,10 @@ export interface ActionInputs {
   dockerHost: string
   /** `github-token`: masked as soon as it is read. */
   githubToken: string
+  /** `ssh-key`: a private key for `ssh://` hosts; masked (whole and line by line) as soon as it is read. */
+  sshKey: string
+  /** `ssh-known-hosts`: known_hosts lines for `ssh://` hosts. */
+  sshKnownHosts: string
   /** `dry-run` */
   dryRun: boolean
 }
@@ -43,6 +47,12 @@ export function getInputs(): ActionInputs {
   if (registryPassword !== '') core.setSecret(registryPassword)
   const githubToken = core.getInput('github-token')
   if (githubToken !== '') core.setSecret(githubToken)
+  const sshKey = core.getInput('ssh-key')
+  if (sshKey !== '') {
+    core.setSecret(sshKey)
+    // The runner masks a multi-line value only as a whole: each line of the key is a secret too.
+    for (const line of sshKey.split(/\r?\n/)) if (line.trim().length >= 8 && !/^-----(BEGIN|END) /.test(line.trim())) core.setSecret(line.trim())
+  }
 
   let dryRun: boolean
   try {
@@ -63,6 +73,8 @@ export function getInputs(): ActionInputs {
     registryPassword,
     dockerHost: core.getInput('docker-host'),
     githubToken,
+    sshKey,
+    sshKnownHosts: core.getInput('ssh-known-hosts'),
     dryRun
   }
 }

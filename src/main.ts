@@ -31,8 +31,10 @@ export async function run(signal?: AbortSignal): Promise<Outcome | undefined> {
  */
 export async function deploy(settings: DeploySettings, reporter: Reporter, dependencies: Dependencies): Promise<Outcome> {
   const state = new RunState(settings, dependencies.state)
-  // Saved before any docker command: if this step is killed, the post step removes the login.
+  // Saved before any docker command: if this step is killed, the post step removes the login, the
+  // SSH key and the SSH connections.
   if (dependencies.dockerConfig) state.update({ dockerConfig: dependencies.dockerConfig.path })
+  if (dependencies.ssh) state.update({ sshDir: dependencies.ssh.dir.path })
   const pipeline = new Pipeline(settings, reporter, dependencies, state)
   const lock = pipeline.fleetLock()
   let outcome = await tellTheStory(pipeline, lock, state, reporter).catch(
@@ -68,7 +70,19 @@ export async function deploy(settings: DeploySettings, reporter: Reporter, depen
   }
   await finish(reporter, pipeline, settings, outcome)
   await removeDockerConfig(dependencies, state, reporter)
+  await closeSsh(dependencies, state, reporter)
   return outcome
+}
+
+/** The SSH connections end and the private key goes with the step, on every path. */
+async function closeSsh(dependencies: Dependencies, state: RunState, reporter: Reporter): Promise<void> {
+  if (!dependencies.ssh) return
+  try {
+    await dependencies.ssh.close()
+    state.update({ sshDir: undefined })
+  } catch (error) {
+    reporter.warning('SSH', `Could not close the SSH connections or remove ${dependencies.ssh.dir.path}: ${errorMessage(error)}; the post step tries again.`)
+  }
 }
 
 /** The run's private docker config holds the registry login: it goes when the step ends, on every path. */

@@ -5,6 +5,7 @@ import { DockerClient } from './docker/client.js'
 import { buildHookArgv, secretEnvironment } from './docker/run-args.js'
 import type { GitHubRelease } from './github/client.js'
 import { DeploymentRecorder } from './github/deployments.js'
+import { probesFromHost, throughForward, urlEndpoint } from './health/probe-origin.js'
 import { verifyHealth, type HealthVerdict } from './health/verify.js'
 import { describeCleanup, pruneImages, type ImageCleanup } from './images.js'
 import { DeployLock, FleetLock } from './lock.js'
@@ -14,7 +15,7 @@ import { formatDuration } from './report/format.js'
 import type { Reporter } from './report/reporter.js'
 import type { HostRow } from './report/summary.js'
 import { resolveManualRollbackTarget, resolveRollbackTarget } from './rollback-target.js'
-import { sameRelease, type DeploySettings, type Release } from './settings.js'
+import { sameRelease, type DeploySettings, type HealthSettings, type Release } from './settings.js'
 import { Phase, type RunState } from './state.js'
 import { createStrategy, type DeployStrategy } from './strategies/index.js'
 import { SwitchNotStartedError } from './strategies/strategy.js'
@@ -319,9 +320,10 @@ export class Pipeline {
     let verdict: HealthVerdict | undefined
     await this.reporter
       .step(this.title(scope, 'verify', host), async (step) => {
+        const http = url ? await this.probeRoute(host, url, settings) : undefined
         verdict = await verifyHealth({
           state: host.strategy.stateProbe(),
-          http: url ? { url, settings } : undefined,
+          http,
           settings,
           signal: this.signal,
           clock: this.dependencies.clock
@@ -334,6 +336,20 @@ export class Pipeline {
         verdict ??= { healthy: false, reason: errorText(error), transcript: [], durationMs: 0, phase: 'start' }
       })
     return verdict ?? { healthy: false, reason: 'the health check did not run', transcript: [], durationMs: 0, phase: 'start' }
+  }
+
+  /**
+   * How the runner reaches `url` for one host: directly, or from the host itself through a port
+   * forwarded over the run's SSH connection (`health.from`, see `probe-origin.ts`).
+   */
+  private async probeRoute(host: HostTarget, url: string, settings: HealthSettings): Promise<{ url: string; settings: HealthSettings }> {
+    const dockerHost = this.settings.hosts[host.index]
+    const connection = probesFromHost(settings, dockerHost, url) ? this.dependencies.ssh?.connectionFor(dockerHost) : undefined
+    if (!connection) return { url, settings }
+    const endpoint = urlEndpoint(url)
+    const forwarded = throughForward(url, await connection.forwardTcp(endpoint.host, endpoint.port), settings.headers)
+    core.debug(`health: ${url} is probed from ${host.strategy.host} through 127.0.0.1 port ${new URL(forwarded.url).port}`)
+    return { url: forwarded.url, settings: { ...settings, headers: forwarded.headers } }
   }
 
   /**

@@ -2,6 +2,7 @@ import * as core from '@actions/core'
 import { dockerClientFor, runnerDependencies, type Dependencies } from './dependencies.js'
 import { getInputs } from './inputs.js'
 import { isPrivateConfigPath, privateDockerConfigAt } from './docker/private-config.js'
+import { stopLeftoverSsh } from './ssh/leftovers.js'
 import { describeHolder, DeployLock } from './lock.js'
 import { Pipeline, type HostTarget } from './pipeline.js'
 import { errorMessage, Reporter } from './report/reporter.js'
@@ -39,6 +40,8 @@ export async function post(signal?: AbortSignal, options: PostOptions = {}): Pro
       .remove()
       .catch((error: unknown) => reporter.warning('Post · docker config', `Could not remove ${saved.dockerConfig ?? ''}: ${errorMessage(error)}`))
   }
+  // The main step was killed before it closed its SSH connections: they and the key go now.
+  await stopLeftoverSsh(saved.sshDir).catch((error: unknown) => reporter.warning('Post · SSH', `Could not stop the main step's SSH connections or remove ${saved.sshDir ?? ''}: ${errorMessage(error)}`))
   const restoring = needsRestore(saved)
   const interrupted = saved.phase !== Phase.Done
   if (!restoring && !interrupted && !saved.lock) return
@@ -48,8 +51,9 @@ export async function post(signal?: AbortSignal, options: PostOptions = {}): Pro
   try {
     await repair(saved, resolved, dependencies, reporter, { restoring, interrupted })
   } finally {
-    // The post step's own private config (it logs in again to pull a version to put back).
+    // The post step's own private config (it logs in again to pull a version to put back), and its own SSH connections.
     await dependencies.dockerConfig?.remove().catch(() => undefined)
+    await dependencies.ssh?.close().catch(() => undefined)
   }
 }
 

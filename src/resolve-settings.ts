@@ -194,6 +194,19 @@ export function resolveSettings(inputs: ActionInputs, env: NodeJS.ProcessEnv = p
   // strategy: proxy: the proxy publishes the app; the settings it needs must be there
   problems.push(...proxyProblems(strategy, config, inputs.healthUrl, locate))
 
+  // health.from: host probes through the SSH connection, which only ssh:// hosts have
+  const from = config.health?.from
+  const probedUrl = inputs.healthUrl || config.health?.url
+  if (from === 'host') {
+    const at = (message: string, severity: 'error' | 'warning' = 'error'): void => {
+      problems.push({ ...locate(['health', 'from']), title: 'Invalid health.from', message: `health.from: ${message}`, severity })
+    }
+    if (!probedUrl) at('host has no effect without health.url: only the container state is checked', 'warning')
+    else if (/^https:/i.test(probedUrl)) at("host probes through a port forwarded over SSH, where no TLS certificate can match the URL's name: use an http:// URL on the host's loopback, or health.from: runner")
+    const tcp = hosts.find((host) => host?.startsWith('tcp://'))
+    if (tcp) at(`host needs ssh:// hosts: ${tcp} has no SSH connection to probe through (use runner, or reach that engine over ssh://)`)
+  }
+
   // rollback target
   const to = config.rollback?.to ?? 'last-release'
   const rollbackTarget: RollbackTarget = to === 'last-release' ? { kind: 'last-release' } : to === 'previous' ? { kind: 'previous' } : { kind: 'tag', tag: to }
@@ -234,7 +247,8 @@ export function resolveSettings(inputs: ActionInputs, env: NodeJS.ProcessEnv = p
       timeoutMs: durationMs(health.timeout) ?? DEFAULTS.timeoutMs,
       deadlineMs: durationMs(health.deadline) ?? DEFAULTS.deadlineMs,
       healthyThreshold: health['healthy-threshold'] ?? DEFAULTS.healthyThreshold,
-      watchMs: durationMs(health.watch) ?? DEFAULTS.watchMs
+      watchMs: durationMs(health.watch) ?? DEFAULTS.watchMs,
+      ...(health.from && { from: health.from })
     },
     rollback: { onFailure: config.rollback?.['on-failure'] ?? DEFAULTS.rollbackOnFailure, to: rollbackTarget },
     hooks: { preDeploy: config.hooks?.['pre-deploy'] ?? [] },
@@ -263,6 +277,7 @@ export function resolveSettings(inputs: ActionInputs, env: NodeJS.ProcessEnv = p
     retain: config.retain ?? DEFAULTS.retain,
     registry,
     githubToken: inputs.githubToken || undefined,
+    ...((inputs.sshKey || inputs.sshKnownHosts) && { ssh: { ...(inputs.sshKey && { key: inputs.sshKey }), ...(inputs.sshKnownHosts && { knownHosts: inputs.sshKnownHosts }) } }),
     configFile: loaded.configFile,
     run: runContext(env, workspace)
   }

@@ -45,6 +45,20 @@ export interface HealthSettings {
   healthyThreshold: number
   /** Keep probing this long after the first healthy verdict; any failure then fails the deploy. */
   watchMs: number
+  /**
+   * Where `url` is probed from (`health.from`): the runner, or the host itself through the run's
+   * SSH connection (`http://127.0.0.1:…` then means the host's loopback). Undefined: the host for
+   * a loopback URL on an `ssh://` host, else the runner (see `probesFromHost`).
+   */
+  from?: 'host' | 'runner'
+}
+
+/** `ssh-key` and `ssh-known-hosts`: the run's own SSH identity and host keys (see `src/ssh/`). */
+export interface SshSettings {
+  /** A private key (a secret), used instead of the runner's own. */
+  key?: string
+  /** known_hosts lines: the only host keys accepted. */
+  knownHosts?: string
 }
 
 export interface SwarmSettings {
@@ -127,6 +141,8 @@ export interface DeploySettings {
   retain: number
   registry?: RegistryCredentials
   githubToken?: string
+  /** Present when `ssh-key` or `ssh-known-hosts` is given; without it the runner's own SSH set-up is used. */
+  ssh?: SshSettings
   /** Config path relative to the workspace, for annotations; undefined when no file was read. */
   configFile?: string
   run: RunContext

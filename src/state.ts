@@ -66,6 +66,11 @@ export interface SavedRun {
    * post step removes it when the main step could not). A path, not a secret.
    */
   dockerConfig?: string
+  /**
+   * The main step's private SSH directory (it holds the `ssh-key`, and names the ssh processes of
+   * the run's connections): the post step stops those and removes it when the main step could not.
+   */
+  sshDir?: string
 }
 
 /** Where the record lives: `core.saveState`/`getState` on a runner, a map in tests. */
@@ -119,7 +124,7 @@ export class RunState {
     this.save()
   }
 
-  update(change: Partial<Pick<SavedRun, 'tag' | 'before' | 'lock' | 'dockerConfig'>>): void {
+  update(change: Partial<Pick<SavedRun, 'tag' | 'before' | 'lock' | 'dockerConfig' | 'sshDir'>>): void {
     Object.assign(this.record, change)
     this.save()
   }

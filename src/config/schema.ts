@@ -157,7 +157,13 @@ export const HealthSchema = z
       'healthy-threshold': wholeNumber(1, 100).describe('Consecutive successful probes needed; default 2.').optional(),
       watch: duration('Keep probing this long after the first healthy verdict; any failure then fails the deploy. Default 0s.', {
         allowZero: true
-      }).optional()
+      }).optional(),
+      from: z
+        .enum(['host', 'runner'], { error: 'expected host or runner' })
+        .describe(
+          'Where url is probed from: the runner, or the host itself through the run\'s SSH connection (so http://127.0.0.1:… is the host\'s loopback). Default: host for a loopback URL on an ssh:// host, else runner.'
+        )
+        .optional()
     },
     { error: 'expected a mapping of health check settings' }
   )

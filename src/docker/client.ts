@@ -35,8 +35,6 @@ export interface NetworkInfo {
 }
 
 interface ExecOptions extends DockerRunOptions {
-  /** Changes state on the host: skipped and only printed in a dry run. */
-  mutates?: boolean
   /** Return the result instead of throwing on a non-zero exit. */
   allowFailure?: boolean
   /** What a dry run's plan shows for the input on stdin (the input itself may be binary). */

@@ -19,6 +19,11 @@ export interface DockerRunOptions {
   timeoutMs?: number
   /** Cancellation (SIGINT/SIGTERM from the runner). */
   signal?: AbortSignal
+  /**
+   * Changes state on the host: skipped and only printed in a dry run, and never sent twice by a
+   * runner that retries (it may have taken effect).
+   */
+  mutates?: boolean
 }
 
 /**
