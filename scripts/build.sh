@@ -7,6 +7,8 @@
 # written. Built into a scratch directory first, so a failed build leaves the old bundle whole.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# ncc from the project, also when the script runs outside `npm run`.
+export PATH="$PWD/node_modules/.bin:$PATH"
 out="${1:-dist}"
 scratch="$(mktemp -d .build-XXXXXX)"
 trap 'rm -rf "$scratch"' EXIT
