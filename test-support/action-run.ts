@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os'
 import { basename, dirname, join, relative, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { load } from 'js-yaml'
-import { listPids, readCmdline, readParentPid, signalPid } from './proc.js'
+import { descendantPids, listPids, readCmdline, readParentPid, signalPid } from './proc.js'
 
 /** The repository root (this file lives in `test-support/`). */
 export const REPO_ROOT = resolve(fileURLToPath(new URL('.', import.meta.url)), '..')
@@ -271,24 +271,6 @@ export function watchDockerArgv(rootPid: number, options: { intervalMs?: number 
   }
 }
 
-/** Pids below `rootPid` in the process tree, deepest last. */
-function descendantsOf(rootPid: number): number[] {
-  const children = new Map<number, number[]>()
-  for (const pid of listPids()) {
-    const parent = readParentPid(pid)
-    if (parent === undefined) continue
-    children.set(parent, [...(children.get(parent) ?? []), pid])
-  }
-  const found: number[] = []
-  const queue = [...(children.get(rootPid) ?? [])]
-  while (queue.length > 0) {
-    const pid = queue.shift() as number
-    found.push(pid)
-    queue.push(...(children.get(pid) ?? []))
-  }
-  return found
-}
-
 /** The main or post bundle of a build given by DEPLOY_ACTION_BUNDLE (its main bundle's path). */
 function overriddenEntry(mainBundle: string, phase: 'main' | 'post'): string {
   const main = resolve(REPO_ROOT, mainBundle)
@@ -445,7 +427,7 @@ export async function runAction(options: RunActionOptions): Promise<ActionResult
       const timer = setTimeout(() => {
         // Kill the whole tree the action started (docker CLIs, ssh), deepest first, then the action.
         if (pid !== undefined) {
-          for (const descendant of descendantsOf(pid).reverse()) signalPid(descendant, 'SIGKILL')
+          for (const descendant of descendantPids(pid).reverse()) signalPid(descendant, 'SIGKILL')
           signalPid(pid, 'SIGKILL')
         }
         timedOutFlag = true

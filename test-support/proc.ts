@@ -239,3 +239,21 @@ export function realProcess(): NodeJS.Process {
   }
   return process
 }
+
+/** Pids below `rootPid` in the process tree, parents before children. */
+export function descendantPids(rootPid: number): number[] {
+  const children = new Map<number, number[]>()
+  for (const pid of listPids()) {
+    const parent = readParentPid(pid)
+    if (parent === undefined) continue
+    children.set(parent, [...(children.get(parent) ?? []), pid])
+  }
+  const found: number[] = []
+  const queue = [...(children.get(rootPid) ?? [])]
+  while (queue.length > 0) {
+    const pid = queue.shift() as number
+    found.push(pid)
+    queue.push(...(children.get(pid) ?? []))
+  }
+  return found
+}

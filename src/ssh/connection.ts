@@ -15,7 +15,7 @@
  */
 import * as core from '@actions/core'
 import { spawn, type ChildProcess } from 'node:child_process'
-import { existsSync } from 'node:fs'
+import { existsSync, rmSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -131,6 +131,10 @@ export class SshConnection {
   private async open(): Promise<void> {
     if (this.opened) core.warning(`The SSH connection to ${this.dockerHost} dropped; opening it again.`, { title: 'SSH' })
     await this.close()
+    // A master that died abruptly (killed, the network gone) leaves its control socket behind; a new
+    // master would then refuse to listen there ("already exists, disabling multiplexing"). The path
+    // is this connection's own, in the run's private directory.
+    rmSync(this.controlPath, { force: true })
     const { options, destination } = sshTargetArgs(this.target)
     const argv = [
       ...DIE_WITH_PARENT,
