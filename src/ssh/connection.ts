@@ -121,7 +121,10 @@ export class SshConnection {
     if (!master || master.exitCode !== null || master.signalCode !== null) return
     const exited = new Promise<void>((resolve) => master.once('exit', () => resolve()))
     master.kill('SIGTERM')
-    const gone = await Promise.race([exited.then(() => true), sleep(3_000).then(() => false)])
+    // The grace timer is cancelled once ssh exits: left running, it kept the step alive 3 s longer.
+    const grace = new AbortController()
+    const gone = await Promise.race([exited.then(() => true), sleep(3_000, undefined, { signal: grace.signal }).then(() => false, () => true)])
+    grace.abort()
     if (!gone) {
       master.kill('SIGKILL')
       await exited
