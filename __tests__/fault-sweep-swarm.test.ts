@@ -8,15 +8,11 @@
  * the version that serves, and the replica count stays what the service had.
  */
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals'
-import { deploy } from '../src/main.js'
-import { resultOf, servingRelease, succeeded, type Outcome } from '../src/outcome.js'
-import { post } from '../src/post.js'
-import { Reporter } from '../src/report/reporter.js'
+import { resultOf, servingRelease, succeeded } from '../src/outcome.js'
 import type { DeploySettings } from '../src/settings.js'
-import { memoryStateStore, type StateStore } from '../src/state.js'
-import { FakeDockerEngine, type FakeTask, type FaultMode } from '../test-support/fake-docker-engine.js'
+import { FakeDockerEngine, type FakeTask } from '../test-support/fake-docker-engine.js'
 import { testSettings } from '../test-support/settings.js'
-import { storyDependencies, virtualClock } from '../test-support/story.js'
+import { runStory, type SweptRun as Run } from '../test-support/sweep-story.js'
 
 const IMAGE = 'registry.test/acme/web'
 
@@ -30,31 +26,6 @@ function settingsFor(change: Partial<DeploySettings> = {}): DeploySettings {
     swarm: {},
     ...change
   })
-}
-
-interface Run {
-  outcome: Outcome
-  exitCode: number
-}
-
-/** Runs one main step and its post step on `engine`, as the runner does. */
-async function runStory(engine: FakeDockerEngine, settings: DeploySettings, inject?: { fault?: { at: number; mode: FaultMode }; cancelAt?: number }): Promise<Run> {
-  const state: StateStore = memoryStateStore()
-  const cancellation = new AbortController()
-  const base = engine.commandCount
-  if (inject?.fault) engine.fault = { at: base + inject.fault.at, mode: inject.fault.mode }
-  const cancelAt = inject?.cancelAt
-  if (cancelAt !== undefined) engine.onCommand = (index) => void (index === base + cancelAt && cancellation.abort(new Error('cancelled by SIGINT')))
-  process.exitCode = undefined
-  const outcome = await deploy(settings, new Reporter(), storyDependencies({ engines: { local: engine }, state, clock: virtualClock(), signal: cancellation.signal }))
-  const exitCode = Number(process.exitCode ?? 0)
-  process.exitCode = undefined
-  // One fault, one cancel per run: the post step is a fresh process with a fresh signal.
-  engine.fault = undefined
-  engine.onCommand = undefined
-  await post(undefined, { state, settings: () => settings, dependencies: () => storyDependencies({ engines: { local: engine }, state, clock: virtualClock() }) })
-  process.exitCode = undefined
-  return { outcome, exitCode }
 }
 
 interface Scenario {

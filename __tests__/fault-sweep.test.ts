@@ -5,16 +5,12 @@
  * asserted on the engine's state and on what the run reported.
  */
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals'
-import { deploy } from '../src/main.js'
-import { resultOf, servingRelease, succeeded, type Outcome } from '../src/outcome.js'
-import { post } from '../src/post.js'
-import { Reporter } from '../src/report/reporter.js'
+import { resultOf, servingRelease, succeeded } from '../src/outcome.js'
 import type { DeploySettings, StrategyName } from '../src/settings.js'
-import { memoryStateStore, type StateStore } from '../src/state.js'
-import { FakeDockerEngine, type FaultMode } from '../test-support/fake-docker-engine.js'
+import { FakeDockerEngine } from '../test-support/fake-docker-engine.js'
 import { ProxyDockerHost } from '../test-support/proxy-docker-host.js'
 import { testSettings } from '../test-support/settings.js'
-import { storyDependencies, virtualClock } from '../test-support/story.js'
+import { runStory, type SweptRun as Run } from '../test-support/sweep-story.js'
 
 const IMAGE = 'registry.test/acme/web'
 
@@ -30,34 +26,6 @@ function settingsFor(strategy: StrategyName, change: Partial<DeploySettings> = {
 }
 
 /** An in-memory docker host a sweep can fail or cancel at its k-th command. */
-type SweptHost = FakeDockerEngine | ProxyDockerHost
-
-interface Run<H extends SweptHost = FakeDockerEngine> {
-  engine: H
-  outcome: Outcome
-  exitCode: number
-}
-
-/** Runs one main step and its post step on `engine`, as the runner does. */
-async function runStory<H extends SweptHost>(engine: H, settings: DeploySettings, inject?: { fault?: { at: number; mode: FaultMode }; cancelAt?: number }): Promise<Run<H>> {
-  const state: StateStore = memoryStateStore()
-  const cancellation = new AbortController()
-  const base = engine.commandCount
-  if (inject?.fault) engine.fault = { at: base + inject.fault.at, mode: inject.fault.mode }
-  const cancelAt = inject?.cancelAt
-  if (cancelAt !== undefined) engine.onCommand = (index) => void (index === base + cancelAt && cancellation.abort(new Error('cancelled by SIGINT')))
-  process.exitCode = undefined
-  const outcome = await deploy(settings, new Reporter(), storyDependencies({ engines: { local: engine }, state, clock: virtualClock(), signal: cancellation.signal }))
-  const exitCode = Number(process.exitCode ?? 0)
-  process.exitCode = undefined
-  // One fault, one cancel per run: the post step is a fresh process with a fresh signal.
-  engine.fault = undefined
-  engine.onCommand = undefined
-  await post(undefined, { state, settings: () => settings, dependencies: () => storyDependencies({ engines: { local: engine }, state, clock: virtualClock() }) })
-  process.exitCode = undefined
-  return { engine, outcome, exitCode }
-}
-
 interface Scenario {
   name: string
   /** Builds the engine as the runs before this one left it. */

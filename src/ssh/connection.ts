@@ -71,11 +71,6 @@ export class SshConnection {
     return `unix://${this.engineSocket}`
   }
 
-  /** The pid of the master connection while it runs. */
-  get pid(): number | undefined {
-    return this.alive ? this.master?.pid : undefined
-  }
-
   private get alive(): boolean {
     return this.master !== undefined && this.master.exitCode === null && this.master.signalCode === null
   }
@@ -178,11 +173,17 @@ export class SshConnection {
     // dies with it (DIE_WITH_PARENT).
     master.unref()
     ;(master.stderr as unknown as { unref?: () => void } | null)?.unref?.()
-    await this.waitForControlSocket(master)
-    this.remoteEngine ??= await this.remoteEngineAddress()
-    await this.requireControl(['-O', 'forward', '-L', `${this.engineSocket}:${this.remoteEngine}`], `forward the docker engine socket (${this.remoteEngine})`)
-    for (const [remote, local] of this.forwards) {
-      await this.requireControl(['-O', 'forward', '-L', `127.0.0.1:${local}:${remote}`], `forward 127.0.0.1:${local} to ${remote}`)
+    try {
+      await this.waitForControlSocket(master)
+      this.remoteEngine ??= await this.remoteEngineAddress()
+      await this.requireControl(['-O', 'forward', '-L', `${this.engineSocket}:${this.remoteEngine}`], `forward the docker engine socket (${this.remoteEngine})`)
+      for (const [remote, local] of this.forwards) {
+        await this.requireControl(['-O', 'forward', '-L', `127.0.0.1:${local}:${remote}`], `forward 127.0.0.1:${local} to ${remote}`)
+      }
+    } catch (error) {
+      // Half open (no engine forward) is not open: the next command starts over.
+      await this.close()
+      throw error
     }
     this.opened = true
     core.debug(`ssh: one connection to ${this.dockerHost} (pid ${master.pid ?? '?'}), the engine at ${this.remoteEngine} forwarded to ${this.engineSocket}`)
@@ -217,16 +218,24 @@ export class SshConnection {
 
   /**
    * The remote engine's address as its SSH sessions see it: their DOCKER_HOST (unix:// or tcp://)
-   * when they have one, else docker's default socket.
+   * when they have one, else docker's default socket. Only `printenv`'s own answer "not set" (exit
+   * 1, nothing printed) means the default: a read that failed is not "unset", and guessing the
+   * default could reach another engine on that host and read it as running nothing of ours.
    */
   private async remoteEngineAddress(): Promise<string> {
-    const result = await this.control(['-o', 'ControlMaster=no'], ['printenv', 'DOCKER_HOST']).catch(() => undefined)
-    const value = result?.code === 0 ? result.stdout.trim() : ''
-    const unix = /^unix:\/\/(\/\S+)$/.exec(value)
+    const result = await this.control(['-o', 'ControlMaster=no'], ['printenv', 'DOCKER_HOST']).catch((error: unknown) => ({
+      code: 255,
+      stdout: '',
+      stderr: error instanceof Error ? error.message : String(error)
+    }))
+    const value = result.stdout.trim()
+    if (result.code === 1 && value === '') return DEFAULT_REMOTE_SOCKET
+    const unix = result.code === 0 ? /^unix:\/\/(\/\S+)$/.exec(value) : null
     if (unix) return unix[1] as string
-    const tcp = /^tcp:\/\/([^\s/]+:\d+)\/?$/.exec(value)
+    const tcp = result.code === 0 ? /^tcp:\/\/([^\s/]+:\d+)\/?$/.exec(value) : null
     if (tcp) return tcp[1] as string
-    return DEFAULT_REMOTE_SOCKET
+    const why = result.code === 0 ? `its sessions name DOCKER_HOST=${value}, which is neither unix:// nor tcp://` : `printenv DOCKER_HOST there failed: ${result.stderr.trim() || `exit ${result.code}`}`
+    throw new SshConnectionError(`could not tell where the docker engine of ${this.dockerHost} listens (${why})`)
   }
 
   private async requireControl(args: string[], what: string): Promise<void> {

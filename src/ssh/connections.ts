@@ -28,11 +28,6 @@ export class SshConnections {
     return connection
   }
 
-  /** Pids of the master connections that run now (saved for the post step, the backstop). */
-  get pids(): number[] {
-    return [...this.connections.values()].flatMap((connection) => (connection.pid === undefined ? [] : [connection.pid]))
-  }
-
   /** Closes every connection, then removes the private directory with the key in it. */
   async close(): Promise<void> {
     await Promise.all([...this.connections.values()].map((connection) => connection.close()))
