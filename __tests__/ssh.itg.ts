@@ -18,7 +18,7 @@ import { join } from 'node:path'
 import { runAction, type ActionResult, type RunActionOptions } from '../test-support/action-run.js'
 import { cleanDockerEnv } from '../test-support/engine.js'
 import { buildAppImage, type AppBehaviour } from '../test-support/images.js'
-import { freePort, httpGet } from '../test-support/net.js'
+import { freePort, freePortBelowEphemeralRange, httpGet } from '../test-support/net.js'
 import { startNamespaceRegistry, type NamespaceRegistry } from '../test-support/namespace-registry.js'
 import { startNamespacedEngines, type NamespaceHost, type NamespaceLab } from '../test-support/netns.js'
 import { readCmdline, runCommand, signalPid, sleep, waitForExit } from '../test-support/proc.js'
@@ -249,7 +249,8 @@ describe('the action over ssh:// with the ssh-key and ssh-known-hosts inputs', (
   }
 
   async function writeSite(name: string, options: SiteOptions): Promise<Site> {
-    const port = await freePort()
+    // The app listens inside the host's namespace (network: host there), next to its own ssh traffic.
+    const port = await freePortBelowEphemeralRange()
     const workspace = tempDir(`ws-${name}`)
     mkdirSync(join(workspace, '.github'))
     const dockerHost = `ssh://${sshd.dockerHost}`

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs'
 import { request } from 'node:http'
 import { createServer, isIP } from 'node:net'
 
@@ -47,6 +48,32 @@ export async function freePort(): Promise<number> {
     // 5000 is the registry's conventional port and may be taken by a real registry later.
     if (port !== 5000 && port > 0) return port
   }
+}
+
+/**
+ * A free 127.0.0.1 port below the kernel's ephemeral range (`ip_local_port_range`), for an app that
+ * listens inside another network namespace. `freePort` picks from the ephemeral range, which is
+ * also where that namespace's own outgoing connections (sshd forwards, registry pulls) take their
+ * local ports, so the app's bind could find its port already taken there (seen in CI: the app
+ * exited with code 1 at start). Ports below the range are never handed out automatically.
+ */
+export async function freePortBelowEphemeralRange(): Promise<number> {
+  const [low] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number)
+  const floor = 20_000
+  const ceiling = Math.max(floor + 1_000, low ?? 32_768)
+  for (;;) {
+    const port = floor + Math.floor(Math.random() * (ceiling - floor))
+    if (await isFreeOnLoopback(port)) return port
+  }
+}
+
+function isFreeOnLoopback(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer()
+    server.unref()
+    server.on('error', () => resolve(false))
+    server.listen({ host: '127.0.0.1', port, exclusive: true }, () => server.close(() => resolve(true)))
+  })
 }
 
 export interface HttpResponse {
