@@ -19,7 +19,8 @@ interface Step {
 }
 interface Job {
   needs?: string | string[]
-  environment?: string | { name: string }
+  environment?: string | { name: string; deployment?: boolean }
+  permissions?: Record<string, string>
   concurrency?: { group: string; 'cancel-in-progress': boolean }
   steps: Step[]
 }
@@ -152,7 +153,11 @@ describe('the example workflows', () => {
     const { workflow } = example('deploy.yml')
     expect(workflow.on).toEqual({ push: { branches: ['main'] } })
     expect(workflow.concurrency).toEqual({ group: 'deploy-production', 'cancel-in-progress': false })
-    expect(workflow.permissions).toEqual({ contents: 'read', deployments: 'write' })
+    // Each job gets its own permissions: the build pushes, the deploy only reads the package.
+    expect(workflow.permissions).toEqual({ contents: 'read' })
+    expect(workflow.jobs['build']?.permissions).toEqual({ contents: 'read', packages: 'write' })
+    expect(workflow.jobs['deploy']?.permissions).toEqual({ contents: 'read', packages: 'read', deployments: 'write' })
+    expect(workflow.jobs['deploy']?.environment).toEqual({ name: 'production', deployment: false })
     expect(actionSteps(workflow)).toHaveLength(1)
   })
 
