@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from '@jest/globals'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { setTimeout as sleepFor } from 'node:timers/promises'
-import { MAX_BODY_BYTES, probeHttp, type HttpProbeSettings } from '../src/health/http-probe.js'
+import { bodyExcerpt, bodyMismatchDetail, MAX_BODY_BYTES, probeHttp, type HttpProbeSettings } from '../src/health/http-probe.js'
 import type { StateObservation, StateProbe } from '../src/health/state-probe.js'
 import { BoundedTranscript, type ProbeRecord } from '../src/health/transcript.js'
 import { verifyHealth, type HealthClock } from '../src/health/verify.js'
@@ -201,7 +201,7 @@ describe('probeHttp', () => {
       status: 200,
       latencyMs: expect.any(Number),
       failure: 'body',
-      detail: 'body does not contain "\\"status\\":\\"ok\\""'
+      detail: 'body does not contain "\\"status\\":\\"ok\\"" (it begins "{\\"status\\":\\"starting\\"}")'
     })
     server.handler = (_req, res) => res.end('{"status":"ok"}')
     expect((await probeHttp(server.url, probeSettings({ expectBody: '"status":"ok"' }))).ok).toBe(true)
@@ -347,7 +347,7 @@ describe('verifyHealth with HTTP', () => {
     const settings = healthSettings({ deadlineMs: 120, expectBody: 'healthy' })
     const verdict = await verifyHealth({ state: alwaysReady(), http: { url: server.url, settings }, settings, clock: deadline.clock })
     expect(verdict.healthy).toBe(false)
-    expect(verdict.reason).toBe(`GET ${server.url} answered 200, but the body does not contain "healthy" on every probe for 0.12 s (3 probes)`)
+    expect(verdict.reason).toBe(`GET ${server.url} answered 200, but the body does not contain "healthy" (it begins "{\\"status\\":\\"degraded\\"}") on every probe for 0.12 s (3 probes)`)
     expect(http(verdict.transcript).map((record) => [record.ok, record.status])).toEqual(Array(3).fill([false, 200]))
   })
 
@@ -578,3 +578,12 @@ describe('verifyHealth without HTTP', () => {
 function escape(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')
 }
+
+describe('bodyExcerpt: the start of a body that failed expect-body, for the reason', () => {
+  it('takes the first non-empty line, without control characters, cut at 60 characters', () => {
+    expect(bodyExcerpt('\n\n  database unreachable  \nstack…')).toBe('database unreachable')
+    expect(bodyExcerpt('a\u0007b')).toBe('a b')
+    expect(bodyExcerpt('x'.repeat(70))).toBe(`${'x'.repeat(60)}…`)
+    expect(bodyMismatchDetail('ok', '')).toBe('body does not contain "ok" (it is empty)')
+  })
+})

@@ -49,7 +49,7 @@ describe('slot probe', () => {
   it.each([
     ['HTTP/1.0 200 OK\r\n\r\nstatus: green', { ok: true, status: 200 }],
     ['HTTP/1.0 503 Service Unavailable\r\n\r\nstatus: green', { ok: false, status: 503, failure: 'status', detail: 'expected 200' }],
-    ['HTTP/1.0 200 OK\r\n\r\nnot ok', { ok: false, status: 200, failure: 'body', detail: 'body does not contain "status: green"' }],
+    ['HTTP/1.0 200 OK\r\n\r\nnot ok', { ok: false, status: 200, failure: 'body', detail: 'body does not contain "status: green" (it begins "not ok")' }],
     ['', { ok: false, failure: 'connection', error: 'ECONNRESET' }],
     ['garbage', { ok: false, failure: 'connection', error: 'EPROTO' }]
   ])('judges the answer %j', async (answer, expected) => {

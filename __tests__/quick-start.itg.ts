@@ -78,6 +78,13 @@ let port: number
 let deployedConfig: Yaml
 /** Two fake commits, each pushed as `<image>:<sha>`. */
 const SHAS = [fakeSha(), fakeSha()] as const
+/**
+ * A third commit whose app answers /health with 200 and a body without `ok` (`expect-body` is a
+ * substring: the image's default `not ok` would pass): its deploy must be rolled back.
+ */
+const BROKEN_SHA = fakeSha()
+/** Set to a directory to keep each step's job summary there, for a person to render and read. */
+const KEEP_SUMMARIES = process.env['QUICK_START_SUMMARIES']
 
 function fakeSha(): string {
   return randomBytes(20).toString('hex')
@@ -182,7 +189,7 @@ function stepFor(sha: string): { inputs: Record<string, string>; env: Record<str
 
 async function runStep(sha: string, phase: 'main' | 'post', state?: Record<string, string>): Promise<ActionResult> {
   const step = stepFor(sha)
-  return runAction({
+  const result = await runAction({
     workspace,
     dockerHost: engine.dockerHost,
     github: step.github,
@@ -192,7 +199,13 @@ async function runStep(sha: string, phase: 'main' | 'post', state?: Record<strin
     ...(state && { state }),
     timeoutMs: 150_000
   })
+  if (KEEP_SUMMARIES) {
+    mkdirSync(KEEP_SUMMARIES, { recursive: true })
+    writeFileSync(join(KEEP_SUMMARIES, `${String(++keptSummaries).padStart(2, '0')}-${sha.slice(0, 7)}-${phase}.md`), result.summary)
+  }
+  return result
 }
+let keptSummaries = 0
 
 function transcriptOf(result: ActionResult): string {
   return `exit ${String(result.exitCode)}\n--- stdout ---\n${result.stdout}\n--- stderr ---\n${result.stderr}`
@@ -246,11 +259,12 @@ beforeAll(async () => {
   // The app listens on $BIND:$PORT, BIND 127.0.0.1 by default; inside a proxy slot it must listen
   // on all addresses of its container (proxy.app-port "on 0.0.0.0"). An image property, not a
   // config change: PORT comes from the README's container.env.
-  const builds = SHAS.map((sha) => buildAppImage(engine, 'local/web', sha, 'healthy', { changes: ['ENV BIND=0.0.0.0'] }))
+  const commits = [...SHAS.map((sha) => ({ sha, behaviour: 'healthy' as const })), { sha: BROKEN_SHA, behaviour: 'wrong-body' as const }]
+  const builds = commits.map(({ sha, behaviour }) => buildAppImage(engine, 'local/web', sha, behaviour, { changes: ['ENV BIND=0.0.0.0'], ...(behaviour === 'wrong-body' && { healthBody: 'database unreachable' }) }))
   const [pushedHaproxy, ...built] = await Promise.all([pushHaproxyImage(engine, registry), ...builds])
   haproxy = pushedHaproxy
   for (const [index, app] of built.entries()) {
-    const pushed = await registry.push(engine, app.reference, repository, SHAS[index] as string)
+    const pushed = await registry.push(engine, app.reference, repository, commits[index]?.sha as string)
     await engine.docker(['image', 'rm', app.reference, pushed.reference])
   }
   // The action pulls every image itself, the proxy's included.
@@ -358,8 +372,22 @@ describe("the README's Quick start", () => {
       runs.push({ main, post })
     }, 200_000)
 
-    it('prints no secret: not in the logs, summary, outputs or state of any step, nor sent to the GitHub API', () => {
+    it('a third, broken commit (wrong health body) never reaches users: rolled back, the second commit serves; post step exits 0', async () => {
       expect(runs).toHaveLength(2)
+      const main = await runStep(BROKEN_SHA, 'main')
+      expect([main.exitCode, main.outputs.result, main.outputs.tag]).toEqual([1, 'rolled-back', SHAS[1]])
+      expect(await served('/version')).toBe(`200 ${SHAS[1]}`)
+      const errors = main.annotations.filter((annotation) => annotation.level === 'error').map((annotation) => annotation.message)
+      expect(errors.join('\n')).toContain(SHAS[1])
+      expect(main.summary).toContain(BROKEN_SHA)
+      const post = await runStep(BROKEN_SHA, 'post', main.state)
+      if (post.exitCode !== 0) throw new Error(transcriptOf(post))
+      expect(await served('/version')).toBe(`200 ${SHAS[1]}`)
+      runs.push({ main, post })
+    }, 200_000)
+
+    it('prints no secret: not in the logs, summary, outputs or state of any step, nor sent to the GitHub API', () => {
+      expect(runs).toHaveLength(3)
       for (const { main, post } of runs) {
         // The secrets were masked, so the runner would have hidden them anyway.
         for (const secret of secrets()) expect(main.masks).toContain(secret)
@@ -371,8 +399,8 @@ describe("the README's Quick start", () => {
     })
 
     it('warns about nothing in the README config', () => {
-      expect(runs).toHaveLength(2)
-      for (const { main } of runs) expect(main.annotations.filter((annotation) => annotation.level !== 'notice')).toEqual([])
+      expect(runs).toHaveLength(3)
+      for (const { main } of runs.slice(0, 2)) expect(main.annotations.filter((annotation) => annotation.level !== 'notice')).toEqual([])
     })
   })
 })

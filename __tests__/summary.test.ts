@@ -134,3 +134,14 @@ describe('renderSummary: health probes', () => {
     expect(renderSummary(report([]))).not.toContain('Health probes')
   })
 })
+
+describe('the facts table', () => {
+  it('shows the image without the digest when the digest has its own row (it made the row too wide to read)', () => {
+    const digest = `sha256:${'a'.repeat(64)}`
+    const html = renderSummary({ ...report([], true), image: `ghcr.io/acme/web:v2@${digest}`, digest })
+    expect(html).toContain('<td>Image</td><td><code>ghcr.io/acme/web:v2</code></td>')
+    expect(html).toContain(`<td>Digest</td><td><code>${digest}</code></td>`)
+    // Without a digest row, nothing is cut.
+    expect(renderSummary({ ...report([], true), image: `ghcr.io/acme/web:v2@${digest}` })).toContain(`<code>ghcr.io/acme/web:v2@${digest}</code>`)
+  })
+})

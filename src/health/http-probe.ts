@@ -19,6 +19,24 @@ export interface HttpProbeResult {
   failure?: 'connection' | 'status' | 'body'
 }
 
+/**
+ * A body that failed `expectBody`, as a person reads it in the reason: the start of its first
+ * non-empty line, at most 60 characters (a health body that does not match usually says why, e.g.
+ * `database unreachable`). The caller quotes it.
+ */
+export function bodyExcerpt(body: string): string {
+  const line = body.split(/\r?\n/).map((text) => text.trim()).find((text) => text !== '') ?? ''
+  // Control characters would break the annotation's one-line form.
+  const printable = [...line].map((char) => (char < ' ' || char === '\u007f' ? ' ' : char)).join('')
+  return printable.length > 60 ? `${printable.slice(0, 60)}…` : printable
+}
+
+/** The detail of a body that failed `expectBody`: `body does not contain "ok" (it begins "database unreachable")`. */
+export function bodyMismatchDetail(expectBody: string, body: string): string {
+  const excerpt = bodyExcerpt(body)
+  return `body does not contain ${JSON.stringify(expectBody)} (${excerpt === '' ? 'it is empty' : `it begins ${JSON.stringify(excerpt)}`})`
+}
+
 /** The body is searched for `expectBody` within this many bytes; health endpoints are small. */
 export const MAX_BODY_BYTES = 64 * 1024
 
@@ -58,7 +76,7 @@ export async function probeHttp(url: string, settings: HttpProbeSettings, signal
     }
     const body = await readPrefix(response.body, MAX_BODY_BYTES)
     if (!body.includes(settings.expectBody)) {
-      return { ok: false, status, latencyMs: latency(), failure: 'body', detail: `body does not contain ${JSON.stringify(settings.expectBody)}` }
+      return { ok: false, status, latencyMs: latency(), failure: 'body', detail: bodyMismatchDetail(settings.expectBody, body) }
     }
     return { ok: true, status, latencyMs: latency() }
   } catch (error) {

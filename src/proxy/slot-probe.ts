@@ -8,7 +8,7 @@
  * The answer is judged like `probeHttp` judges one: status in `expect-status`, body containing
  * `expect-body`. Nothing here touches docker; the strategy passes the exchange in.
  */
-import type { HttpProbeResult } from '../health/http-probe.js'
+import { bodyMismatchDetail, type HttpProbeResult } from '../health/http-probe.js'
 import { describeExpected, formatSeconds, MAX_BODY_BYTES } from '../health/http-probe.js'
 import type { HealthSettings } from '../settings.js'
 
@@ -95,7 +95,7 @@ export async function probeSlot(exchange: SlotExchange, request: string, setting
   const accepted = settings.expectStatus.length > 0 ? settings.expectStatus.includes(status) : status >= 200 && status < 300
   if (!accepted) return { ok: false, status, latencyMs: latency(), failure: 'status', detail: `expected ${describeExpected(settings.expectStatus)}` }
   if (settings.expectBody !== undefined && !body.includes(settings.expectBody)) {
-    return { ok: false, status, latencyMs: latency(), failure: 'body', detail: `body does not contain ${JSON.stringify(settings.expectBody)}` }
+    return { ok: false, status, latencyMs: latency(), failure: 'body', detail: bodyMismatchDetail(settings.expectBody, body) }
   }
   return { ok: true, status, latencyMs: latency() }
 }

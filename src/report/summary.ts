@@ -65,7 +65,8 @@ export function renderSummary(report: SummaryReport): string {
 
   const facts: [string, string][] = [
     ['Environment', escapeInline(report.environment)],
-    ['Image', code(report.image)],
+    // The digest has its own row: repeated here, it made the row too wide to read on the job page.
+    ['Image', code(report.digest && report.image.endsWith(`@${report.digest}`) ? report.image.slice(0, -report.digest.length - 1) : report.image)],
     ['Digest', report.digest ? code(report.digest) : '–'],
     ['Ran before', releaseCell(report.before)],
     ['Runs now', releaseCell(report.now)]
