@@ -28,7 +28,11 @@ function write(path: string, text: string): void {
 }
 
 function release(...args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const result = spawnSync('bash', [script, ...args], { cwd: repo, encoding: 'utf8', env: { ...process.env, ...gitIdentity } })
+  return releaseWith({}, ...args)
+}
+
+function releaseWith(env: NodeJS.ProcessEnv, ...args: string[]): { status: number | null; stdout: string; stderr: string } {
+  const result = spawnSync('bash', [script, ...args], { cwd: repo, encoding: 'utf8', env: { ...process.env, ...gitIdentity, ...env } })
   return { status: result.status, stdout: result.stdout, stderr: result.stderr }
 }
 
@@ -156,5 +160,142 @@ describe('scripts/release.sh', () => {
     expect(result.stderr).toContain(`release: ${message}`)
     expect(result.status).toBe(1)
     expect(snapshot()).toBe(before)
+  })
+})
+
+describe('scripts/release.sh: the first release, v1.0.0, from a prepared section', () => {
+  const today = new Date().toISOString().slice(0, 10)
+  const prepared = (heading: string): string =>
+    `# Changelog\n\n## Unreleased\n\n${heading}\n\n### Added\n\n- Deploys containers.\n- Rolls back.\n\n## v0.9.0 - 2026-01-01\n\n- Older.\n`
+
+  beforeEach(() => {
+    // A project that never released v1: only a 0.x tag.
+    git('tag', '--delete', 'v1.1.0')
+    git('tag', 'v0.9.0')
+  })
+
+  it('dates the prepared "## v1.0.0" section, commits, tags v1.0.0 and creates v1', () => {
+    write('CHANGELOG.md', prepared('## v1.0.0'))
+    git('commit', '--quiet', '-am', 'changelog for 1.0.0')
+    const result = release('v1.0.0')
+    expect(result.stderr).not.toContain('release:')
+    expect(result.status).toBe(0)
+    expect(readFileSync(join(repo, 'CHANGELOG.md'), 'utf8')).toBe(prepared(`## v1.0.0 - ${today}`))
+    expect(git('log', '-1', '--format=%s')).toBe('Release v1.0.0')
+    const head = git('rev-parse', 'HEAD')
+    expect(git('rev-parse', 'v1.0.0^{commit}')).toBe(head)
+    expect(git('rev-parse', 'v1^{commit}')).toBe(head)
+    expect(git('cat-file', '-t', 'v1.0.0')).toBe('tag')
+    expect(result.stdout).toContain('scripts/release.sh publish v1.0.0')
+  })
+
+  it('tags the commit as it is when the prepared section already carries the date of the release', () => {
+    write('CHANGELOG.md', prepared(`## v1.0.0 - ${today}`))
+    git('commit', '--quiet', '-am', 'changelog for 1.0.0')
+    const before = git('rev-parse', 'HEAD')
+    expect(release('v1.0.0').status).toBe(0)
+    expect(git('rev-parse', 'HEAD')).toBe(before)
+    expect(git('rev-parse', 'v1.0.0^{commit}')).toBe(before)
+    expect(git('rev-parse', 'v1^{commit}')).toBe(before)
+  })
+
+  it('refuses entries under both "## Unreleased" and the prepared section, and changes nothing', () => {
+    write('CHANGELOG.md', prepared('## v1.0.0 - 2026-12-02').replace('## Unreleased\n', '## Unreleased\n\n- Also this.\n'))
+    git('commit', '--quiet', '-am', 'both')
+    const before = snapshot()
+    const result = release('v1.0.0')
+    expect(result.stderr).toContain("release: CHANGELOG.md has entries under both '## Unreleased' and '## v1.0.0'")
+    expect(result.status).toBe(1)
+    expect(snapshot()).toBe(before)
+  })
+
+  describe('publish', () => {
+    let remote: string
+    let bin: string
+    let ghLog: string
+
+    beforeEach(() => {
+      remote = mkdtempSync(join(tmpdir(), 'release-remote-'))
+      execFileSync('git', ['init', '--quiet', '--bare', '-b', 'main', remote])
+      git('remote', 'add', 'origin', remote)
+      git('push', '--quiet', 'origin', 'main', 'refs/tags/v0.9.0')
+      // A stand-in for the GitHub CLI: records its arguments and the notes file it was given.
+      bin = mkdtempSync(join(tmpdir(), 'release-bin-'))
+      ghLog = join(bin, 'gh.log')
+      writeFileSync(
+        join(bin, 'gh'),
+        `#!/usr/bin/env bash\nprintf '%s\\n' "$*" >>'${ghLog}'\nwhile [[ $# -gt 0 ]]; do if [[ "$1" == --notes-file ]]; then cat "$2" >>'${ghLog}'; fi; shift; done\n`,
+        { mode: 0o755 }
+      )
+    })
+
+    afterEach(() => {
+      rmSync(remote, { recursive: true, force: true })
+      rmSync(bin, { recursive: true, force: true })
+    })
+
+    const publish = (version: string): ReturnType<typeof release> => releaseWith({ PATH: `${bin}:${process.env.PATH ?? ''}` }, 'publish', version)
+    const remoteRef = (ref: string): string => execFileSync('git', ['rev-parse', ref], { cwd: remote, encoding: 'utf8' }).trim()
+
+    it('pushes main and both tags, then creates the GitHub Release with the CHANGELOG section as its notes', () => {
+      write('CHANGELOG.md', prepared('## v1.0.0 - 2026-12-02'))
+      git('commit', '--quiet', '-am', 'changelog for 1.0.0')
+      expect(release('v1.0.0').status).toBe(0)
+      const released = git('rev-parse', 'v1.0.0^{commit}')
+
+      const result = publish('v1.0.0')
+      expect(result.stderr).not.toContain('release:')
+      expect(result.status).toBe(0)
+      expect(remoteRef('refs/heads/main')).toBe(released)
+      expect(remoteRef('refs/tags/v1.0.0^{commit}')).toBe(released)
+      expect(remoteRef('refs/tags/v1^{commit}')).toBe(released)
+      const [command, ...notes] = readFileSync(ghLog, 'utf8').split('\n')
+      expect(command).toMatch(/^release create v1\.0\.0 --verify-tag --title v1\.0\.0 --notes-file \S+$/)
+      expect(notes.join('\n')).toBe('### Added\n\n- Deploys containers.\n- Rolls back.\n')
+    })
+
+    it('moves v1 on the remote with the next release', () => {
+      write('CHANGELOG.md', prepared('## v1.0.0 - 2026-12-02'))
+      git('commit', '--quiet', '-am', 'changelog for 1.0.0')
+      expect(release('v1.0.0').status).toBe(0)
+      expect(publish('v1.0.0').status).toBe(0)
+      write('CHANGELOG.md', readFileSync(join(repo, 'CHANGELOG.md'), 'utf8').replace('## Unreleased\n', '## Unreleased\n\n- Fixed a thing.\n'))
+      git('commit', '--quiet', '-am', 'fix')
+      expect(release('v1.0.1').status).toBe(0)
+      expect(publish('v1.0.1').status).toBe(0)
+      expect(remoteRef('refs/tags/v1^{commit}')).toBe(git('rev-parse', 'v1.0.1^{commit}'))
+      expect(remoteRef('refs/tags/v1.0.0^{commit}')).toBe(git('rev-parse', 'v1.0.0^{commit}'))
+      expect(readFileSync(ghLog, 'utf8')).toContain('release create v1.0.1 --verify-tag --title v1.0.1 --notes-file')
+      expect(readFileSync(ghLog, 'utf8')).toContain('\n- Fixed a thing.\n')
+    })
+
+    it.each<[string, () => void, string]>([
+      ['a version that was not prepared', () => undefined, 'tag v1.0.0 does not exist; prepare the release first'],
+      [
+        'a major tag that points elsewhere',
+        () => {
+          write('CHANGELOG.md', prepared('## v1.0.0 - 2026-12-02'))
+          git('commit', '--quiet', '-am', 'changelog for 1.0.0')
+          git('tag', '-a', 'v1.0.0', '-m', 'by hand')
+          git('tag', 'v1', 'v0.9.0')
+        },
+        'v1 does not point at v1.0.0'
+      ],
+      [
+        'a CHANGELOG without the section',
+        () => {
+          git('tag', '-a', 'v1.0.0', '-m', 'by hand')
+          git('tag', 'v1', 'v1.0.0^{commit}')
+        },
+        "CHANGELOG.md at v1.0.0 has no '## v1.0.0' section"
+      ]
+    ])('refuses %s and pushes nothing', (_what, arrange, message) => {
+      arrange()
+      const result = publish('v1.0.0')
+      expect(result.stderr).toContain(`release: ${message}`)
+      expect(result.status).toBe(1)
+      expect(execFileSync('git', ['tag', '--list'], { cwd: remote, encoding: 'utf8' }).trim()).toBe('v0.9.0')
+      expect(() => readFileSync(ghLog)).toThrow()
+    })
   })
 })

@@ -110,7 +110,7 @@ describe('the validator rejects a broken action.yml', () => {
     ['an unknown runtime', actionText.replace('using: node24', 'using: node99'), "Unexpected value 'node99'"],
     ['an older runtime than node24', actionText.replace('using: node24', 'using: node20'), 'runs.using is node20, expected node24'],
     ['runs without main', actionText.replace(/^ {2}main: .*\n/m, ''), 'Required property is missing: main'],
-    ['an input without description', actionText.replace(/^ {4}description: Validate and print the plan; change nothing\.\n/m, ''), 'input dry-run has no description'],
+    ['an input without description', actionText.replace(/^ {4}description: "Validate, log in .*\n/m, ''), 'input dry-run has no description'],
     ['a misspelt runs key', actionText.replace('  post-if: always()', '  post-iff: always()'), "Unexpected value 'post-iff'"]
   ])('%s', (_what, text, expected) => {
     expect(text).not.toBe(actionText)
@@ -245,5 +245,75 @@ describe('local debugging with @github/local-action', () => {
     expect(entrypoint).toBe('src/main.ts')
     // local-action imports the entrypoint and calls its run(); src/index.ts runs at import instead.
     expect(readFileSync(entrypoint ?? '', 'utf8')).toMatch(/^export async function run\(/m)
+  })
+})
+
+describe("this repository's own workflows", () => {
+  const workflow = (name: string): Workflow => load(readFileSync(join('.github/workflows', name), 'utf8')) as Workflow
+  const own = ['ci.yml', 'check-dist.yml', 'release.yml'].map((name) => ({ name, workflow: workflow(name) }))
+  const allSteps = (flow: Workflow): Step[] => Object.values(flow.jobs).flatMap((job) => job.steps)
+  const withOf = (step: Step): Record<string, unknown> => (step.with ?? {}) as Record<string, unknown>
+
+  it('build, test and release on Node 24, the runtime of action.yml, with actions that run on node24 too', () => {
+    expect(actionText).toMatch(/^\s+using: node24$/m)
+    for (const { name, workflow: flow } of own) {
+      const setupNode = allSteps(flow).filter((step) => step.uses?.startsWith('actions/setup-node@'))
+      expect({ name, count: setupNode.length > 0 }).toEqual({ name, count: true })
+      for (const step of setupNode) expect({ name, node: String(withOf(step)['node-version']) }).toEqual({ name, node: '24' })
+      // checkout and setup-node v5 are the first majors on node24 (runner 2.327.1 or later).
+      for (const step of allSteps(flow).filter((one) => /^actions\/(checkout|setup-node)@/.test(one.uses ?? ''))) {
+        expect({ name, uses: step.uses, major: Number(/@v(\d+)/.exec(step.uses ?? '')?.[1]) >= 5 }).toEqual({ name, uses: step.uses, major: true })
+      }
+    }
+  })
+
+  it('ci.yml runs the action from the repository (uses: ./) in a dry run, on a config it writes, and checks that nothing changed', () => {
+    const jobs = Object.entries(workflow('ci.yml').jobs).filter(([, job]) => job.steps.some((step) => step.uses === './'))
+    expect(jobs.map(([id]) => id)).toEqual(['dry-run'])
+    const steps = jobs[0]?.[1].steps ?? []
+    const local = steps.filter((step) => step.uses === './')
+    expect(local.length).toBeGreaterThanOrEqual(1)
+    for (const step of local) {
+      const given = withOf(step)
+      // Every input it passes is one action.yml declares, and each one is a dry run.
+      expect(Object.keys(given).filter((input) => !actionInputs.includes(input))).toEqual([])
+      expect(String(given['dry-run'])).toBe('true')
+      expect(given['docker-host']).toBe('unix:///var/run/docker.sock')
+      // The config it reads is written by an earlier step of the job.
+      const config = String(given['config'])
+      const writer = steps.findIndex((one) => one.run?.includes(`$GITHUB_WORKSPACE/${config}`))
+      expect(writer).toBeGreaterThanOrEqual(0)
+      expect(writer).toBeLessThan(steps.indexOf(step))
+    }
+    // A later step reads the dry run's result and looks for containers and a pulled image.
+    const check = steps[steps.length - 1]
+    expect(Object.values(check?.env ?? {})).toEqual(expect.arrayContaining(['${{ steps.dry-run.outputs.result }}']))
+    expect(check?.run).toContain('docker container ls --all')
+    expect(check?.run).toContain('docker image inspect')
+  })
+
+  it('release.yml prepares with scripts/release.sh, then publishes: pushes and creates the GitHub Release with gh', () => {
+    const flow = workflow('release.yml')
+    const steps = allSteps(flow)
+    const prepare = steps.findIndex((step) => /^bash scripts\/release\.sh "\$VERSION" -- /.test(step.run ?? ''))
+    const publish = steps.findIndex((step) => step.run === 'bash scripts/release.sh publish "$VERSION"')
+    expect(prepare).toBeGreaterThanOrEqual(0)
+    expect(publish).toBeGreaterThan(prepare)
+    expect(steps[publish]?.env?.['GH_TOKEN']).toBe('${{ github.token }}')
+    expect(flow.permissions).toEqual({ contents: 'write' })
+  })
+
+  it('dependabot keeps npm and the workflow actions up to date weekly, minor and patch updates grouped', () => {
+    const config = load(readFileSync('.github/dependabot.yml', 'utf8')) as {
+      version: number
+      updates: { 'package-ecosystem': string; directory: string; schedule: { interval: string }; groups?: Record<string, { 'update-types'?: string[] }> }[]
+    }
+    expect(config.version).toBe(2)
+    expect(config.updates.map((update) => update['package-ecosystem']).sort()).toEqual(['github-actions', 'npm'])
+    for (const update of config.updates) {
+      expect(update.schedule.interval).toBe('weekly')
+      expect(update.directory).toBe('/')
+      expect(Object.values(update.groups ?? {}).map((group) => [...(group['update-types'] ?? [])].sort())).toEqual([['minor', 'patch']])
+    }
   })
 })
