@@ -17,14 +17,16 @@ const INPUT_NAMES = [
   'github-token',
   'ssh-key',
   'ssh-known-hosts',
-  'dry-run'
+  'dry-run',
+  'unlock-reason',
+  'force-unlock'
 ]
 
 const envName = (input: string): string => `INPUT_${input.toUpperCase()}`
 
 /** Sets the inputs the way the runner does: every input of action.yml, defaults filled in. */
 function setInputs(values: Record<string, string>): void {
-  const defaults: Record<string, string> = { config: '.github/deploy.yml', environment: 'production', command: 'deploy', 'dry-run': 'false', 'github-token': '' }
+  const defaults: Record<string, string> = { config: '.github/deploy.yml', environment: 'production', command: 'deploy', 'dry-run': 'false', 'github-token': '', 'force-unlock': 'false' }
   for (const name of INPUT_NAMES) process.env[envName(name)] = values[name] ?? defaults[name] ?? ''
 }
 
@@ -57,7 +59,9 @@ describe('getInputs', () => {
       'github-token': 'ghs_tokenvalue',
       'ssh-key': 'KEY-LINE-ONE',
       'ssh-known-hosts': 'web1 ssh-ed25519 AAAA',
-      'dry-run': 'true'
+      'dry-run': 'true',
+      'unlock-reason': 'runner lost',
+      'force-unlock': 'true'
     })
     expect(getInputs()).toEqual({
       config: 'deploy/prod.yml',
@@ -73,7 +77,9 @@ describe('getInputs', () => {
       githubToken: 'ghs_tokenvalue',
       sshKey: 'KEY-LINE-ONE',
       sshKnownHosts: 'web1 ssh-ed25519 AAAA',
-      dryRun: true
+      dryRun: true,
+      unlockReason: 'runner lost',
+      forceUnlock: true
     })
   })
 
@@ -116,6 +122,13 @@ describe('getInputs', () => {
   it('refuses a dry-run that is not a boolean instead of deploying for real', () => {
     setInputs({ 'dry-run': 'yes please' })
     expect(() => getInputs()).toThrow('Input dry-run: expected true or false, got "yes please"')
+  })
+
+  it('refuses a force-unlock that is not a boolean, and reads an unset one as false', () => {
+    setInputs({ 'force-unlock': 'please' })
+    expect(() => getInputs()).toThrow('Input force-unlock: expected true or false, got "please"')
+    setInputs({ 'force-unlock': '' })
+    expect(getInputs().forceUnlock).toBe(false)
   })
 
   it('leaves unset inputs empty', () => {

@@ -284,7 +284,7 @@ describe('the lease, on the daemon’s clock', () => {
     engine.daemonNow = () => created + 40_000
     await expect(holder.renew(60_000)).resolves.toBe(true)
     const lockId = engine.containers.get('web-deploy-lock')?.id ?? ''
-    expect(JSON.parse(engine.containers.get('web-deploy-lock')?.files?.get(`/${LEASE_FILE}`) ?? '{}')).toEqual({ expires: new Date(created + 100_000).toISOString(), owner: 'run-41-a' })
+    expect(JSON.parse(engine.containers.get('web-deploy-lock')?.files?.get(`/${LEASE_FILE}`) ?? '{}')).toEqual({ expires: new Date(created + 100_000).toISOString(), renewed: new Date(created + 40_000).toISOString(), owner: 'run-41-a' })
 
     engine.daemonNow = () => created + 90_000
     const waiting = await new DeployLock(new DockerClient(engine), 'web').acquire({ ...base, owner: 'run-42-a', timeoutMs: 0, clock: fakeClock() }).catch((e: unknown) => e)

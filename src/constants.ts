@@ -12,7 +12,9 @@ export enum DeployResult {
   Deployed = 'deployed',
   RolledBack = 'rolled-back',
   Failed = 'failed',
-  Planned = 'planned'
+  Planned = 'planned',
+  /** `command: unlock` released the deploy lock on every host where one was held (or none was held). */
+  Unlocked = 'unlocked'
 }
 
 /** Labels this action writes on every container it starts; they are how it knows what runs. */

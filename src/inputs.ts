@@ -9,7 +9,7 @@ export interface ActionInputs {
   config: string
   /** `environment`: selects `environments.<name>`; also the GitHub environment name. */
   environment: string
-  /** `command`: `deploy` or `rollback` (validated in resolveSettings). */
+  /** `command`: `deploy`, `rollback` or `unlock` (validated in resolveSettings). */
   command: string
   /** `tag`: image tag to deploy; empty means derived from the ref or SHA. */
   tag: string
@@ -33,14 +33,18 @@ export interface ActionInputs {
   sshKnownHosts: string
   /** `dry-run` */
   dryRun: boolean
+  /** `unlock-reason`: with `command: unlock`, why the lock is released (required there). Absent reads as empty. */
+  unlockReason?: string
+  /** `force-unlock`: with `command: unlock`, release even a lock whose holder seems alive. Absent reads as false. */
+  forceUnlock?: boolean
 }
 
 /**
  * Reads every input of action.yml. Secrets are registered with `core.setSecret` before anything
  * else happens, so no later log line can show them.
  *
- * Throws when `dry-run` is not a YAML 1.2 boolean: guessing would risk a real deploy when the
- * user asked for a dry run.
+ * Throws when `dry-run` or `force-unlock` is not a YAML 1.2 boolean: guessing would risk a real
+ * deploy when the user asked for a dry run.
  */
 export function getInputs(): ActionInputs {
   const registryPassword = core.getInput('registry-password')
@@ -54,12 +58,7 @@ export function getInputs(): ActionInputs {
     for (const line of sshKey.split(/\r?\n/)) if (line.trim().length >= 8 && !/^-----(BEGIN|END) /.test(line.trim())) core.setSecret(line.trim())
   }
 
-  let dryRun: boolean
-  try {
-    dryRun = core.getBooleanInput('dry-run')
-  } catch {
-    throw new Error(`Input dry-run: expected true or false, got ${JSON.stringify(core.getInput('dry-run'))}`)
-  }
+  const dryRun = booleanInput('dry-run')
 
   return {
     config: core.getInput('config'),
@@ -75,6 +74,18 @@ export function getInputs(): ActionInputs {
     githubToken,
     sshKey,
     sshKnownHosts: core.getInput('ssh-known-hosts'),
-    dryRun
+    dryRun,
+    unlockReason: core.getInput('unlock-reason'),
+    // Unset reads as action.yml's default, false: a forced unlock is only ever asked for in words.
+    forceUnlock: core.getInput('force-unlock') === '' ? false : booleanInput('force-unlock')
+  }
+}
+
+/** A YAML 1.2 boolean input; anything else throws rather than guessing (a guess could deploy for real, or force an unlock). */
+function booleanInput(name: string): boolean {
+  try {
+    return core.getBooleanInput(name)
+  } catch {
+    throw new Error(`Input ${name}: expected true or false, got ${JSON.stringify(core.getInput(name))}`)
   }
 }

@@ -20,7 +20,7 @@
  */
 import { randomBytes } from 'node:crypto'
 import { setTimeout as sleepFor } from 'node:timers/promises'
-import type { DockerClient } from './docker/client.js'
+import type { ContainerInfo, DockerClient } from './docker/client.js'
 import { singleFileTar } from './proxy/config-archive.js'
 import { DockerCommandError } from './docker/runner.js'
 import { formatDuration } from './config/duration.js'
@@ -50,7 +50,12 @@ export const LockLabel = {
   LeaseMs: 'deploy-action.lock.lease-ms'
 } as const
 
-/** The file in the lock container that holds the renewed lease: `{"expires":"<ISO, daemon time>"}`. */
+/**
+ * The file in the lock container that holds the renewed lease:
+ * `{"expires":"<ISO>","renewed":"<ISO>","owner":"<token>"}`, both times by the daemon's clock.
+ * `renewed` (when the holder last renewed: its last sign of life, which `command: unlock` judges
+ * by) is newer than the file; an older holder's file tells it as `expires` minus `lease-ms`.
+ */
 export const LEASE_FILE = 'deploy-action-lease'
 
 /** How often a waiting deploy looks at the lock again. */
@@ -168,14 +173,55 @@ export function leaseEnd(holder: LockHolder): number | undefined {
 
 /** The renewed expiry a lease file holds, in ms; undefined when it holds none that can be read. */
 function renewedUntil(file: string | undefined): number | undefined {
-  if (!file) return undefined
+  return leaseFileTimes(file).expires
+}
+
+/** The times a lease file holds, in ms (daemon time); each undefined when absent or unreadable. */
+function leaseFileTimes(file: string | undefined): { expires?: number; renewed?: number } {
+  if (!file) return {}
   try {
-    const parsed = JSON.parse(file) as { expires?: unknown }
-    const ms = typeof parsed.expires === 'string' ? Date.parse(parsed.expires) : NaN
-    return Number.isFinite(ms) ? ms : undefined
+    const parsed = JSON.parse(file) as { expires?: unknown; renewed?: unknown }
+    const time = (value: unknown): number | undefined => {
+      const ms = typeof value === 'string' ? Date.parse(value) : NaN
+      return Number.isFinite(ms) ? ms : undefined
+    }
+    return { expires: time(parsed.expires), renewed: time(parsed.renewed) }
   } catch {
-    return undefined
+    return {}
   }
+}
+
+/** How often a holder renews a lease of `leaseMs`: every third of it, so one failed renewal still leaves a third. */
+export function renewalEveryMs(leaseMs: number): number {
+  return Math.max(1_000, Math.floor(leaseMs / 3))
+}
+
+/** Who holds a lock, from its container's labels (`docker container inspect`). */
+export function holderOf(info: ContainerInfo): LockHolder {
+  const labels = info.labels
+  const leaseMs = labels[LockLabel.LeaseMs] ? Number(labels[LockLabel.LeaseMs]) : NaN
+  return {
+    id: info.id,
+    owner: labels[LockLabel.Owner],
+    holder: labels[LockLabel.Holder],
+    tag: labels[LockLabel.Tag],
+    since: labels[LockLabel.Since],
+    expires: labels[LockLabel.Expires],
+    created: info.created || undefined,
+    leaseMs: Number.isFinite(leaseMs) ? leaseMs : undefined
+  }
+}
+
+/** What a lock's lease tells about its holder, read by the daemon's clock (see `DeployLock.readLease`). */
+export interface LeaseReading {
+  /** The daemon's time when the lease was read. */
+  now: number
+  /** The lease ran out, renewals included: any deploy would take the lock over. */
+  expired: boolean
+  /** The holder's last sign of life: its last renewal, or the lock's creation (daemon time). Undefined when unknown. */
+  lastRenewed?: number
+  /** How often the holder renews (see `renewalEveryMs`); undefined for a lock without `lease-ms` (an older version, which never renews). */
+  renewEveryMs?: number
 }
 
 /**
@@ -268,18 +314,37 @@ export class DeployLock {
   /** Who holds the lock now; undefined when nobody does. */
   async read(): Promise<LockHolder | undefined> {
     const info = await this.docker.inspectContainer(this.lockName)
-    if (!info) return undefined
-    const labels = info.labels
+    return info ? holderOf(info) : undefined
+  }
+
+  /**
+   * The lease of the lock `holder` was read from, by the daemon's clock read now: whether it ran
+   * out, and when its holder last renewed it. Two docker commands (the daemon's time, the lease
+   * file); throws when either fails: an unread lease is no sign of death.
+   */
+  async readLease(holder: LockHolder): Promise<LeaseReading> {
+    const now = await this.docker.daemonTime()
+    const file = leaseFileTimes(await this.docker.readFileFrom(holder.id, `/${LEASE_FILE}`))
+    const end = leaseEnd(holder)
+    const expired = end !== undefined && end <= now && (file.expires === undefined || file.expires <= now)
+    const created = holder.created ? Date.parse(holder.created) : NaN
+    const renewed = file.renewed ?? (file.expires !== undefined && holder.leaseMs !== undefined ? file.expires - holder.leaseMs : undefined)
+    const signs = [Number.isFinite(created) && created > 0 ? created : undefined, renewed].filter((time): time is number => time !== undefined)
     return {
-      id: info.id,
-      owner: labels[LockLabel.Owner],
-      holder: labels[LockLabel.Holder],
-      tag: labels[LockLabel.Tag],
-      since: labels[LockLabel.Since],
-      expires: labels[LockLabel.Expires],
-      created: info.created || undefined,
-      leaseMs: Number.isFinite(Number(labels[LockLabel.LeaseMs])) && labels[LockLabel.LeaseMs] ? Number(labels[LockLabel.LeaseMs]) : undefined
+      now,
+      expired,
+      ...(signs.length > 0 && { lastRenewed: Math.max(...signs) }),
+      ...(holder.leaseMs !== undefined && { renewEveryMs: renewalEveryMs(holder.leaseMs) })
     }
+  }
+
+  /**
+   * Removes the lock container `holder` was read from, by its id, whoever owns it: for `command:
+   * unlock`, which judged that holder dead. A lock taken since under the same name has another id
+   * and stays. True when one was removed; false when it was gone already.
+   */
+  async removeRead(holder: LockHolder): Promise<boolean> {
+    return this.docker.removeContainer(holder.id)
   }
 
   /** The daemon's time now: read once, then followed by our own monotonic clock. */
@@ -316,7 +381,7 @@ export class DeployLock {
     if (!held) return false
     const asked = clock.now()
     const now = await this.docker.daemonTime()
-    const lease = JSON.stringify({ expires: new Date(now + leaseMs).toISOString(), owner: held.owner })
+    const lease = JSON.stringify({ expires: new Date(now + leaseMs).toISOString(), renewed: new Date(now).toISOString(), owner: held.owner })
     try {
       await this.docker.copyArchiveInto(held.id, '/', singleFileTar(LEASE_FILE, lease), 'the renewed lease')
     } catch (error) {
@@ -567,7 +632,7 @@ export class FleetLock {
     if (this.renewal || this.held.length === 0) return
     const clock = options.clock ?? systemClock
     const stop = new AbortController()
-    const everyMs = Math.max(1_000, Math.floor(options.leaseMs / 3))
+    const everyMs = renewalEveryMs(options.leaseMs)
     const loop = async (): Promise<void> => {
       for (;;) {
         try {

@@ -11,17 +11,24 @@ import { errorMessage, Reporter } from './report/reporter.js'
 import { resolveSettings } from './resolve-settings.js'
 import type { DeploySettings, Release } from './settings.js'
 import { Phase, RunState } from './state.js'
+import { unlock } from './unlock.js'
 
 /**
  * The deploy story, top to bottom: validate; lock; read what runs; pull; run the hooks; switch and
  * verify; then finish, or put a known version back. Each step is a call into the module that owns
  * it. `dependencies` are the docker engines, GitHub and the clock: the runner's unless a test
- * passes its own. Returns the outcome (undefined when the inputs were invalid).
+ * passes its own. Returns the outcome (undefined when the inputs were invalid, and for `command:
+ * unlock`, which is no deploy: see `unlock.ts`).
  */
 export async function run(signal?: AbortSignal): Promise<Outcome | undefined> {
   const reporter = new Reporter()
   const settings = await validate(reporter)
   if (!settings) return undefined
+  // No deploy: it releases the lock a dead run left, and saves nothing for the post step.
+  if (settings.command === 'unlock') {
+    await unlock(settings, reporter, runnerDependencies(settings, signal))
+    return undefined
+  }
   return deploy(settings, reporter, runnerDependencies(settings, signal))
 }
 

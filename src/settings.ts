@@ -4,7 +4,7 @@
  */
 
 /** What the action was asked to do. */
-export type Command = 'deploy' | 'rollback'
+export type Command = 'deploy' | 'rollback' | 'unlock'
 
 /** How a new version replaces the old one. Each has its own file under `strategies/`. */
 export type StrategyName = 'replace' | 'swarm' | 'proxy'
@@ -59,6 +59,14 @@ export interface SshSettings {
   key?: string
   /** known_hosts lines: the only host keys accepted. */
   knownHosts?: string
+}
+
+/** `command: unlock` (see `unlock.ts`). */
+export interface UnlockSettings {
+  /** `unlock-reason`: recorded with the actor in the annotation and the job summary. Never empty. */
+  reason: string
+  /** `force-unlock`: release even a lock whose holder shows signs of life, with a warning. */
+  force: boolean
 }
 
 export interface SwarmSettings {
@@ -125,6 +133,8 @@ export interface DeploySettings {
   rollback: { onFailure: boolean; to: RollbackTarget }
   hooks: { preDeploy: string[][] }
   lock: { timeoutMs: number }
+  /** Present with `command: unlock` only: why the lock is released, and whether signs of life are overridden. */
+  unlock?: UnlockSettings
   swarm: SwarmSettings
   /** Present with `strategy: proxy` only. */
   proxy?: ProxySettings

@@ -1,8 +1,8 @@
 /**
  * A local stand-in for the GitHub REST API endpoints the action uses (Releases, Deployments and
- * their statuses), served on 127.0.0.1 and reached through `GITHUB_API_URL`. It answers with the
- * real API's status codes, JSON shapes, ordering and `Link` pagination, and records every request
- * so tests can assert the exact sequence the action sent.
+ * their statuses, workflow runs), served on 127.0.0.1 and reached through `GITHUB_API_URL`. It
+ * answers with the real API's status codes, JSON shapes, ordering and `Link` pagination, and
+ * records every request so tests can assert the exact sequence the action sent.
  */
 import { createHash } from 'node:crypto'
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
@@ -63,6 +63,11 @@ export interface FakeGitHub {
   fail(mode: FakeFailureMode | undefined): void
   /** Deployments created so far, oldest first, with their states. */
   deployments(): FakeDeploymentRecord[]
+  /**
+   * Serves a workflow run of any repository (`GET …/actions/runs/{id}`), and with `attempt` one
+   * attempt of it (`…/attempts/{n}`); other runs answer 404. A run's own answer is its newest attempt's.
+   */
+  setWorkflowRun(runId: number, run: { status: string; conclusion?: string | null }, attempt?: number): void
   stop(): Promise<void>
 }
 
@@ -117,6 +122,8 @@ export async function start(): Promise<FakeGitHub> {
   let denyDeployments = false
   let failure: FakeFailureMode | undefined
   let nextId = 1
+  /** Workflow runs by `<run id>` and `<run id>/<attempt>`. */
+  const workflowRuns = new Map<string, { status: string; conclusion: string | null }>()
   const sockets = new Set<Socket>()
   let baseUrl = ''
 
@@ -182,6 +189,19 @@ export async function start(): Promise<FakeGitHub> {
   }
 
   function route(method: string, path: string, query: Record<string, string>, body: unknown): HttpAnswer {
+    const runMatch = /^\/repos\/([^/]+)\/([^/]+)\/actions\/runs\/(\d+)(?:\/attempts\/(\d+))?\/?$/.exec(path)
+    if (runMatch) {
+      const [, owner, repo, runId, attempt] = runMatch
+      const run = method === 'GET' ? workflowRuns.get(attempt === undefined ? String(runId) : `${runId}/${attempt}`) : undefined
+      if (!run) return error(404, 'Not Found')
+      return new HttpAnswer(200, {
+        id: Number(runId),
+        run_attempt: Number(attempt ?? 1),
+        status: run.status,
+        conclusion: run.conclusion,
+        html_url: `https://github.com/${owner}/${repo}/actions/runs/${runId}${attempt === undefined ? '' : `/attempts/${attempt}`}`
+      })
+    }
     const match = /^\/repos\/([^/]+)\/([^/]+)\/(releases|deployments)(?:\/(\d+)(?:\/(statuses))?)?\/?$/.exec(path)
     if (!match) return error(404, 'Not Found')
     const [, owner, repo, collection, deploymentId, statuses] = match
@@ -343,6 +363,11 @@ export async function start(): Promise<FakeGitHub> {
     },
     fail(mode) {
       failure = mode
+    },
+    setWorkflowRun(runId, run, attempt) {
+      const answer = { status: run.status, conclusion: run.conclusion ?? null }
+      workflowRuns.set(attempt === undefined ? String(runId) : `${runId}/${attempt}`, answer)
+      if (attempt !== undefined) workflowRuns.set(String(runId), answer)
     },
     deployments() {
       return deployments.map(({ json, statuses }) => ({

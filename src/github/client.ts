@@ -48,6 +48,15 @@ export interface CreateDeploymentStatusRequest {
   description?: string
 }
 
+/** A workflow run (or one attempt of it), as `command: unlock` asks whether a lock's holder still runs. */
+export interface GitHubWorkflowRun {
+  /** `queued`, `in_progress`, `completed`, and the other waiting states (`waiting`, `requested`, `pending`). */
+  status: string
+  /** `success`, `failure`, `cancelled`, …; null until the run completes. */
+  conclusion: string | null
+  html_url: string
+}
+
 /**
  * Why a GitHub API call failed. `reason` separates the cases a warning must tell apart:
  * no token at all, an API that could not be reached (no HTTP answer), and an HTTP error status.
@@ -90,9 +99,10 @@ export interface GitHubClientOptions {
 const DESCRIPTION_LIMIT = 140
 
 /**
- * A small typed wrapper over the REST endpoints the action uses (Releases and Deployments).
- * Every failure is a `GitHubApiError` carrying the HTTP status, so callers can decide between
- * a fallback and a warning without knowing Octokit's error shapes.
+ * A small typed wrapper over the REST endpoints the action uses (Releases, Deployments, and the
+ * workflow run of a lock's holder for `command: unlock`). Every failure is a `GitHubApiError`
+ * carrying the HTTP status, so callers can decide between a fallback and a warning without
+ * knowing Octokit's error shapes.
  */
 export class GitHubClient {
   /**
@@ -226,6 +236,23 @@ export class GitHubClient {
       })
       const [latest] = response.data
       return latest ? toStatus(latest) : undefined
+    })
+  }
+
+  /**
+   * A workflow run, or one attempt of it when `attempt` is given (a re-run is a new attempt of the
+   * same run, and the run's own status is its newest attempt's). `repository` defaults to this
+   * client's. Needs `actions: read`.
+   */
+  async workflowRun(runId: number, attempt?: number, repository?: string): Promise<GitHubWorkflowRun> {
+    const [owner, repo] = repository ? repository.split('/') : [this.owner, this.repo]
+    if (!owner || !repo) throw new GitHubApiError('read a workflow run', 'http', undefined, `expected owner/repo, got "${repository ?? ''}"`)
+    return this.call(`read workflow run ${runId}${attempt === undefined ? '' : ` attempt ${attempt}`}`, async octokit => {
+      const response =
+        attempt === undefined
+          ? await octokit.rest.actions.getWorkflowRun({ owner, repo, run_id: runId })
+          : await octokit.rest.actions.getWorkflowRunAttempt({ owner, repo, run_id: runId, attempt_number: attempt })
+      return { status: response.data.status ?? 'unknown', conclusion: response.data.conclusion ?? null, html_url: response.data.html_url }
     })
   }
 
