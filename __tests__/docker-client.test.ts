@@ -1,6 +1,10 @@
-import { describe, expect, it } from '@jest/globals'
-import { DockerClient } from '../src/docker/client.js'
-import { DockerCommandError } from '../src/docker/runner.js'
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals'
+import { execFileSync } from 'node:child_process'
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { DockerClient, fileOfTar } from '../src/docker/client.js'
+import { DockerCommandError, ProcessDockerRunner } from '../src/docker/runner.js'
 import { buildCreateArgv, buildHookArgv, secretEnvironment } from '../src/docker/run-args.js'
 import type { ContainerSettings } from '../src/settings.js'
 import { RecordingRunner } from '../test-support/recording-runner.js'
@@ -163,5 +167,59 @@ describe('DockerClient', () => {
     await expect(new DockerClient(new RecordingRunner()).removeContainer('web-next')).resolves.toBe(true)
     const broken = new RecordingRunner().answer(['container', 'rm'], { exitCode: 1, stderr: 'Cannot connect to the Docker daemon' })
     await expect(new DockerClient(broken).removeContainer('web')).rejects.toThrow('Cannot connect to the Docker daemon')
+  })
+})
+
+describe('reading a file out of a container (docker cp <container>:<path> -)', () => {
+  // A UTF-8 config line, then bytes that are no UTF-8 at all: decoded as text, each would become
+  // U+FFFD and move every offset after it.
+  const content = Buffer.concat([Buffer.from('bind :80 # café, naïve\n', 'utf8'), Buffer.from([0x00, 0xff, 0xfe, 0x80, 0xc3, 0x28, 0x0a])])
+  let dir: string
+  let archive: Buffer
+
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'file-of-tar-'))
+    mkdirSync(join(dir, 'in'))
+    // A non-ASCII name makes tar write a pax extended header before the file, as docker cp does
+    // for names and times that ustar cannot hold.
+    writeFileSync(join(dir, 'in', 'réglages.cfg'), content)
+    archive = execFileSync('tar', ['--format=pax', '-cf', '-', '-C', join(dir, 'in'), 'réglages.cfg'])
+    const fakeDocker = join(dir, 'docker')
+    writeFileSync(join(dir, 'archive.tar'), archive)
+    writeFileSync(fakeDocker, `#!/bin/sh\nexec cat '${join(dir, 'archive.tar')}'\n`)
+    chmodSync(fakeDocker, 0o755)
+  })
+
+  afterAll(() => rmSync(dir, { recursive: true, force: true }))
+
+  it('extracts the first regular file byte for byte, past a pax header', () => {
+    expect(archive.includes(Buffer.from('réglages.cfg', 'utf8'))).toBe(true)
+    expect(fileOfTar(archive)).toEqual(content)
+  })
+
+  it('finds nothing in an empty archive or one without a regular file', () => {
+    expect(fileOfTar(Buffer.alloc(1024))).toBeUndefined()
+    expect(fileOfTar(Buffer.alloc(0))).toBeUndefined()
+  })
+
+  it('gives the bytes docker printed when a command asks for them, and only then', async () => {
+    const runner = new ProcessDockerRunner(undefined, join(dir, 'docker'))
+    const binary = await runner.run(['container', 'cp', 'web-proxy:/x', '-'], { binaryStdout: true })
+    expect(binary.stdoutBytes).toEqual(archive)
+    const text = await runner.run(['container', 'cp', 'web-proxy:/x', '-'])
+    expect(text.stdoutBytes).toBeUndefined()
+    expect(text.stdout).toBe(archive.toString('utf8'))
+  })
+
+  it('readFileFrom asks the runner for bytes and decodes only the extracted file as UTF-8', async () => {
+    const utf8 = Buffer.from('global\n  log stdout format raw local0 # déjà vu ✓\n', 'utf8')
+    writeFileSync(join(dir, 'in', 'réglages.cfg'), utf8)
+    writeFileSync(join(dir, 'archive.tar'), execFileSync('tar', ['--format=pax', '-cf', '-', '-C', join(dir, 'in'), 'réglages.cfg']))
+    const docker = new DockerClient(new ProcessDockerRunner(undefined, join(dir, 'docker')))
+    expect(await docker.readFileFrom('web-proxy', '/usr/local/etc/haproxy/haproxy.cfg')).toBe(utf8.toString('utf8'))
+
+    const recording = new RecordingRunner()
+    await new DockerClient(recording).readFileFrom('web-proxy', '/usr/local/etc/haproxy/haproxy.cfg')
+    expect(recording.calls[0]?.options.binaryStdout).toBe(true)
   })
 })

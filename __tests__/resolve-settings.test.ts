@@ -154,7 +154,7 @@ describe('inputs alone (no config file)', () => {
     expect(summary(result)).toContain(
       'Input tag: tag: expected an image tag that does not start with "-" (docker would read it as an option), got "--privileged"'
     )
-    expect(summary(result)).toContain('Input command: command: expected deploy or rollback, got "destroy"')
+    expect(summary(result)).toContain('Input command: command: expected deploy, rollback or unlock, got "destroy"')
   })
 
   it('refuses rollback-to with command deploy, and validates it with rollback', () => {
@@ -295,6 +295,26 @@ environments:
     ])
   })
 
+  it('a dry run (a pull request from a fork gets no secrets): missing secrets and a half-given login are warnings', () => {
+    writeConfig('image: acme/web\ncontainer:\n  secrets:\n    - DATABASE_URL\n')
+    const result = resolveSettings(inputs({ dryRun: true, registryUsername: 'octocat' }), BASE_ENV())
+    expect(result.problems).toEqual([
+      expect.objectContaining({ line: 4, title: 'Missing secret DATABASE_URL', severity: 'warning', message: expect.stringMatching(/DATABASE_URL is not set.*a dry run starts no container, so it goes on; a real deploy stops here\)$/) }),
+      { title: 'Input registry-password', severity: 'warning', message: 'registry-password: is empty, but registry-username is set; the dry run goes on without a registry login (a real deploy stops here)' }
+    ])
+    expect(result.settings).toMatchObject({ dryRun: true, container: { secrets: ['DATABASE_URL'] } })
+    expect(result.settings?.registry).toBeUndefined()
+    // The same inputs without dry-run are errors, as before.
+    expect(resolveSettings(inputs({ registryUsername: 'octocat' }), BASE_ENV()).problems.map((problem) => problem.severity)).toEqual(['error', 'error'])
+  })
+
+  it('command: unlock starts no container: missing secrets are no problem there', () => {
+    writeConfig('image: acme/web\ncontainer:\n  secrets:\n    - DATABASE_URL\n')
+    const result = resolveSettings(inputs({ command: 'unlock', unlockReason: 'runner lost' }), BASE_ENV())
+    expect(result.problems).toEqual([])
+    expect(result.settings).toMatchObject({ command: 'unlock', unlock: { reason: 'runner lost', force: false } })
+  })
+
   it('refuses a secret that is also a plain env value', () => {
     writeConfig('image: acme/web\ncontainer:\n  env: { DB: x }\n  secrets: [DB]\n')
     const result = resolveSettings(inputs(), { ...BASE_ENV(), DB: 'value' })
@@ -366,5 +386,54 @@ describe('SSH inputs and health.from (issue 19)', () => {
 
     writeConfig(['image: acme/web', 'health:', '  from: sideways', ''].join('\n'))
     expect(summary(resolveSettings(inputs(), BASE_ENV()))).toEqual([expect.stringMatching(/health\.from: expected host or runner/)])
+  })
+})
+
+describe('swarm: and rollout: blocks that would do nothing', () => {
+  const problemsOf = (result: ReturnType<typeof resolveSettings>): string[] =>
+    result.problems.map((problem) => `${problem.line ?? '?'}:${problem.column ?? '?'} ${problem.severity} ${problem.message}`)
+
+  it.each(['replace', 'proxy'])('warns at the swarm: key under strategy: %s, and still deploys', (strategy) => {
+    const proxy = strategy === 'proxy' ? ['proxy: { port: 8080, app-port: 3000 }'] : []
+    writeConfig(['image: acme/web', `strategy: ${strategy}`, ...proxy, 'swarm:', '  replicas: 3', ''].join('\n'))
+    const result = resolveSettings(inputs(), BASE_ENV())
+    expect(result.settings).toBeDefined()
+    expect(problemsOf(result)).toEqual([
+      `${3 + proxy.length}:1 warning swarm: has no effect with strategy: ${strategy}; set strategy: swarm, or remove the swarm block`
+    ])
+    expect(result.problems[0]).toMatchObject({ file: '.github/deploy.yml', title: 'Invalid swarm' })
+  })
+
+  it('says nothing about a swarm: block under strategy: swarm', () => {
+    writeConfig(['image: acme/web', 'strategy: swarm', 'swarm: { replicas: 3 }', ''].join('\n'))
+    expect(resolveSettings(inputs(), BASE_ENV()).problems).toEqual([])
+  })
+
+  it.each<[string, string[], Partial<ActionInputs>]>([
+    ['no hosts (the runner engine)', [], {}],
+    ['the docker-host input', [], { dockerHost: 'ssh://deploy@web1' }],
+    ['a one-entry hosts list', ['hosts: [ssh://deploy@web1]'], {}]
+  ])('warns at the rollout: key with one host: %s', (_what, hosts, given) => {
+    writeConfig(['image: acme/web', ...hosts, 'rollout:', '  parallel: 2', ''].join('\n'))
+    const result = resolveSettings(inputs(given), BASE_ENV())
+    expect(result.settings).toBeDefined()
+    expect(problemsOf(result)).toEqual([
+      `${2 + hosts.length}:1 warning rollout: has no effect with one host; it sets how the engines listed in hosts: are switched, so list two or more, or remove the rollout block`
+    ])
+  })
+
+  it.each(['replace', 'proxy', 'swarm'])('uses rollout: with several hosts under strategy: %s, without a warning', (strategy) => {
+    const proxy = strategy === 'proxy' ? ['proxy: { port: 8080, app-port: 3000 }'] : []
+    writeConfig(['image: acme/web', `strategy: ${strategy}`, ...proxy, 'hosts: [ssh://deploy@web1, ssh://deploy@web2]', 'rollout: { parallel: 2, canary: true }', ''].join('\n'))
+    const result = resolveSettings(inputs(), BASE_ENV())
+    expect(result.problems).toEqual([])
+    expect(result.settings?.rollout).toEqual({ parallel: 2, canary: true })
+  })
+
+  it('points at the environment block that holds the ignored swarm: block', () => {
+    writeConfig(['image: acme/web', 'environments:', '  staging:', '    swarm: { replicas: 2 }', ''].join('\n'))
+    expect(problemsOf(resolveSettings(inputs({ environment: 'staging' }), BASE_ENV()))).toEqual([
+      '4:5 warning swarm: has no effect with strategy: replace; set strategy: swarm, or remove the swarm block'
+    ])
   })
 })

@@ -232,6 +232,42 @@ describe('resolveManualRollbackTarget', () => {
     await expect(resolveManualRollbackTarget({ running: { tag: 'v3.0.0' }, releases: serve([release('v1', 1)]) })).resolves.toMatchObject({ tag: 'v1' })
   })
 
+  it('rollback-to: previous is a keyword: the version the host keeps from before the one that runs now', async () => {
+    const releases = jest.fn(serve(RELEASES))
+    await expect(resolveManualRollbackTarget({ rollbackTo: 'previous', running: { tag: 'v3.0.0' }, releases, kept: async () => ({ tag: 'sha-1', digest: 'sha256:1' }) })).resolves.toEqual({
+      tag: 'sha-1',
+      source: 'previous',
+      digest: 'sha256:1'
+    })
+    expect(releases).not.toHaveBeenCalled()
+    await expect(resolveManualRollbackTarget({ rollbackTo: 'previous', running: { tag: 'v3.0.0' }, releases, kept: async () => undefined })).rejects.toThrow(
+      /rollback-to is previous, the version that ran before the one that runs now, but the host keeps no version from before v3\.0\.0\. Set rollback-to/
+    )
+  })
+
+  it('without a release, goes back to what the host keeps from before what runs now, with a warning saying why', async () => {
+    const kept = jest.fn(async () => ({ tag: 'sha-1' }))
+    await expect(resolveManualRollbackTarget({ running: { tag: 'sha-2' }, releases: serve([]), kept })).resolves.toEqual({
+      tag: 'sha-1',
+      source: 'previous',
+      warning: 'No release to roll back to: there is no published release (drafts and prereleases do not count). Rolling back to sha-1, which ran before sha-2 and is kept on the host.'
+    })
+    const unreadable = await resolveManualRollbackTarget({ running: { tag: 'sha-2' }, releases: refuse(new GitHubApiError('list releases', 'http', 401, 'HTTP 401')), kept })
+    expect(unreadable).toMatchObject({ tag: 'sha-1', source: 'previous', warning: expect.stringMatching(/^No release to roll back to: the releases cannot be read: the Releases API answered HTTP 401/) })
+    // A release, when there is one, still wins: the host's copy is not even read.
+    kept.mockClear()
+    await expect(resolveManualRollbackTarget({ running: { tag: 'v3.0.0' }, releases: serve(RELEASES), kept })).resolves.toMatchObject({ tag: 'v2.0.0' })
+    expect(kept).not.toHaveBeenCalled()
+  })
+
+  it('keeps the error when the host keeps nothing usable from before: none, the same tag, or unknown', async () => {
+    const attempt = (kept: () => Promise<{ tag: string } | undefined>): Promise<unknown> => resolveManualRollbackTarget({ running: { tag: 'sha-2' }, releases: serve([]), kept })
+    await expect(attempt(async () => undefined)).rejects.toThrow(/There is no published release \(drafts and prereleases do not count\); the host keeps no version from before sha-2\. Set rollback-to/)
+    await expect(attempt(async () => ({ tag: 'sha-2' }))).rejects.toThrow(/the version the host keeps from before sha-2 has the same tag/)
+    await expect(attempt(() => Promise.reject(new Error('Cannot connect to the Docker daemon')))).rejects.toThrow(RollbackTargetError)
+    await expect(attempt(() => Promise.reject(new Error('Cannot connect to the Docker daemon')))).rejects.toThrow(/what the host keeps from before sha-2 is unknown \(Cannot connect to the Docker daemon\)/)
+  })
+
   it('fails clearly when the releases cannot be read', async () => {
     const attempt = resolveManualRollbackTarget({
       running: { tag: 'v3.0.0' },

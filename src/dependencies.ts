@@ -16,7 +16,7 @@ import { runnerStateStore, type StateStore } from './state.js'
 import type { DeploySettings } from './settings.js'
 
 /** The GitHub endpoints the story uses. */
-export type GitHubApi = DeploymentsApi & Pick<GitHubClient, 'listReleases'>
+export type GitHubApi = DeploymentsApi & Pick<GitHubClient, 'listReleases'> & Partial<Pick<GitHubClient, 'workflowRun'>>
 
 /** Time for health checks, Swarm's waits and the lock: virtual in tests, monotonic on a runner. */
 export interface Clock {
@@ -50,10 +50,11 @@ export interface Dependencies {
 /**
  * The real thing: docker CLI processes, the GitHub REST API, the runner's state files. Every docker
  * command uses one private client config (`dockerConfig`, made here unless given), so a login
- * never writes into the runner's own.
+ * never writes into the runner's own. A dry run logs in too (it checks the tag in the registry), so its
+ * config drops the runner's credential store as a deploy's does.
  */
 export function runnerDependencies(settings: DeploySettings | undefined, signal?: AbortSignal): Dependencies {
-  const config = createPrivateDockerConfig({ login: settings?.registry && !settings.dryRun ? { server: settings.registry.server } : undefined })
+  const config = createPrivateDockerConfig({ login: settings?.registry ? { server: settings.registry.server } : undefined })
   const plain = (dockerHost: string | undefined): DockerRunner => new ProcessDockerRunner(dockerHost, 'docker', config.path)
   const ssh = settings?.hosts.some((host) => sshTargetOf(host)) ? new SshConnections(createSshDir(settings.ssh)) : undefined
   return {

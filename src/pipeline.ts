@@ -14,10 +14,11 @@ import { describeRestoreMethod, hostStatusText } from './report/outcome-text.js'
 import { formatDuration } from './report/format.js'
 import type { Reporter } from './report/reporter.js'
 import type { HostRow } from './report/summary.js'
-import { resolveManualRollbackTarget, resolveRollbackTarget } from './rollback-target.js'
+import { resolveManualRollbackTarget, resolveRollbackTarget, type ResolvedRollbackTarget } from './rollback-target.js'
 import { sameRelease, type DeploySettings, type HealthSettings, type Release } from './settings.js'
 import { Phase, type RunState } from './state.js'
 import { createStrategy, type DeployStrategy } from './strategies/index.js'
+import { keptRelease } from './strategies/kept-release.js'
 import { SwitchNotStartedError } from './strategies/strategy.js'
 
 /** Where one host stands, as typed values; `report/outcome-text.ts` says it in words. */
@@ -150,20 +151,61 @@ export class Pipeline {
       const target = await resolveManualRollbackTarget({
         rollbackTo: this.settings.tag,
         running,
-        releases: () => this.releases()
+        releases: () => this.releases(),
+        kept: () => keptRelease(this.settings, this.primary.docker, running)
       })
-      step.detail(target.source === 'tag' ? `rollback-to: ${target.tag}` : `the release before ${running?.tag ?? 'nothing'}: ${target.tag}`)
+      if (target.warning) step.warn(target.warning)
+      const detail: Record<ResolvedRollbackTarget['source'], string> = {
+        tag: `rollback-to: ${target.tag}`,
+        'last-release': `the release before ${running?.tag ?? 'nothing'}: ${target.tag}`,
+        previous: `${target.tag}, which ran before ${running?.tag ?? 'what runs now'} and is kept on the host`
+      }
+      step.detail(detail[target.source])
       return target.tag
     })
   }
 
-  /** Logs in once: the docker client sends its stored credentials to whichever engine pulls. */
+  /**
+   * Logs in once: the docker client sends its stored credentials to whichever engine pulls, and
+   * to the registry checks of the rollback target and of a dry run's tag. A dry run logs in too:
+   * the login writes only the run's private docker config on the runner and changes no host.
+   */
   async login(): Promise<void> {
     const registry = this.settings.registry
     if (!registry) return this.reporter.skipped(`${this.scope} · login`, 'no registry credentials given')
     await this.reporter.step(`${this.scope} · login`, async (step) => {
-      await this.primary.docker.login(registry.server, registry.username, registry.password)
-      step.detail(`logged in to ${registry.server ?? 'Docker Hub'} as ${registry.username}`)
+      await this.runnerSideDocker.login(registry.server, registry.username, registry.password)
+      step.detail(`logged in to ${registry.server ?? 'Docker Hub'} as ${registry.username}${this.settings.dryRun ? ' (dry run: for the tag check, nothing is pulled)' : ''}`)
+    })
+  }
+
+  /**
+   * The primary host's docker client for what the CLI does on the runner itself (the login, the
+   * registry checks): the same in a dry run, since those change no host and prove the settings.
+   */
+  private get runnerSideDocker(): DockerClient {
+    if (!this.settings.dryRun) return this.primary.docker
+    const dockerHost = this.settings.hosts[this.primary.index]
+    return new DockerClient(this.dependencies.dockerRunner(dockerHost), { signal: this.signal, label: this.primary.docker.hostLabel })
+  }
+
+  /**
+   * Dry run: proves that the registry holds `image:tag`, without pulling (`docker manifest
+   * inspect` on the runner, with the run's login). Absent fails the run, nothing changed; a
+   * registry that cannot say (no credentials, unreachable) is a warning.
+   */
+  private async checkTagExists(imageRef: string): Promise<void> {
+    await this.reporter.step(`${this.scope} · tag`, async (step) => {
+      const found = await this.runnerSideDocker.registryHasImage(imageRef)
+      if (found.answer === 'absent') {
+        throw new Error(`${imageRef} is not in the registry (docker manifest inspect: manifest unknown); push that tag, or deploy a tag that exists`)
+      }
+      if (found.answer === 'unknown') {
+        const credentials = this.settings.registry ? '' : ' No registry credentials were given, so the dry run did not log in.'
+        step.warn(`Could not tell whether the registry holds ${imageRef}: ${found.reason}.${credentials} A real deploy pulls it, and fails with nothing changed if it is missing.`)
+        return
+      }
+      step.detail(`${imageRef} is in the registry (docker manifest inspect; nothing was pulled)`)
     })
   }
 
@@ -174,6 +216,7 @@ export class Pipeline {
    */
   async pull(tag: string): Promise<Release> {
     const imageRef = `${this.settings.image}:${tag}`
+    if (this.settings.dryRun) await this.checkTagExists(imageRef)
     const digests = await this.onEachHost((host, grouped) =>
       this.reporter.step(
         this.title(this.scope, 'pull', host),
@@ -288,6 +331,7 @@ export class Pipeline {
         async (step) => {
           await host.strategy.switchTo(release)
           host.now = release
+          for (const warning of host.strategy.switchWarnings?.() ?? []) step.warn(warning)
           step.detail(`${this.settings.name} now runs ${release.tag}${host.before ? `; ${host.before.tag} is kept for a rollback` : ''}`)
         },
         options
@@ -440,6 +484,8 @@ export class Pipeline {
       const evidence = await failedHost.strategy.failureEvidence().catch(() => ({ logs: '', diagnostics: undefined }))
       failure.logs = evidence.logs
       if (evidence.diagnostics) failure.diagnostics = evidence.diagnostics
+    } else if (failure.untouched && failedHost.strategy.evidenceBeforeSwitch) {
+      failure.logs = (await failedHost.strategy.evidenceBeforeSwitch().catch(() => ({ logs: '' }))).logs
     }
     // Every host whose switch began, the failed one first: the fleet never stays on mixed versions.
     const affected = this.hosts.filter((host) => host.status !== 'unchanged').sort((a, b) => (a === failedHost ? -1 : b === failedHost ? 1 : b.index - a.index))
@@ -463,16 +509,20 @@ export class Pipeline {
     // Each host goes back to the rollback target, or, when there is none, to what it ran itself;
     // a host that ran nothing before loses only what this run created there.
     const choice = await this.chooseRollbackTarget(failure.tag)
-    const targetOf = (host: HostTarget): Release | undefined => (host.before === undefined ? undefined : this.targetFor(host, choice))
+    // Hosts where the target's image is known to be missing go straight to what they ran before.
+    const missing = await this.hostsMissingTarget(choice, affected)
+    const targetOf = (host: HostTarget): Release | undefined => (host.before === undefined ? undefined : missing.hosts.has(host) ? host.before : this.targetFor(host, choice))
     // The rollback is a deployment of its own, so the environment's history shows what really runs.
-    const deployment = choice ? await this.startDeployment(choice.release, choice.release.tag) : undefined
+    const recorded = missing.instead ?? choice?.release
+    const deployment = recorded ? await this.startDeployment(recorded, recorded.tag) : undefined
     const first = await this.putBack(affected, targetOf, 'Rollback')
-    if (choice) await this.finishDeployment(deployment, first.problems.length > 0 ? 'failure' : 'success')
+    if (recorded) await this.finishDeployment(deployment, first.problems.length > 0 ? 'failure' : 'success')
     // A release or a tag that is the same for every host; "what ran before" is each host's own.
     const target = choice?.source === 'previous' ? undefined : choice?.release
     if (first.problems.length === 0) {
       const release = this.servingNow()
-      return release ? { kind: 'rolled-back', failure, restore: { release } } : { kind: 'first-deploy-removed', failure }
+      if (!release) return { kind: 'first-deploy-removed', failure }
+      return { kind: 'rolled-back', failure, restore: { release, ...(target && missing.reason && { targetFailed: { tag: target.tag, reason: missing.reason } }) } }
     }
 
     // The target could not be put back on some hosts (a release whose image was never pushed, or
@@ -490,6 +540,36 @@ export class Pipeline {
     const release = this.servingNow()
     if (second.problems.length > 0 || !release) return { kind: 'restore-failed', failure, reasons: [...first.problems, ...second.problems], ...(release && { release }) }
     return { kind: 'rolled-back', failure, restore: { release, targetFailed } }
+  }
+
+  /**
+   * Before the restore: a target that is another version than what a host ran before (a release,
+   * a tag) must exist to be put back. Where the registry says it does not hold the image and the
+   * host has no copy either, the host goes straight to what it ran before: a pull that cannot
+   * succeed would only keep users waiting. Unknown is not absent: any other answer (no
+   * credentials, an unreachable registry) leaves the restore as it was, which tries the pull.
+   * `instead` is what every such host goes back to when they all do, for the Deployment.
+   */
+  private async hostsMissingTarget(choice: RollbackChoice | undefined, affected: HostTarget[]): Promise<{ hosts: Set<HostTarget>; reason?: string; instead?: Release }> {
+    const none = { hosts: new Set<HostTarget>() }
+    if (!choice || choice.source === 'previous' || choice.release.imageRef || this.signal?.aborted) return none
+    const needing = affected.filter((host) => host.before !== undefined && !sameRelease(host.before, this.targetFor(host, choice)))
+    if (needing.length === 0) return none
+    const imageRef = `${this.settings.image}:${choice.release.tag}`
+    const found = await this.primary.docker.registryHasImage(imageRef).catch((error: unknown) => ({ answer: 'unknown' as const, reason: errorText(error) }))
+    if (found.answer === 'unknown') core.info(`Could not tell whether the registry holds ${imageRef} (${found.reason}); the restore tries to pull it.`)
+    if (found.answer !== 'absent') return none
+    // A copy on the host serves as well as the registry's: the restore uses it without pulling.
+    const local = await Promise.all(needing.map((host) => host.docker.imageExists(imageRef)))
+    const hosts = new Set(needing.filter((_, index) => !local[index]))
+    if (hosts.size === 0) return none
+    const back = [...hosts].map((host) => host.before as Release)
+    const same = back.every((release) => sameRelease(release, back[0]))
+    const where = this.hosts.length > 1 ? ` on ${[...hosts].map((host) => host.strategy.host).join(', ')}` : ''
+    const reason = `${imageRef} is not in the registry (docker manifest inspect: manifest unknown), so no pull was tried`
+    // Worded as the fallback after a failed restore below: the same event, found out sooner.
+    this.reporter.warning('Rollback · target', `The rollback to ${choice.release.tag} failed (${reason}); putting back ${same ? `${back[0]?.tag ?? ''}, which ran before` : 'what each host ran before'}${where}.`)
+    return { hosts, reason, ...(hosts.size === needing.length && same && { instead: back[0] }) }
   }
 
   /**

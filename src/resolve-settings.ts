@@ -82,9 +82,18 @@ export function resolveSettings(inputs: ActionInputs, env: NodeJS.ProcessEnv = p
     problems.push({ ...locate(keyPath), title: `Invalid ${keyPath.join('.')}`, message: `${keyPath.join('.')}: ${message}`, severity: 'error' })
   }
 
-  // command
+  // command; unlock needs a reason, which the summary records with the actor
   const command = inputs.command || 'deploy'
-  if (command !== 'deploy' && command !== 'rollback') inputProblem('command', `expected deploy or rollback, got ${JSON.stringify(command)}`)
+  if (command !== 'deploy' && command !== 'rollback' && command !== 'unlock') inputProblem('command', `expected deploy, rollback or unlock, got ${JSON.stringify(command)}`)
+  // One line: it goes into a headline. A multi-line `|` block in the workflow is fine.
+  const unlockReason = (inputs.unlockReason ?? '').replace(/\s+/g, ' ').trim()
+  if (command === 'unlock') {
+    if (unlockReason === '') inputProblem('unlock-reason', 'required with command: unlock; say why the lock is released, e.g. "runner lost during the migration of run 41"')
+    else if (hasUnsafeCharacters(unlockReason) || unlockReason.length > 500) inputProblem('unlock-reason', 'expected a reason of at most 500 characters without control characters')
+  } else {
+    if (unlockReason) inputProblem('unlock-reason', 'only applies with command: unlock')
+    if (inputs.forceUnlock) inputProblem('force-unlock', 'only applies with command: unlock')
+  }
 
   // image: the input wins over the config
   let image = inputs.image || config.image
@@ -145,18 +154,22 @@ export function resolveSettings(inputs: ActionInputs, env: NodeJS.ProcessEnv = p
   const hosts: (string | undefined)[] = config.hosts?.map((host) => (typeof host === 'string' ? host : host['docker-host'])) ?? [inputs.dockerHost || undefined]
   const hostAddresses = hostAddressesOf(config.hosts)
 
-  // secrets: every name must be set, and its value masked before anything can print it
+  // secrets: every name must be set, and its value masked before anything can print it. A dry run
+  // starts no container, so a missing one is a warning there: a pull request from a fork gets no secrets.
   const secrets = config.container?.secrets ?? []
   secrets.forEach((secret, index) => {
     const value = env[secret]
-    if (value === undefined || value === '') {
+    // command: unlock starts no container and reads no secret: a workflow for it needs none.
+    if ((value === undefined || value === '') && command !== 'unlock') {
       problems.push({
         ...locate(['container', 'secrets', index]),
         title: `Missing secret ${secret}`,
-        message: `container.secrets: ${secret} is ${value === undefined ? 'not set' : 'empty'} in the action's environment; add \`env: { ${secret}: \${{ secrets.${secret} }} }\` to the step, and check that the secret exists`,
-        severity: 'error'
+        message:
+          `container.secrets: ${secret} is ${value === undefined ? 'not set' : 'empty'} in the action's environment; add \`env: { ${secret}: \${{ secrets.${secret} }} }\` to the step, and check that the secret exists` +
+          (inputs.dryRun ? ' (a dry run starts no container, so it goes on; a real deploy stops here)' : ''),
+        severity: inputs.dryRun ? 'warning' : 'error'
       })
-    } else {
+    } else if (value) {
       maskSecret(value)
     }
     if (config.container?.env && Object.hasOwn(config.container.env, secret)) {
@@ -176,10 +189,15 @@ export function resolveSettings(inputs: ActionInputs, env: NodeJS.ProcessEnv = p
       inputProblem('registry-username', 'expected a user name without control characters, not starting with "-"')
     }
     registry = { server: image ? registryHost(image) : undefined, username: inputs.registryUsername, password: inputs.registryPassword }
-  } else if (inputs.registryUsername) {
-    inputProblem('registry-password', 'is empty, but registry-username is set; give both or neither')
-  } else if (inputs.registryPassword) {
-    inputProblem('registry-username', 'is empty, but registry-password is set; give both or neither')
+  } else if (inputs.registryUsername || inputs.registryPassword) {
+    const [empty, set] = inputs.registryUsername ? ['registry-password', 'registry-username'] : ['registry-username', 'registry-password']
+    // A dry run on a pull request from a fork gets no secrets: it goes on without the login, and
+    // the tag check may then be unable to tell (a warning of its own).
+    if (inputs.dryRun) {
+      problems.push({ title: `Input ${empty}`, message: `${empty}: is empty, but ${set} is set; the dry run goes on without a registry login (a real deploy stops here)`, severity: 'warning' })
+    } else {
+      inputProblem(empty, `is empty, but ${set} is set; give both or neither`)
+    }
   }
 
   // strategy: swarm cannot express every docker run setting; say so now, not in the middle of a deploy
@@ -193,6 +211,8 @@ export function resolveSettings(inputs: ActionInputs, env: NodeJS.ProcessEnv = p
 
   // strategy: proxy: the proxy publishes the app; the settings it needs must be there
   problems.push(...proxyProblems(strategy, config, inputs.healthUrl, locate))
+  // swarm: and rollout: blocks that this deploy would ignore
+  problems.push(...ignoredBlockProblems(strategy, hosts.length, config, locate))
 
   // health.from: host probes through the SSH connection, which only ssh:// hosts have
   const from = config.health?.from
@@ -253,6 +273,7 @@ export function resolveSettings(inputs: ActionInputs, env: NodeJS.ProcessEnv = p
     rollback: { onFailure: config.rollback?.['on-failure'] ?? DEFAULTS.rollbackOnFailure, to: rollbackTarget },
     hooks: { preDeploy: config.hooks?.['pre-deploy'] ?? [] },
     lock: { timeoutMs: durationMs(config.lock?.timeout) ?? DEFAULTS.lockTimeoutMs },
+    ...(command === 'unlock' && { unlock: { reason: unlockReason, force: inputs.forceUnlock === true } }),
     swarm: {
       replicas: swarm.replicas,
       parallelism: swarm.parallelism,
@@ -282,6 +303,25 @@ export function resolveSettings(inputs: ActionInputs, env: NodeJS.ProcessEnv = p
     run: runContext(env, workspace)
   }
   return { settings, problems }
+}
+
+/**
+ * Blocks the config may hold that would do nothing for this deploy, each a warning at its key:
+ * `swarm:` outside `strategy: swarm`, and `rollout:` with one host (it sets how several hosts are
+ * switched, with every strategy; it has nothing to batch on one engine).
+ */
+function ignoredBlockProblems(strategy: string, hostCount: number, config: EnvironmentConfig, locate: Locator): ConfigProblem[] {
+  const problems: ConfigProblem[] = []
+  const warn = (key: string, message: string): void => {
+    problems.push({ ...locate([key], 'key'), title: `Invalid ${key}`, message: `${key}: ${message}`, severity: 'warning' })
+  }
+  if (config.swarm !== undefined && strategy !== 'swarm') {
+    warn('swarm', `has no effect with strategy: ${strategy}; set strategy: swarm, or remove the swarm block`)
+  }
+  if (config.rollout !== undefined && hostCount < 2) {
+    warn('rollout', 'has no effect with one host; it sets how the engines listed in hosts: are switched, so list two or more, or remove the rollout block')
+  }
+  return problems
 }
 
 /**

@@ -96,11 +96,20 @@ export async function resolveRollbackTarget(request: RollbackTargetRequest): Pro
 }
 
 export interface ManualRollbackRequest extends ReleaseOrderOptions {
-  /** The `rollback-to` input; empty or undefined means "the release before what runs now". */
+  /**
+   * The `rollback-to` input: a tag; `previous` (as in `rollback.to`), the version kept on the host
+   * from before the one that runs now; empty or undefined, the release before what runs now.
+   */
   rollbackTo?: string
   /** What runs now; undefined when nothing does. */
   running?: Release
   releases: () => Promise<GitHubRelease[]>
+  /**
+   * The version the host keeps from before the one that runs now (replace's `<name>-previous`,
+   * the proxy's idle slot); undefined when it keeps none. Throws when it cannot be read. Asked
+   * only for `previous`, or when no release can be the target.
+   */
+  kept?: () => Promise<Release | undefined>
 }
 
 /** `command: rollback` could not find a target; the message says what to set. */
@@ -109,29 +118,41 @@ export class RollbackTargetError extends Error {
 }
 
 /**
- * Chooses the target of `command: rollback`: `rollback-to` when given; otherwise the qualifying
- * release (as for `resolveRollbackTarget`) with the highest version strictly lower than the tag
- * that runs now, by semver; the highest release when nothing runs; and the highest release with a
- * warning when what runs is not a semantic version. The tag follows the running tag's `v`
- * convention (see `imageTagForm`).
- * Throws a `RollbackTargetError` when the releases cannot be read or none qualifies.
+ * Chooses the target of `command: rollback`:
+ * - `rollback-to: previous`: the version the host keeps from before the one that runs now, as
+ *   `rollback.to: previous` is a keyword too;
+ * - another `rollback-to`: that tag;
+ * - empty: the qualifying release (as for `resolveRollbackTarget`) with the highest version
+ *   strictly lower than the tag that runs now, by semver; the highest release when nothing runs;
+ *   and the highest release with a warning when what runs is not a semantic version. The tag
+ *   follows the running tag's `v` convention (see `imageTagForm`). When the releases cannot be
+ *   read or none qualifies, the version the host keeps from before the one that runs now, with a
+ *   warning saying why (a new project has no releases, but its host keeps the previous version).
+ * Throws a `RollbackTargetError` when none of these gives a target.
  */
 export async function resolveManualRollbackTarget(request: ManualRollbackRequest): Promise<ResolvedRollbackTarget> {
   const explicit = request.rollbackTo?.trim()
+  const running = request.running?.tag
+  if (explicit === 'previous') {
+    const kept = await keptBefore(request)
+    if (kept.release) return fromPrevious(kept.release)
+    throw new RollbackTargetError(`rollback-to is previous, the version that ran before the one that runs now, but ${kept.problem}. Set rollback-to to the tag to roll back to.`)
+  }
   if (explicit) return { tag: explicit, source: 'tag' }
 
   let releases: GitHubRelease[]
   try {
     releases = await request.releases()
   } catch (error) {
+    const reason = describeReleasesFailure(error)
+    const kept = await keptBefore(request)
+    if (kept.release) return keptWithWarning(kept.release, `the releases cannot be read: ${reason}`, running)
     throw new RollbackTargetError(
-      `rollback-to is empty and the release to go back to cannot be found: ${describeReleasesFailure(error)}. ` +
-        'Set rollback-to to the tag to roll back to.',
+      `rollback-to is empty and the release to go back to cannot be found: ${reason}${keptNote(kept)}. ` + 'Set rollback-to to the tag to roll back to.',
       { cause: error }
     )
   }
   const options: ReleaseOrderOptions = { includePrereleases: request.includePrereleases === true }
-  const running = request.running?.tag
   const versioned = running !== undefined && parseVersionTag(running) !== null
   const chosen = versioned ? releaseBelow(releases, running, options) : highestRelease(releases, options)
   if (chosen) {
@@ -143,9 +164,44 @@ export async function resolveManualRollbackTarget(request: ManualRollbackRequest
       warning: `${running}, which runs now, is not a semantic version, so there is no telling which release came before it; rolling back to the highest release, ${tag}.`
     }
   }
-  const what = versioned ? `There is no published release older than ${running}, which runs now` : 'There is no published release'
   const excluded = options.includePrereleases ? 'drafts do not count' : 'drafts and prereleases do not count'
-  throw new RollbackTargetError(`${what} (${excluded}${unversionedNote(releases)}). Set rollback-to to the tag to roll back to.`)
+  const none = versioned ? `there is no published release older than ${running}` : 'there is no published release'
+  const kept = await keptBefore(request)
+  if (kept.release) return keptWithWarning(kept.release, `${none} (${excluded}${unversionedNote(releases)})`, running)
+  const what = versioned ? `There is no published release older than ${running}, which runs now` : 'There is no published release'
+  throw new RollbackTargetError(`${what} (${excluded}${unversionedNote(releases)})${keptNote(kept)}. Set rollback-to to the tag to roll back to.`)
+}
+
+/**
+ * The version kept from before the one that runs now, or why there is none. A version that is
+ * the one running (by tag) is no rollback: rolling back to it would pull the same tag again.
+ * Unknown is not absent: a read that failed says so, it never counts as "none kept".
+ */
+async function keptBefore(request: ManualRollbackRequest): Promise<{ release: Release; problem?: undefined } | { release?: undefined; problem: string }> {
+  const running = request.running?.tag
+  const now = running ?? 'what runs now'
+  if (!request.kept) return { problem: `the host keeps no version from before ${now}` }
+  let kept: Release | undefined
+  try {
+    kept = await request.kept()
+  } catch (error) {
+    return { problem: `what the host keeps from before ${now} is unknown (${error instanceof Error ? error.message : String(error)})` }
+  }
+  if (!kept) return { problem: `the host keeps no version from before ${now}` }
+  if (kept.tag === running) return { problem: `the version the host keeps from before ${now} has the same tag` }
+  return { release: kept }
+}
+
+function keptWithWarning(kept: Release, why: string, running: string | undefined): ResolvedRollbackTarget {
+  return {
+    ...fromPrevious(kept),
+    warning: `No release to roll back to: ${why}. Rolling back to ${kept.tag}, which ran before ${running ?? 'what runs now'} and is kept on the host.`
+  }
+}
+
+/** For an error: why the version kept on the host could not stand in, when one was asked for. */
+function keptNote(kept: { problem?: string }): string {
+  return kept.problem ? `; ${kept.problem}` : ''
 }
 
 /**

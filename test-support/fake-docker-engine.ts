@@ -207,8 +207,13 @@ export class FakeDockerEngine implements DockerRunner {
   readonly calls: { argv: string[]; options: DockerRunOptions }[] = []
   /** Names whose `container start` fails, e.g. a port already taken. */
   readonly failingStarts = new Set<string>()
-  /** Images whose pull fails. */
+  /** Images whose pull fails, and which `docker manifest inspect` says the registry does not have. */
   readonly missingInRegistry = new Set<string>()
+  /**
+   * Set to make `docker manifest inspect`, which the CLI sends from the runner to the registry
+   * itself, fail as a refused connection does: the registry's answer is unknown.
+   */
+  registryUnreachable = false
   /**
    * Image references whose process exits with code 1 right after it starts: a started container
    * is seen as exited, a Swarm task fails (`task: non-zero exit (1)`).
@@ -366,6 +371,11 @@ export class FakeDockerEngine implements DockerRunner {
         return this.inspectObjects(argv.slice(1))
       case 'pull':
         return this.pull(argv.slice(1))
+      case '--debug':
+        // The CLI's global debug flag: only `manifest inspect` is sent with it.
+        return verb === 'manifest' ? this.manifest(rest) : fail(`unknown command: ${verb}`)
+      case 'manifest':
+        return this.manifest(argv.slice(1))
       case 'version':
         return ok('27.5.1\n')
       case 'system':
@@ -655,7 +665,7 @@ export class FakeDockerEngine implements DockerRunner {
       HostConfig: {
         NetworkMode: container.network ?? 'bridge',
         RestartPolicy: { Name: container.restart ?? 'no' },
-        PortBindings: Object.fromEntries((container.ports ?? []).map((port) => [port, [hostBinding(port) ?? {}]]))
+        PortBindings: portBindings(container.ports ?? [])
       },
       Mounts: (container.mounts ?? []).map((target) => ({ Destination: target })),
       State: {
@@ -738,6 +748,28 @@ export class FakeDockerEngine implements DockerRunner {
     if (this.missingInRegistry.has(ref)) return fail(`Error response from daemon: manifest for ${ref} not found: manifest unknown`)
     this.images.add(ref)
     return ok(flag(parsed, 'quiet') ? `${ref}\n` : `Status: Downloaded newer image for ${ref}\n${ref}\n`)
+  }
+
+  /**
+   * `docker manifest inspect [--insecure] ref`: asks the registry, never the daemon. The fake's
+   * registry holds every reference but `missingInRegistry`; the stderr is the CLI's, with the
+   * `--debug` line of each endpoint it tried.
+   */
+  private manifest(words: string[]): DockerResult {
+    const [verb = '', ...rest] = words
+    if (verb !== 'inspect') return fail(`docker manifest ${verb}: unknown command`)
+    const parsed = parseArgs(rest, MANIFEST_INSPECT, 'manifest inspect')
+    if (isResult(parsed)) return parsed
+    const ref = parsed.args[0] ?? ''
+    if (parsed.args.length !== 1 || ref.startsWith('-')) return fail('invalid reference format')
+    const host = ref.split('/')[0] ?? ''
+    if (this.registryUnreachable) return fail(`failed to configure transport: error pinging v2 registry: Get "https://${host}/v2/": dial tcp ${host}: connect: connection refused`)
+    if (this.missingInRegistry.has(ref)) {
+      const line = 'time="2026-01-01T00:00:00Z" level=debug msg="continuing on error (errcode.Errors) manifest unknown: manifest unknown"\n'
+      return fail(`${line}${line}no such manifest: ${ref}`)
+    }
+    const digest = this.registryDigests.get(ref) ?? `sha256:${createHash('sha256').update(ref).digest('hex')}`
+    return ok(`${JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.docker.distribution.manifest.v2+json', config: { digest } }, null, '\t')}\n`)
   }
 
   private imageJson(ref: string): Record<string, unknown> {
@@ -1525,6 +1557,7 @@ const IMAGE_IMPORT = spec('message|m change|c platform', '')
 const IMAGE_LS = spec('filter|f format', 'all|a digests no-trunc quiet|q tree')
 const IMAGE_RM = spec('platform', 'force|f no-prune')
 const PULL = spec('platform', 'quiet|q all-tags|a disable-content-trust')
+const MANIFEST_INSPECT = spec('', 'insecure verbose|v')
 const INSPECT = spec('type format|f', 'size|s')
 /** Every flag `service-args.ts` emits for `docker service create` (and more). */
 const SERVICE_CREATE = spec(
@@ -1805,6 +1838,18 @@ function hostBinding(publish: string): Binding | undefined {
   if (parts.length === 3) ip = parts[0] ?? ''
   const port = parts.length >= 2 ? (parts[parts.length - 2] ?? '') : ''
   return port ? { ip: ip || '0.0.0.0', port, protocol } : undefined
+}
+
+/** `HostConfig.PortBindings` as docker shows it: `{ "3000/tcp": [{ "HostIp": "", "HostPort": "8080" }] }`. */
+function portBindings(publish: readonly string[]): Record<string, { HostIp: string; HostPort: string }[]> {
+  const bindings: Record<string, { HostIp: string; HostPort: string }[]> = {}
+  for (const spec of publish) {
+    const [address = '', protocol = 'tcp'] = spec.split('/')
+    const key = `${address.split(':').pop() ?? ''}/${protocol}`
+    const binding = hostBinding(spec)
+    ;(bindings[key] ??= []).push({ HostIp: binding && binding.ip !== '0.0.0.0' ? binding.ip : '', HostPort: binding?.port ?? '' })
+  }
+  return bindings
 }
 
 function bindingsClash(a: Binding, b: Binding | undefined): boolean {

@@ -50,6 +50,14 @@ function objectName(name: string): string {
   return name
 }
 
+/** What a registry said about one image reference (see `registryHasImage`). */
+export type RegistryImageAnswer = { answer: 'present' } | { answer: 'absent' } | { answer: 'unknown'; reason: string }
+
+/** `[registry/]repo:tag` starting with a letter or digit, so it can never be read as an option. */
+const IMAGE_REFERENCE = /^[A-Za-z0-9][A-Za-z0-9._/:-]*:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/
+/** A reference whose registry is on the loopback: `127.x.x.x[:port]/`, `localhost[:port]/`, `[::1][:port]/`. */
+const LOOPBACK_REGISTRY = /^(?:127(?:\.\d{1,3}){3}|localhost|\[::1\])(?::\d+)?\//
+
 const NO_SUCH = /no such (container|object|image|service)|not found/i
 /** Older engines say "No such network" where newer ones say "network … not found". */
 const NO_SUCH_NETWORK = /no such network/i
@@ -135,6 +143,37 @@ export class DockerClient {
 
   async pull(reference: string): Promise<void> {
     await this.exec(['pull', '--quiet', reference], { mutates: true })
+  }
+
+  /**
+   * Whether the registry holds `reference` (`repo:tag`), asked with `docker manifest inspect`: it
+   * runs in the CLI on the runner (also for an `ssh://` host), with the run's docker config and
+   * so its login, and pulls nothing. Unknown is not absent: only a registry that answered
+   * "manifest unknown" (or "name unknown") for every endpoint is `absent`. The CLI prints "no
+   * such manifest" as well for a refused login and for a plain-HTTP registry it skipped, so the
+   * answer is read from its `--debug` lines; anything else (no credentials, a timeout, a refused
+   * connection) is `unknown`, with why. `--insecure` only for a registry on the loopback, which
+   * docker's daemon also reaches over plain HTTP by default (127.0.0.0/8); never for another,
+   * where it would send the login over unverified TLS.
+   */
+  async registryHasImage(reference: string): Promise<RegistryImageAnswer> {
+    if (!IMAGE_REFERENCE.test(reference)) throw new Error(`not an image reference: ${JSON.stringify(reference)}`)
+    const argv = ['--debug', 'manifest', 'inspect', ...(LOOPBACK_REGISTRY.test(reference) ? ['--insecure'] : []), reference]
+    let result: DockerResult
+    try {
+      result = await this.exec(argv, { allowFailure: true, timeoutMs: 30_000 })
+    } catch (error) {
+      return { answer: 'unknown', reason: error instanceof Error ? error.message : String(error) }
+    }
+    if (result.exitCode === 0) return { answer: 'present' }
+    const lines = result.stderr.split('\n').map((line) => line.trim()).filter(Boolean)
+    const last = lines.at(-1) ?? `exit code ${result.exitCode}`
+    // Each endpoint the CLI tried and gave up on leaves one such line; all must be a definite "no".
+    const errors = lines.filter((line) => /level=debug/.test(line) && /continuing on error|skipping/i.test(line))
+    const definite = errors.length > 0 && errors.every((line) => /continuing on error \(errcode\.Errors\) (manifest|name) unknown/i.test(line) && !/not continuing/i.test(line))
+    if (definite && /^no such manifest: /i.test(last)) return { answer: 'absent' }
+    const why = errors.map((line) => /msg="(?:not )?continuing on error \([^)]*\) (.*)"$/.exec(line)?.[1]).find((text) => text && !/(manifest|name) unknown/i.test(text))
+    return { answer: 'unknown', reason: (why ?? last).replace(/\\"/g, '"') }
   }
 
   /** True when the image is present locally. */
@@ -324,12 +363,14 @@ export class DockerClient {
    */
   async readFileFrom(container: string, path: string): Promise<string | undefined> {
     const argv = ['container', 'cp', `${objectName(container)}:${path}`, '-']
-    const result = await this.exec(argv, { allowFailure: true, timeoutMs: 30_000 })
+    const result = await this.exec(argv, { allowFailure: true, timeoutMs: 30_000, binaryStdout: true })
     if (result.exitCode !== 0) {
       if (NO_SUCH.test(result.stderr) || /could not find the file/i.test(result.stderr)) return undefined
       throw new DockerCommandError(argv, result)
     }
-    return fileOfTar(result.stdout)
+    // The archive as bytes: its text decoded as UTF-8 would shift every offset after a
+    // multi-byte character. A runner that has only text (a test fake) gives an ASCII archive.
+    return fileOfTar(result.stdoutBytes ?? Buffer.from(result.stdout, 'utf8'))?.toString('utf8')
   }
 
   /**
@@ -432,16 +473,20 @@ function containerInfo(raw: DockerInspect): ContainerInfo {
   }
 }
 
-/** The content of the first regular file of a tar archive (as `docker cp … -` prints it). */
-function fileOfTar(archive: string): string | undefined {
+/**
+ * The bytes of the first regular file of a tar archive (as `docker cp … -` prints it), read as
+ * bytes so that any content, UTF-8 or binary, comes out exactly as it went in.
+ */
+export function fileOfTar(archive: Buffer): Buffer | undefined {
   let offset = 0
   while (offset + 512 <= archive.length) {
-    const header = archive.slice(offset, offset + 512)
-    if (/^\0*$/.test(header)) return undefined
-    const size = parseInt(header.slice(124, 136).replace(/[\0 ]+$/, '').trim() || '0', 8)
-    const type = header[156]
+    const header = archive.subarray(offset, offset + 512)
+    if (header.every((byte) => byte === 0)) return undefined
+    const size = parseInt(header.toString('latin1', 124, 136).replace(/[\0 ]+$/, '').trim() || '0', 8)
+    if (!Number.isSafeInteger(size)) return undefined
+    const type = header.toString('latin1', 156, 157)
     const start = offset + 512
-    if (type === '0' || type === '\0') return archive.slice(start, start + size)
+    if (type === '0' || type === '\0') return Buffer.from(archive.subarray(start, start + size))
     offset = start + Math.ceil(size / 512) * 512
   }
   return undefined

@@ -5,6 +5,11 @@ export interface DockerResult {
   exitCode: number
   stdout: string
   stderr: string
+  /**
+   * The bytes docker wrote on stdout, when the command asked for them with `binaryStdout`. A
+   * runner that only has text (a test fake) leaves it out; `stdout` is always set.
+   */
+  stdoutBytes?: Buffer
 }
 
 export interface DockerRunOptions {
@@ -24,6 +29,11 @@ export interface DockerRunOptions {
    * runner that retries (it may have taken effect).
    */
   mutates?: boolean
+  /**
+   * Also return stdout as bytes (`DockerResult.stdoutBytes`), for output that is not UTF-8 text,
+   * such as the tar archive that `docker cp <container>:<path> -` prints.
+   */
+  binaryStdout?: boolean
 }
 
 /**
@@ -99,10 +109,12 @@ export class ProcessDockerRunner implements DockerRunner {
         clearTimeout(timer)
         options.signal?.removeEventListener('abort', onAbort)
         if (failure) return reject(failure)
+        const stdoutBytes = Buffer.concat(stdout)
         resolve({
           exitCode: code ?? 1,
-          stdout: Buffer.concat(stdout).toString('utf8'),
-          stderr: Buffer.concat(stderr).toString('utf8')
+          stdout: stdoutBytes.toString('utf8'),
+          stderr: Buffer.concat(stderr).toString('utf8'),
+          ...(options.binaryStdout && { stdoutBytes })
         })
       })
       // EPIPE when docker exits before reading stdin is not an error of ours.

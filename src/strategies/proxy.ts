@@ -25,6 +25,7 @@ import { probeSlot, slotRequest } from '../proxy/slot-probe.js'
 import { sameRelease, type DeploySettings, type ProxySettings, type Release } from '../settings.js'
 import { releaseLabels, releaseOf } from './release-labels.js'
 import { SwitchNotStartedError, type DeployStrategy, type FailureEvidence, type RestoreMethod } from './strategy.js'
+import { checkProxyName, foreignHolderMessage, hostNetworkMessage, mixedStateMessage, readPortHolder, takeoverWarning, type NamedContainer, type PortHolder } from './takeover.js'
 
 /** How many log lines of a failed slot the report keeps. */
 const FAILED_LOG_LINES = 50
@@ -91,6 +92,16 @@ export class ProxyStrategy implements DeployStrategy {
   private overwritten: string | undefined
   /** Set when this run replaced the proxy container: why, and how long new connections were refused. */
   proxyReplaced: { why: string; gapMs: number } | undefined
+  /** Set when this run took proxy.port over from the app's `replace` container (see takeover.ts): from which, and the gap. */
+  takeover: { from: string; gapMs: number; measured: boolean; release: string } | undefined
+  /** The `replace` container this run is taking over: kept, stopped, until the clean-up removes it by id. */
+  private takenFrom: NamedContainer | undefined
+  /** The `replace` container a restore put back on the port: what serves now. */
+  private putBackHolder: string | undefined
+  /** The container the runtime API and the slot probe go through: the proxy, or the check proxy of a takeover. */
+  private proxyTarget: string | undefined
+  /** The app's `replace` container with host networking: named when the proxy cannot bind its port. */
+  private hostNetworkHolder: NamedContainer | undefined
   /** The runtime API's last look at both slots, taken by `readRouting`. */
   private lastSnapshot: SlotsSnapshot | undefined
   private readonly runtime: HaproxyRuntime
@@ -140,6 +151,12 @@ export class ProxyStrategy implements DeployStrategy {
     const look = await this.look()
     if (!look.proxy) {
       const served = servedSlotWithoutProxy(look.slots)
+      // The app's own `replace` container on proxy.port is what users reach: it is what runs.
+      const held = await this.portHolder()
+      if (held.kind === 'holder') {
+        if (served) throw new Error(mixedStateMessage(held.container, this.settings, this.proxy, this.host))
+        return held.container.release
+      }
       const info = served && look.slots[served]
       return info ? releaseOf(info.labels, info.image) : undefined
     }
@@ -164,10 +181,21 @@ export class ProxyStrategy implements DeployStrategy {
       throw new SwitchNotStartedError(error)
     }
     let live: Slot
+    let holder: PortHolder | undefined
+    try {
+      if (!look.proxy && !servedSlotWithoutProxy(look.slots)) {
+        // A first deploy here: what holds proxy.port decides between a first deploy and a takeover.
+        holder = await this.portHolder()
+        if (holder.kind === 'foreign') throw new Error(foreignHolderMessage(holder.container, this.settings, this.proxy, this.host))
+        if (holder.kind !== 'holder') return await this.firstDeploy(release, { withCommit: true }, look.slots)
+      }
+    } catch (error) {
+      throw error instanceof SwitchNotStartedError ? error : new SwitchNotStartedError(error)
+    }
+    if (holder?.kind === 'holder') return this.takeOver(release, holder.container, look.slots, holder.check)
     try {
       if (!look.proxy) {
-        const served = servedSlotWithoutProxy(look.slots)
-        if (!served) return await this.firstDeploy(release, { withCommit: true }, look.slots)
+        const served = servedSlotWithoutProxy(look.slots) as Slot
         // The proxy was removed (by hand, or lost) while a slot still holds what served: the proxy
         // comes back around the slots, routing to that slot, and the deploy goes on as usual.
         live = await this.recreateProxy(served, look)
@@ -201,6 +229,8 @@ export class ProxyStrategy implements DeployStrategy {
   }
 
   stateProbe(): StateProbe {
+    // A takeover undone: the `replace` container serves on the port again.
+    if (this.putBackHolder) return containerStateProbe(this.docker, this.putBackHolder)
     if (this.serving) return containerStateProbe(this.docker, this.names.slots[this.serving])
     // A post step's restore found what serves; otherwise ask the proxy once.
     let probe: StateProbe | undefined
@@ -219,6 +249,11 @@ export class ProxyStrategy implements DeployStrategy {
 
   async finalize(): Promise<void> {
     if (this.docker.dryRun) return
+    // The new version was shown healthy through the proxy: the `replace` container it took the port from goes, by its id.
+    if (this.takenFrom) {
+      await this.docker.removeContainer(this.takenFrom.id)
+      this.takenFrom = undefined
+    }
     const old = this.retiring
     if (old) {
       await this.retireSlot(old, Math.max(0, this.proxy.drainMs - (this.clock.now() - this.switchedAt)))
@@ -235,6 +270,11 @@ export class ProxyStrategy implements DeployStrategy {
     const live = proxy?.running ? (await this.readRouting(proxy)).slot : undefined
     if (!live || !slots[live]?.running) return
     if (slots[otherSlot(live)]?.running) await this.retireSlot(otherSlot(live), this.proxy.drainMs)
+    // The post step finishing a takeover's clean-up: the `replace` container it kept, stopped, goes.
+    if (!this.serving) {
+      const held = await this.portHolder()
+      if (held.kind === 'stopped-holder') await this.docker.removeContainer(held.container.id)
+    }
   }
 
   /**
@@ -265,7 +305,15 @@ export class ProxyStrategy implements DeployStrategy {
   }
 
   async failureEvidence(): Promise<FailureEvidence> {
-    const slot = this.failedSlot ?? this.serving
+    return this.slotLogs(this.failedSlot ?? this.serving)
+  }
+
+  /** A new version that failed its check in the idle slot was kept (stopped) for its logs: they say why. */
+  async evidenceBeforeSwitch(): Promise<FailureEvidence> {
+    return this.slotLogs(this.failedSlot)
+  }
+
+  private async slotLogs(slot: Slot | undefined): Promise<FailureEvidence> {
     if (!slot) return { logs: '' }
     const logs = await this.docker.containerLogs(this.names.slots[slot], FAILED_LOG_LINES).catch(() => '')
     return { logs: /^Error.*no such container/i.test(logs) ? '' : logs }
@@ -273,6 +321,8 @@ export class ProxyStrategy implements DeployStrategy {
 
   async restore(target: Release | undefined): Promise<RestoreMethod> {
     const look = await this.look()
+    const undo = await this.takeoverToUndo(look, target)
+    if (undo) return this.undoTakeover(look, undo, target)
     if (!target) return this.removeCreated(look)
     await this.healReplacement(look)
     await this.dropUnstartedProxy(look)
@@ -495,6 +545,7 @@ export class ProxyStrategy implements DeployStrategy {
     const message = error instanceof Error ? error.message : String(error)
     const where = this.proxy.bind.length > 0 ? ` on ${this.proxy.bind.join(', ')}` : ''
     if (/address already in use|port is already allocated|bind/i.test(message)) {
+      if (this.hostNetworkHolder) return `proxy.port ${this.proxy.port} is already in use${where} on ${this.host}: the proxy ${this.names.proxy} could not publish it. ${hostNetworkMessage(this.hostNetworkHolder, this.proxy, this.host)} (${message})`
       return `proxy.port ${this.proxy.port} is already in use${where} on ${this.host}: the proxy ${this.names.proxy} could not publish it. Stop what listens there (e.g. the app's container from another strategy), or choose another proxy.port. (${message})`
     }
     return `the proxy ${this.names.proxy} did not start: ${message}`
@@ -602,6 +653,176 @@ export class ProxyStrategy implements DeployStrategy {
       // A slot that held nothing (removed by hand) has nothing to stop.
       if (!/no such container/i.test(error instanceof Error ? error.message : String(error))) throw error
     })
+  }
+
+  // ── replace → proxy (see takeover.ts) ───────────────────────────────────────────────────────
+
+  /** What holds proxy.port here (see `PortHolder`); remembers a host-network `replace` container for the error. */
+  private async portHolder(): Promise<PortHolder> {
+    const held = await readPortHolder(this.docker, this.settings, this.proxy)
+    this.hostNetworkHolder = held.kind === 'host-network' ? held.container : undefined
+    return held
+  }
+
+  /**
+   * Takes proxy.port over from the app's own `replace` container `from`. While `from` still
+   * serves: the network, the new version in slot blue, checked through a check proxy (the proxy
+   * image with the proxy's own config, on the app network, publishing nothing), and the proxy
+   * created. Then `from` is stopped, the proxy started on the freed port, and the gap measured up
+   * to the proxy's first good answer on its port. A failure before the stop changes nothing of
+   * what serves (`SwitchNotStartedError`); after it, `from` is started again and what this call
+   * created goes, by the ids docker returned. `from` is kept, stopped, until `finalize`.
+   */
+  private async takeOver(release: Release, from: NamedContainer, slots: Record<Slot, ContainerInfo | undefined>, leftoverCheck: NamedContainer | undefined): Promise<void> {
+    const names = this.names
+    const mark = this.created.count
+    this.takenFrom = from
+    try {
+      // A check proxy left by a run that was cut off publishes nothing: it never served.
+      if (leftoverCheck) await this.docker.removeContainer(leftoverCheck.id)
+      if (!(await this.docker.inspectNetwork(names.network))) this.created.record(await this.docker.createNetwork(names.network, this.ownLabels('network')), 'network')
+      // Slot blue never served (no slot ever started here): a leftover in it may go.
+      await this.startInSlot('blue', release, slots.blue, { withCommit: true })
+      await this.checkThroughCheckProxy('blue')
+      await this.createProxy('blue')
+    } catch (error) {
+      this.failedSlot = 'blue'
+      await this.removeCreatedSince(mark).catch(() => undefined)
+      throw error instanceof SwitchNotStartedError ? error : new SwitchNotStartedError(error)
+    }
+    const stoppedAt = this.clock.now()
+    let measured: boolean
+    try {
+      await this.docker.stopContainer(from.id, this.stopSeconds())
+      try {
+        await this.docker.startContainer(names.proxy)
+      } catch (error) {
+        throw new Error(this.describeProxyStartFailure(error), { cause: error })
+      }
+      await this.waitUntilServing('blue')
+      measured = await this.waitForFirstAnswer()
+    } catch (error) {
+      this.failedSlot = 'blue'
+      const back = await this.putBackTakenFrom(from, mark)
+      throw new Error(`${names.proxy} could not take proxy.port ${this.proxy.port} over from ${from.name} on ${this.host}: ${errorText(error)}; ${back}`, { cause: error })
+    }
+    const gapMs = Math.round(this.clock.now() - stoppedAt)
+    this.serving = 'blue'
+    this.takeover = { from: from.name, gapMs, measured, release: release.tag }
+  }
+
+  /** The warnings a switch leaves for its step (and so for the annotations and the summary): a takeover's gap. */
+  switchWarnings(): string[] {
+    const taken = this.takeover
+    if (!taken) return []
+    return [takeoverWarning({ from: taken.from, release: taken.release, proxy: this.names.proxy, port: this.proxy.port, host: this.host, gapMs: taken.gapMs, measured: taken.measured })]
+  }
+
+  /**
+   * Checks `slot` before anything that serves is touched, through a check proxy: the proxy image
+   * with the proxy's own config (`slot` live), on the app network, publishing nothing. The same
+   * checks as a first deploy's (state, the health path at the slot's own address, HAProxy's view),
+   * and it proves the proxy image boots with this config. Removed, by its id, once it has checked.
+   */
+  private async checkThroughCheckProxy(slot: Slot): Promise<void> {
+    const { proxy } = this
+    const name = checkProxyName(this.settings.name)
+    if (!(await this.docker.imageExists(proxy.image))) await this.docker.pull(proxy.image)
+    const argv = ['container', 'create', '--name', name, '--network', this.names.network]
+    for (const [key, value] of Object.entries({ ...this.ownLabels('proxy'), [ROLE_LABEL]: 'proxy-check' })) argv.push('--label', `${key}=${value}`)
+    argv.push(proxy.image)
+    const id = await this.docker.createContainer(argv, {})
+    this.created.record(id)
+    const directory = HAPROXY_CONFIG_PATH.slice(0, HAPROXY_CONFIG_PATH.lastIndexOf('/'))
+    await this.docker.copyArchiveInto(name, directory, singleFileTar('haproxy.cfg', this.renderConfig(slot)), `haproxy.cfg naming ${slot} live`)
+    await this.docker.startContainer(name)
+    this.proxyTarget = name
+    try {
+      try {
+        await this.waitUntilServing(slot)
+      } catch (error) {
+        throw new SwitchNotStartedError(new Error(`the check proxy ${name} (${proxy.image}) did not start with the proxy's config: ${errorText(error)}`, { cause: error }))
+      }
+      await this.checkBeforeSwitch(slot, { prepare: false })
+    } finally {
+      this.proxyTarget = undefined
+    }
+    await this.docker.removeContainer(id.trim() || name)
+  }
+
+  /**
+   * The gap's end: the proxy's first good answer on its port, asked from inside it (the health
+   * path through HAProxy's frontend, as users reach it). False when there is no health URL to ask:
+   * then the gap ends when HAProxy serves the slot.
+   */
+  private async waitForFirstAnswer(): Promise<boolean> {
+    const path = this.healthPath()
+    if (path === undefined) return false
+    const health = this.settings.health
+    const request = slotRequest(path, this.healthHost(), health.headers)
+    const exchange = (input: string, timeoutMs: number): Promise<string> =>
+      this.docker.execIn(this.names.proxy, ['nc', '-w', String(Math.max(1, Math.ceil(timeoutMs / 1000))), '127.0.0.1', String(PROXY_LISTEN_PORT)], { input, timeoutMs: timeoutMs + 5_000 })
+    const deadline = this.clock.now() + Math.max(RELOAD_TIMEOUT_MS, health.deadlineMs)
+    for (;;) {
+      const answer = await probeSlot(exchange, request, health, this.signal)
+      if (answer.ok) return true
+      if (this.clock.now() >= deadline || this.signal?.aborted) {
+        throw new Error(`the proxy ${this.names.proxy} gave no good answer on its port within ${Math.max(RELOAD_TIMEOUT_MS, health.deadlineMs) / 1000} s of its start (${answer.detail ?? answer.error ?? 'no answer'})`)
+      }
+      await this.clock.sleep(50, this.signal)
+    }
+  }
+
+  /** After a failed takeover stopped `from`: what this call created goes (the proxy first, freeing the port), and `from` starts again. */
+  private async putBackTakenFrom(from: NamedContainer, mark: number): Promise<string> {
+    try {
+      await this.removeCreatedSince(mark)
+      await this.docker.startContainer(from.id)
+      this.serving = undefined
+      this.putBackHolder = from.id
+      return `${from.name} was started again and serves as before`
+    } catch (error) {
+      return `putting ${from.name} back failed too (${errorText(error)}); the restore tries again`
+    }
+  }
+
+  /**
+   * The takeover a restore must undo, if any: the app's `replace` container on proxy.port, that
+   * this run took over (or, in the post step, that held the target: what ran before), while the
+   * proxy is missing or is one this run created (or one never started). Undefined otherwise.
+   */
+  private async takeoverToUndo(look: Look, target: Release | undefined): Promise<PortHolder | undefined> {
+    const proxy = look.proxy
+    if (proxy && !this.created.includes(proxy.id) && !(neverStarted(proxy) && !look.aside)) return undefined
+    if (!this.takenFrom && !target) return undefined
+    const held = await this.portHolder()
+    if (held.kind !== 'holder' && held.kind !== 'stopped-holder') return undefined
+    const container = held.container
+    return this.takenFrom?.id === container.id || (target !== undefined && sameRelease(container.release, target)) ? held : undefined
+  }
+
+  /**
+   * Puts the `replace` container back on its port: the proxy this run made goes first (by id,
+   * freeing the port), the check proxy too, the container starts again, and then the slots and the
+   * network this run created go. It serves whatever the target: it is what served before the run.
+   */
+  private async undoTakeover(look: Look, held: PortHolder, target: Release | undefined): Promise<RestoreMethod> {
+    if (held.kind === 'none') return 'nothing'
+    const { container } = held
+    if (look.proxy) await this.docker.removeContainer(look.proxy.id)
+    if (held.check) await this.docker.removeContainer(held.check.id)
+    if (!container.running) await this.docker.startContainer(container.id)
+    for (const slot of SLOTS) {
+      const info = look.slots[slot]
+      if (info && (this.created.includes(info.id) || neverStarted(info))) await this.docker.removeContainer(info.id)
+    }
+    await this.removeNetworkIfCreated(this.created)
+    this.serving = undefined
+    this.retiring = undefined
+    this.putBackHolder = container.id
+    core.info(`${container.name} (strategy replace) serves on proxy.port ${this.proxy.port} on ${this.host} again; what this run created for the proxy was removed.`)
+    if (target && sameRelease(container.release, target)) return container.running ? 'already-running' : 'reused-previous'
+    return 'kept-serving'
   }
 
   /**
@@ -821,7 +1042,7 @@ export class ProxyStrategy implements DeployStrategy {
   private slotProbe(slot: Slot, path: string) {
     const request = slotRequest(path, this.healthHost(), this.settings.health.headers)
     const exchange = (input: string, timeoutMs: number): Promise<string> =>
-      this.docker.execIn(this.names.proxy, ['nc', '-w', String(Math.max(1, Math.ceil(timeoutMs / 1000))), this.names.slots[slot], String(this.proxy.appPort)], {
+      this.docker.execIn(this.proxyTarget ?? this.names.proxy, ['nc', '-w', String(Math.max(1, Math.ceil(timeoutMs / 1000))), this.names.slots[slot], String(this.proxy.appPort)], {
         input,
         timeoutMs: timeoutMs + 5_000
       })
@@ -831,7 +1052,7 @@ export class ProxyStrategy implements DeployStrategy {
   /** One runtime-API exchange through the docker connection; commands that change state are only planned in a dry run. */
   private async sendToRuntimeApi(commands: string): Promise<string> {
     const reads = /^\s*show /.test(commands)
-    return this.docker.execIn(this.names.proxy, ['nc', RUNTIME_API_HOST, String(RUNTIME_API_PORT)], {
+    return this.docker.execIn(this.proxyTarget ?? this.names.proxy, ['nc', RUNTIME_API_HOST, String(RUNTIME_API_PORT)], {
       input: commands,
       timeoutMs: RUNTIME_API_TIMEOUT_MS,
       mutates: !reads,
@@ -847,6 +1068,9 @@ export class ProxyStrategy implements DeployStrategy {
       if (!(await this.docker.inspectNetwork(names.network))) await this.docker.createNetwork(names.network, this.ownLabels('network'))
       await this.startInSlot('blue', release, undefined, { withCommit: true })
       await this.createProxy('blue')
+      // A takeover stops the app's `replace` container on proxy.port just before the proxy starts.
+      const held = await this.portHolder()
+      if (held.kind === 'holder') await this.docker.stopContainer(held.container.id, this.stopSeconds())
       await this.docker.startContainer(names.proxy)
       return
     }

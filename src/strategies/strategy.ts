@@ -73,8 +73,18 @@ export interface DeployStrategy {
    */
   keptForRollback?(): string[]
 
+  /** Warnings the last switch leaves for its step, and so for the summary (a proxy takeover's gap). */
+  switchWarnings?(): string[]
+
   /** After a failure: the failed version's last log lines and diagnostics of this run, for the report. Changes nothing. */
   failureEvidence(): Promise<FailureEvidence>
+
+  /**
+   * After a failure before the switch (nothing that served was touched): the new version's last
+   * log lines, where it ran apart from what serves (the proxy's idle slot). Strategies whose new
+   * version never ran apart leave it out: their logs now would be the old version's.
+   */
+  evidenceBeforeSwitch?(): Promise<FailureEvidence>
 
   /**
    * Makes `target` serve on this host: keeps it when it serves already, else reuses a kept
