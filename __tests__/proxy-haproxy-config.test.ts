@@ -1,6 +1,8 @@
 import { describe, expect, it } from '@jest/globals'
 import fc from 'fast-check'
 import {
+  CONNECT_BUDGET_MS,
+  connectRetries,
   DEFAULT_TIMEOUTS,
   haproxyTime,
   otherSlot,
@@ -61,8 +63,8 @@ defaults
   option forwardfor
   option idle-close-on-response
   option redispatch 1
-  retries 3
-  timeout connect 5s
+  retries 19
+  timeout connect 250ms
   timeout client 60s
   timeout server 60s
   timeout http-request 10s
@@ -164,8 +166,20 @@ backend app
     )
     expect(section(config, 'frontend http-in')).toContain('bind :8081')
     expect(section(config, 'global')).toEqual(expect.arrayContaining(['maxconn 20000', 'hard-stop-after 2500ms']))
-    expect(section(config, 'defaults')).toEqual(expect.arrayContaining(['timeout server 120s', 'timeout connect 1500ms', 'timeout client 60s']))
+    expect(section(config, 'defaults')).toEqual(expect.arrayContaining(['timeout server 120s', 'timeout connect 1500ms', 'retries 3', 'timeout client 60s']))
     expect(section(config, 'backend app').find((line) => line.startsWith('default-server'))).toContain('inter 1500ms fastinter 750ms downinter 1500ms')
+  })
+
+  it('fails over from a dead slot within one short connect attempt, and keeps trying for about 5 s in all (issue 21)', () => {
+    const defaults = section(renderHaproxyConfig(BASE), 'defaults')
+    // Every retry goes through the load balancer again: after the switch back, the other slot.
+    expect(defaults).toEqual(expect.arrayContaining(['option redispatch 1', 'timeout connect 250ms', 'retries 19']))
+    // Only connection failures are retried (HAProxy's default): a request that reached an app is never sent twice.
+    expect(defaults.some((line) => line.startsWith('retry-on'))).toBe(false)
+    // (retries + 1) attempts of `timeout connect` fill CONNECT_BUDGET_MS, never fewer than HAProxy's default 3 retries.
+    expect(CONNECT_BUDGET_MS).toBe(5_000)
+    expect([250, 300, 1_000, 2_500, 5_000, 10_000].map(connectRetries)).toEqual([19, 16, 4, 3, 3, 3])
+    for (const connectMs of [100, 250, 300, 500, 1_000]) expect((connectRetries(connectMs) + 1) * connectMs).toBeGreaterThanOrEqual(CONNECT_BUDGET_MS)
   })
 
   it('gives a soft stop at least one second, however short proxy.drain is', () => {

@@ -48,7 +48,14 @@ export const HAPROXY_CONFIG_PATH = '/usr/local/etc/haproxy/haproxy.cfg'
 export const DOCKER_DNS = '127.0.0.11:53'
 
 export interface HaproxyTimeouts {
-  /** Connecting to a slot. */
+  /**
+   * One attempt to connect to a slot. Short, because the slots are on the proxy's own docker
+   * network and a live one accepts within a millisecond: an attempt that takes longer went to a
+   * slot that died (its address is gone, so nothing answers, not even a reset) or was dropped by
+   * a full listen queue. Either way the next attempt (see {@link CONNECT_BUDGET_MS}) sends a new
+   * SYN, through the load balancer again. Also the connect timeout of HAProxy's checks when
+   * shorter than their interval.
+   */
   connectMs: number
   /** Client inactivity (per direction). */
   clientMs: number
@@ -67,7 +74,7 @@ export interface HaproxyTimeouts {
 }
 
 export const DEFAULT_TIMEOUTS: Readonly<HaproxyTimeouts> = {
-  connectMs: 5_000,
+  connectMs: 250,
   clientMs: 60_000,
   serverMs: 60_000,
   httpRequestMs: 10_000,
@@ -75,6 +82,20 @@ export const DEFAULT_TIMEOUTS: Readonly<HaproxyTimeouts> = {
   queueMs: 30_000,
   tunnelMs: 3_600_000,
   checkMs: 3_000
+}
+
+/**
+ * How long a request may go on trying to connect to a slot before it gets a 503: `retries` is
+ * rendered so that all attempts together (`timeout connect` each) last about this long, which is
+ * what one 5 s attempt gave before. With `option redispatch 1` every retry goes through the load
+ * balancer again, so a request that was sent to a slot that died reaches the other slot with the
+ * first attempt after the switch back, at most `timeout connect` later, not 5 s later.
+ */
+export const CONNECT_BUDGET_MS = 5_000
+
+/** `retries` for a connect timeout: enough attempts to fill {@link CONNECT_BUDGET_MS}, and never fewer than HAProxy's default 3. */
+export function connectRetries(connectMs: number): number {
+  return Math.max(3, Math.ceil(CONNECT_BUDGET_MS / connectMs) - 1)
 }
 
 export interface HaproxyConfigOptions {
@@ -109,10 +130,11 @@ export interface HaproxyConfigOptions {
   /** Global connection limit. Default 4096 (without one, HAProxy sizes itself from the container's huge fd limit). */
   maxConnections?: number
   /**
-   * Health-check interval. Default 2 s (half that while a state change is pending). It is also
-   * the check's connect timeout (HAProxy uses min(timeout connect, inter)): 1 s would fail checks
-   * on a busy app whose listen queue overflows (a dropped SYN is resent after 1 s), and three
-   * failed checks take the only live server DOWN: every request then gets a 503.
+   * Health-check interval. Default 2 s (half that while a state change is pending). A check's
+   * connect timeout is min(timeout connect, inter): 250 ms by default. Only a slot that takes no
+   * user traffic is checked (the live one runs `no-check`), so its listen queue does not overflow;
+   * a check whose SYN was lost anyway fails once, and it takes three in a row (`fall 3`) to take
+   * a slot DOWN.
    */
   checkIntervalMs?: number
   timeouts?: Partial<HaproxyTimeouts>
@@ -322,8 +344,13 @@ export function renderHaproxyConfig(options: HaproxyConfigOptions): string {
     // Through a reload, an idle keep-alive connection stays open until its next answer, which
     // closes it: without this, the old worker closes it just as the client sends (a failed request).
     '  option idle-close-on-response',
+    // A slot that dies takes its address with it: a connect to it gets no answer at all (no
+    // reset), and one made while it was dying is refused and retried after min(timeout connect,
+    // 1 s). Short attempts, each one balanced again (`redispatch 1`), reach the other slot within
+    // one attempt of the switch back. Only connection failures are retried (the default
+    // `retry-on conn-failure`): a request that reached the app is never sent twice.
     '  option redispatch 1',
-    '  retries 3',
+    `  retries ${connectRetries(timeouts.connectMs)}`,
     `  timeout connect ${haproxyTime(timeouts.connectMs)}`,
     `  timeout client ${haproxyTime(timeouts.clientMs)}`,
     `  timeout server ${haproxyTime(timeouts.serverMs)}`,
