@@ -158,7 +158,7 @@ const CASES: HostileCase[] = [
   { name: 'health url on port 70000', config: withLine(8, '  url: http://127.0.0.1:70000/health'), expect: at(8, /health\.url/) },
 
   // --- other inputs and secrets
-  { name: 'unknown command', inputs: { command: 'destroy' }, config: withLine(9, '  interval: 1s'), expect: input(/command: expected deploy or rollback/) },
+  { name: 'unknown command', inputs: { command: 'destroy' }, config: withLine(9, '  interval: 1s'), expect: input(/command: expected deploy, rollback or unlock/) },
   { name: 'dry-run that is not a boolean', inputs: { 'dry-run': 'maybe' }, config: withLine(9, '  interval: 1s'), expect: input(/dry-run: expected true or false/) },
   { name: 'a secret that is not set', config: withLine(5, '  secrets: [API_TOKEN]\n  env:'), expect: at(5, /API_TOKEN is not set/) },
   { name: 'a secret also written in env', config: withLine(5, '  secrets: [MODE]\n  env:'), env: { MODE: 'from-the-step' }, expect: at(7, /also listed in container\.secrets/) }
