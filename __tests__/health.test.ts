@@ -587,3 +587,82 @@ describe('bodyExcerpt: the start of a body that failed expect-body, for the reas
     expect(bodyMismatchDetail('ok', '')).toBe('body does not contain "ok" (it is empty)')
   })
 })
+
+// ---------------------------------------------------------------------------------------------
+// A probe that follows the workload by events (StateProbe.nextChange, issue 21).
+
+/** A probe with events: observe() returns `current`; `change()` wakes the verification. */
+class EventedState implements StateProbe {
+  calls = 0
+  closed = 0
+  current: StateObservation = READY
+  /** `poll` from now on: the stream ended. */
+  lost = false
+  private wake: ((result: 'changed' | 'poll') => void) | undefined
+
+  async observe(): Promise<StateObservation> {
+    this.calls++
+    return this.current
+  }
+
+  nextChange(signal: AbortSignal): Promise<'changed' | 'poll'> {
+    if (this.lost) return Promise.resolve('poll')
+    return new Promise((resolve) => {
+      this.wake = resolve
+      signal.addEventListener('abort', () => resolve('poll'), { once: true })
+    })
+  }
+
+  change(to: StateObservation): void {
+    this.current = to
+    this.wake?.('changed')
+  }
+
+  close(): void {
+    this.closed++
+  }
+}
+
+describe('verifyHealth with a probe that follows events', () => {
+  it('reads the state once and again only on a change; a crash in the watch is the verdict at once', async () => {
+    const server = await startServer((_req, res) => res.end('ok'))
+    const settings = healthSettings({ watchMs: 30_000, intervalMs: 50 })
+    const state = new EventedState()
+    setTimeout(() => state.change({ verdict: 'failed', detail: 'the container web exited with code 1' }), 300)
+    const verdict = await verifyHealth({ state, http: { url: server.url, settings }, settings, statePollMs: 5 })
+    expect(verdict).toMatchObject({ healthy: false, phase: 'watch' })
+    expect(verdict.reason).toMatch(/^the container web exited with code 1, during the watch/)
+    // Not one read per 5 ms poll: the first, and the one the change asked for.
+    expect(state.calls).toBe(2)
+    expect(state.closed).toBeGreaterThanOrEqual(1)
+  })
+
+  it('without a health URL, is healthy after healthyThreshold × intervalMs of ready with no further event', async () => {
+    const state = new EventedState()
+    const settings = healthSettings({ intervalMs: 60, healthyThreshold: 2 })
+    const verdict = await verifyHealth({ state, settings, statePollMs: 5 })
+    expect(verdict.healthy).toBe(true)
+    expect(verdict.durationMs).toBeGreaterThanOrEqual(120)
+    expect(state.calls).toBe(2)
+  })
+
+  it('polls again at statePollMs once the probe says its stream is gone', async () => {
+    const state = new EventedState()
+    state.lost = true
+    const settings = healthSettings({ intervalMs: 60, healthyThreshold: 2 })
+    const verdict = await verifyHealth({ state, settings, statePollMs: 5 })
+    expect(verdict.healthy).toBe(true)
+    expect(state.calls).toBeGreaterThan(3)
+  })
+
+  it('closes the probe when cancelled', async () => {
+    const controller = new AbortController()
+    const state = new EventedState()
+    state.current = STARTING
+    setTimeout(() => controller.abort(), 50)
+    const verdict = await verifyHealth({ state, settings: healthSettings({ deadlineMs: 30_000 }), signal: controller.signal, statePollMs: 5 })
+    expect(verdict.reason).toBe('cancelled')
+    expect(state.calls).toBe(1)
+    expect(state.closed).toBeGreaterThanOrEqual(1)
+  })
+})

@@ -331,8 +331,9 @@ export class Pipeline {
         async (step) => {
           await host.strategy.switchTo(release)
           host.now = release
-          for (const warning of host.strategy.switchWarnings?.() ?? []) step.warn(warning)
-          step.detail(`${this.settings.name} now runs ${release.tag}${host.before ? `; ${host.before.tag} is kept for a rollback` : ''}`)
+          const warnings = host.strategy.switchWarnings?.() ?? []
+          for (const warning of warnings) step.warn(warning.annotation)
+          step.detail(`${this.settings.name} now runs ${release.tag}${host.before ? `; ${host.before.tag} is kept for a rollback` : ''}${warnings.map((warning) => `; ${warning.detail}`).join('')}`)
         },
         options
       )

@@ -16,13 +16,19 @@
  *   registry does not have (`missingInRegistry`), an unreachable daemon (`unreachable`);
  * - `describe(name)`: the state a fault sweep asserts its invariants on.
  *
+ * - `docker events` (`stream`): container events (start, kill, die, oom, stop, destroy, rename,
+ *   pause, health_status) as the state of a container changes, filtered like docker (a container
+ *   filter matches an id or name prefix), replayed from `--since`, until the stream is stopped; a
+ *   fault on the events command ends its stream at once. `crash` and `setHealth` change a running
+ *   container's state from outside (the workload dies, its HEALTHCHECK turns), as time would.
+ *
  * Flags it does not know make a command fail with docker's `unknown flag` (exit 125), as the CLI
  * does: a new flag in the action's argv builders must be added here, not silently ignored.
  */
 import { createHash } from 'node:crypto'
 import { posix } from 'node:path'
 import { Label } from '../src/constants.js'
-import type { DockerResult, DockerRunner, DockerRunOptions } from '../src/docker/runner.js'
+import type { DockerResult, DockerRunner, DockerRunOptions, DockerStream, DockerStreamEnd, DockerStreamOptions } from '../src/docker/runner.js'
 import { LOCK_SUFFIX, LockLabel } from '../src/lock.js'
 import { singleFileTar } from '../src/proxy/config-archive.js'
 
@@ -57,6 +63,30 @@ export interface FakeContainer {
   created?: string
   /** Files written with `docker cp -` (path → content). */
   files?: Map<string, string>
+  /** The HEALTHCHECK's status (`starting`, `healthy`, `unhealthy`) when it has one (`setHealth`). */
+  health?: string
+  /** The kernel killed it for lack of memory (`crash` with `oomKilled`). */
+  oomKilled?: boolean
+}
+
+/** One container event as docker prints it (the fields the fake fills in). */
+interface FakeEvent {
+  status: string
+  id: string
+  from: string
+  Type: string
+  Action: string
+  Actor: { ID: string; Attributes: Record<string, string> }
+  scope: string
+  time: number
+  timeNano: number
+}
+
+/** One open `docker events` stream. */
+interface EventSubscriber {
+  filters: [string, string][]
+  onLine: (line: string) => void
+  close: () => void
 }
 
 /** A Swarm service as `docker service inspect` shows it (only the fields the fake models). */
@@ -259,6 +289,9 @@ export class FakeDockerEngine implements DockerRunner {
   private nextId = 1
   private nextObjectId = 1
   private count = 0
+  private readonly subscribers = new Set<EventSubscriber>()
+  /** The last container events, for `--since` (docker keeps the last 256 in memory). */
+  private readonly eventLog: { at: number; event: FakeEvent }[] = []
   private clock = 0
   private readonly pending = new Map<string, { steps: (() => void)[]; looks: number }>()
 
@@ -343,6 +376,96 @@ export class FakeDockerEngine implements DockerRunner {
       ...(lock?.labels[LockLabel.Owner] && { lockOwner: lock.labels[LockLabel.Owner] }),
       serves: service ? serviceServes : containerServes
     }
+  }
+
+  /** How many `docker events` streams are open now: 0 once every verification has ended. */
+  get openStreams(): number {
+    return this.subscribers.size
+  }
+
+  /**
+   * The workload of a running container dies now (`exitCode`, by default 1), or the kernel kills
+   * it for lack of memory (`oomKilled`: an `oom` event, then `die` with 137), as happens with time.
+   */
+  crash(name: string, options: { exitCode?: number; oomKilled?: boolean } = {}): void {
+    const container = this.containers.get(name)
+    if (!container?.running) throw new Error(`no running container ${name} to crash`)
+    if (options.oomKilled) this.emit('oom', container)
+    container.running = false
+    container.exitCode = options.oomKilled ? 137 : (options.exitCode ?? 1)
+    container.oomKilled = options.oomKilled === true
+    container.finishedAt = this.stamp()
+    this.emit('die', container, { exitCode: String(container.exitCode) })
+  }
+
+  /** A container's HEALTHCHECK reports `status` from now on. */
+  setHealth(name: string, status: 'starting' | 'healthy' | 'unhealthy'): void {
+    const container = this.containers.get(name)
+    if (!container) throw new Error(`no container ${name}`)
+    container.health = status
+    this.emit(`health_status: ${status}`, container)
+  }
+
+  /**
+   * `docker events`: a stream counted as one command (a fault or a cancel at its index ends it at
+   * once, as a CLI that failed to start would), then each matching event as one JSON line.
+   */
+  stream(argv: readonly string[], options: DockerStreamOptions): DockerStream {
+    this.calls.push({ argv: [...argv], options: { ...(options.signal && { signal: options.signal }) } })
+    const index = ++this.count
+    this.onCommand?.(index, argv)
+    const endedNow = (end: DockerStreamEnd): DockerStream => ({ ended: Promise.resolve(end), stop: () => undefined })
+    if (options.signal?.aborted) return endedNow({ stderr: '', stopped: true })
+    if (this.unreachable) return endedNow({ exitCode: 1, stderr: 'Cannot connect to the Docker daemon at unix:///nowhere.sock. Is the docker daemon running?\n', stopped: false })
+    const fault = pickFault(index, argv, { signal: options.signal }, this.fault, this.faultRule)
+    if (fault) {
+      this.injected.push({ index, argv: [...argv], mode: fault })
+      return endedNow({ ...injectedResult(index, argv), stopped: false })
+    }
+    if (argv[0] !== 'events' && !(argv[0] === 'system' && argv[1] === 'events')) {
+      return endedNow({ exitCode: 1, stderr: `the in-memory engine streams only docker events, not docker ${argv.join(' ')}\n`, stopped: false })
+    }
+    const parsed = parseArgs(argv.slice(argv[0] === 'events' ? 1 : 2), EVENTS, 'events')
+    if (isResult(parsed)) return endedNow({ exitCode: parsed.exitCode, stderr: parsed.stderr, stopped: false })
+    const since = value(parsed, 'since')
+    const sinceMs = since === undefined ? undefined : /^\d+(\.\d+)?$/.test(since) ? Number(since) * 1000 : Date.parse(since)
+    if (sinceMs !== undefined && !Number.isFinite(sinceMs)) return endedNow({ exitCode: 1, stderr: `invalid value for "since": ${since}\n`, stopped: false })
+    let finish: (end: DockerStreamEnd) => void = () => undefined
+    const ended = new Promise<DockerStreamEnd>((resolve) => (finish = resolve))
+    const subscriber: EventSubscriber = {
+      filters: values(parsed, 'filter').map(splitPair),
+      onLine: options.onLine,
+      close: () => {
+        if (!this.subscribers.delete(subscriber)) return
+        options.signal?.removeEventListener('abort', subscriber.close)
+        finish({ stderr: '', stopped: true })
+      }
+    }
+    this.subscribers.add(subscriber)
+    options.signal?.addEventListener('abort', subscriber.close, { once: true })
+    if (sinceMs !== undefined) {
+      for (const logged of this.eventLog) if (logged.at >= sinceMs && eventMatches(subscriber.filters, logged.event)) subscriber.onLine(JSON.stringify(logged.event))
+    }
+    return { ended, stop: subscriber.close }
+  }
+
+  /** A container event, as `docker events --format '{{json .}}'` prints it, to every stream whose filters match. */
+  private emit(action: string, container: FakeContainer, attributes: Record<string, string> = {}): void {
+    const at = EPOCH + this.clock * 1000
+    const event: FakeEvent = {
+      status: action,
+      id: container.id,
+      from: container.image,
+      Type: 'container',
+      Action: action,
+      Actor: { ID: container.id, Attributes: { ...container.labels, image: container.image, name: container.name, ...attributes } },
+      scope: 'local',
+      time: Math.floor(at / 1000),
+      timeNano: at * 1_000_000
+    }
+    this.eventLog.push({ at, event })
+    if (this.eventLog.length > 256) this.eventLog.shift()
+    for (const subscriber of [...this.subscribers]) if (eventMatches(subscriber.filters, event)) subscriber.onLine(JSON.stringify(event))
   }
 
   async run(argv: readonly string[], options: DockerRunOptions = {}): Promise<DockerResult> {
@@ -435,7 +558,14 @@ export class FakeDockerEngine implements DockerRunner {
           else if (container.running && !flag(parsed, 'force')) {
             errors.push(`Error response from daemon: cannot remove container "/${container.name}": container is running: stop the container before removing or force remove`)
           } else {
+            if (container.running) {
+              container.running = false
+              container.exitCode = 137
+              this.emit('kill', container, { signal: '9' })
+              this.emit('die', container, { exitCode: '137' })
+            }
             this.containers.delete(container.name)
+            this.emit('destroy', container)
             stdout += `${ref}\n`
           }
         }
@@ -452,8 +582,10 @@ export class FakeDockerEngine implements DockerRunner {
           return fail(`Error response from daemon: Conflict. The container name "/${to}" is already in use by container "${clash.id}". You have to remove (or rename) that container to be able to reuse that name.`)
         }
         this.containers.delete(container.name)
+        const oldName = container.name
         container.name = to
         this.containers.set(to, container)
+        this.emit('rename', container, { oldName: `/${oldName}` })
         return ok()
       }
       case 'start': {
@@ -476,6 +608,9 @@ export class FakeDockerEngine implements DockerRunner {
           if (container.running) {
             container.running = false
             container.finishedAt = this.stamp()
+            this.emit('kill', container, { signal: '15' })
+            this.emit('die', container, { exitCode: String(container.exitCode) })
+            this.emit('stop', container)
           }
         }
         return ok(parsed.args.map((ref) => `${ref}\n`).join(''))
@@ -587,12 +722,15 @@ export class FakeDockerEngine implements DockerRunner {
     }
     container.started = true
     container.error = ''
+    container.oomKilled = false
     container.startedAt = this.stamp()
+    this.emit('start', container)
     if (this.crashes(container.image)) {
       // The process exits during boot: docker has already seen it go by the time anyone looks.
       container.running = false
       container.exitCode = 1
       container.finishedAt = this.stamp()
+      this.emit('die', container, { exitCode: '1' })
     } else {
       container.running = true
       container.exitCode = 0
@@ -673,12 +811,13 @@ export class FakeDockerEngine implements DockerRunner {
         Running: container.running,
         Paused: false,
         Restarting: false,
-        OOMKilled: false,
+        OOMKilled: container.oomKilled ?? false,
         Dead: false,
         ExitCode: container.exitCode,
         Error: container.error ?? '',
         StartedAt: container.startedAt ?? (container.started ? '2024-01-01T00:00:00Z' : '0001-01-01T00:00:00Z'),
-        FinishedAt: container.finishedAt ?? '0001-01-01T00:00:00Z'
+        FinishedAt: container.finishedAt ?? '0001-01-01T00:00:00Z',
+        ...(container.health !== undefined && { Health: { Status: container.health } })
       }
     }
   }
@@ -1553,6 +1692,7 @@ const CONTAINER_LOGS = spec('tail|n since until', 'follow|f timestamps|t details
 const CONTAINER_LS = spec('filter|f format last|n', 'all|a no-trunc quiet|q size|s latest|l')
 const IMAGE_INSPECT = spec('format|f platform', '')
 const SYSTEM_INFO = spec('format|f', '')
+const EVENTS = spec('filter|f format since until', '')
 const IMAGE_IMPORT = spec('message|m change|c platform', '')
 const IMAGE_LS = spec('filter|f format', 'all|a digests no-trunc quiet|q tree')
 const IMAGE_RM = spec('platform', 'force|f no-prune')
@@ -1773,6 +1913,31 @@ function statusOf(container: FakeContainer): string {
   if (container.started) return 'exited'
   if (container.error) return 'created'
   return container.exitCode === 0 ? 'created' : 'exited'
+}
+
+/**
+ * Whether a container event passes `docker events` filters: values of one key are alternatives,
+ * keys must all match. `container` matches an id or name exactly or as a prefix, as docker's does;
+ * an `event` filter on `health_status` matches `health_status: healthy` too.
+ */
+function eventMatches(filters: [string, string][], event: FakeEvent): boolean {
+  const byKey = new Map<string, string[]>()
+  for (const [key, wanted] of filters) byKey.set(key, [...(byKey.get(key) ?? []), wanted])
+  for (const [key, wanted] of byKey) {
+    const name = event.Actor.Attributes.name ?? ''
+    const matches = wanted.some((value) => {
+      if (key === 'type') return value === event.Type
+      if (key === 'container') return event.Actor.ID.startsWith(value) || name.startsWith(value)
+      if (key === 'event') return event.Action === value || event.Action.startsWith(`${value}:`)
+      if (key === 'label') {
+        const [labelKey, labelValue] = value.includes('=') ? splitPair(value) : [value, undefined]
+        return labelKey in event.Actor.Attributes && (labelValue === undefined || event.Actor.Attributes[labelKey] === labelValue)
+      }
+      return false
+    })
+    if (!matches) return false
+  }
+  return true
 }
 
 /** `KEY=value` as [KEY, value]; a bare KEY has the empty value. */

@@ -1,5 +1,5 @@
 import * as core from '@actions/core'
-import { DockerCommandError, type DockerResult, type DockerRunner, type DockerRunOptions } from './runner.js'
+import { DockerCommandError, type DockerResult, type DockerRunner, type DockerRunOptions, type DockerStream } from './runner.js'
 
 /** The part of `docker container inspect` that the deploy reads. */
 export interface ContainerInfo {
@@ -26,6 +26,33 @@ export interface ContainerInfo {
   /** IPv4 address on each network the container is attached to (empty while it is not running). */
   networks?: Record<string, string>
 }
+
+/** One event of `docker events` about a container (see `containerEvents`). */
+export interface ContainerEvent {
+  /** `die`, `oom`, `kill`, `health_status`…: docker's action up to a colon. */
+  action: string
+  /** What docker's action says after its colon: `healthy` for `health_status: healthy`. */
+  detail?: string
+  /** The container's full id. */
+  id: string
+  /** The container's name when the event says it. */
+  name?: string
+  /** The event's attributes: `exitCode` of a `die`, `signal` of a `kill`, the labels… */
+  attributes: Record<string, string>
+  /** The daemon's time of the event, in ns since the epoch (0 when not given). */
+  timeNano: number
+}
+
+/**
+ * What a health check follows with `containerEvents`: a process that ended (`die`; `oom` comes
+ * before the `die` of a process the kernel killed; `kill` before the `die` of a signalled one),
+ * `pause`, `restart` (`docker restart`), `destroy`, `rename`, and each change of a HEALTHCHECK's
+ * status (`health_status: healthy`; docker matches the bare `health_status` as a prefix).
+ */
+export const CONTAINER_EVENT_ACTIONS = ['die', 'oom', 'kill', 'pause', 'restart', 'destroy', 'rename', 'health_status'] as const
+
+/** A `--since` value: a docker timestamp as inspect prints it (RFC 3339), or seconds since the epoch. */
+const EVENT_TIMESTAMP = /^(?:\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:Z|[+-]\d{2}:\d{2})|\d{1,12}(?:\.\d{1,9})?)$/
 
 /** The part of `docker network inspect` that the proxy strategy reads. */
 export interface NetworkInfo {
@@ -442,6 +469,37 @@ export class DockerClient {
     return { untagged: lines(result.stdout, /^Untagged:/), deleted: lines(result.stdout, /^Deleted:/), refused: result.stderr.split('\n').map((line) => line.trim()).filter(Boolean) }
   }
 
+  /**
+   * Follows `containers` (names or ids) with one `docker events` process, filtered to them and to
+   * `CONTAINER_EVENT_ACTIONS`, until the stream is stopped, `signal` aborts or the run is
+   * cancelled; each event goes to `onEvent`, in the daemon's order. Docker matches a container
+   * filter as a prefix (`web` also gets `web-proxy`'s events), so callers match the id or name
+   * themselves. `since` (the daemon's time, e.g. a container's StartedAt) replays the events
+   * docker still holds from then on, so none is missed between a read and the stream's start.
+   * Undefined when the runner cannot stream (the caller reads by commands instead).
+   */
+  containerEvents(containers: readonly string[], options: { since?: string; signal?: AbortSignal; onEvent: (event: ContainerEvent) => void }): DockerStream | undefined {
+    if (!this.runner.stream) return undefined
+    // Without a container filter docker would send the events of every container on the host.
+    if (containers.length === 0) throw new Error('containerEvents needs at least one container')
+    const argv = ['events', '--format', '{{json .}}', '--filter', 'type=container']
+    for (const container of containers) argv.push('--filter', `container=${objectName(container)}`)
+    for (const action of CONTAINER_EVENT_ACTIONS) argv.push('--filter', `event=${action}`)
+    if (options.since !== undefined) {
+      if (!EVENT_TIMESTAMP.test(options.since)) throw new Error(`not a docker timestamp: ${JSON.stringify(options.since)}`)
+      argv.push('--since', options.since)
+    }
+    core.debug(`docker ${argv.join(' ')}`)
+    const signals = [this.options.signal, options.signal].filter((signal): signal is AbortSignal => signal !== undefined)
+    return this.runner.stream(argv, {
+      signal: signals.length > 1 ? AbortSignal.any(signals) : signals[0],
+      onLine: (line) => {
+        const event = parseContainerEvent(line)
+        if (event) options.onEvent(event)
+      }
+    })
+  }
+
   /** The last lines of a container's output (stdout and stderr interleaved by docker). */
   async containerLogs(name: string, tail: number): Promise<string> {
     const result = await this.exec(['container', 'logs', '--tail', String(tail), name], {
@@ -525,6 +583,30 @@ interface DockerInspect {
     OOMKilled?: boolean
     StartedAt: string
     Health?: { Status: string }
+  }
+}
+
+/** One line of `docker events --format '{{json .}}'`; undefined for anything but a container event. */
+export function parseContainerEvent(line: string): ContainerEvent | undefined {
+  let raw: { Type?: string; Action?: string; status?: string; id?: string; Actor?: { ID?: string; Attributes?: Record<string, string> | null }; timeNano?: number }
+  try {
+    raw = JSON.parse(line) as typeof raw
+  } catch {
+    return undefined
+  }
+  if (!raw || typeof raw !== 'object' || (raw.Type !== undefined && raw.Type !== 'container')) return undefined
+  const fullAction = raw.Action ?? raw.status ?? ''
+  const id = raw.Actor?.ID ?? raw.id ?? ''
+  if (!fullAction || !id) return undefined
+  const colon = fullAction.indexOf(':')
+  const attributes = raw.Actor?.Attributes ?? {}
+  return {
+    action: colon === -1 ? fullAction : fullAction.slice(0, colon),
+    ...(colon !== -1 && { detail: fullAction.slice(colon + 1).trim() }),
+    id,
+    ...(attributes.name !== undefined && { name: attributes.name }),
+    attributes,
+    timeNano: typeof raw.timeNano === 'number' ? raw.timeNano : 0
   }
 }
 

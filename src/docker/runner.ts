@@ -36,12 +36,44 @@ export interface DockerRunOptions {
   binaryStdout?: boolean
 }
 
+export interface DockerStreamOptions {
+  /** Each line docker prints on stdout, without its newline, as it comes. */
+  onLine: (line: string) => void
+  /** Extra variables for the docker client's environment (as for `run`). */
+  env?: Record<string, string>
+  /** Ends the command, as `stop()` does (the verification it serves ended, or the run was cancelled). */
+  signal?: AbortSignal
+}
+
+/** How a streaming command ended. */
+export interface DockerStreamEnd {
+  /** The exit code; undefined when docker never ran or was killed. */
+  exitCode?: number
+  /** Docker's stderr, or why it could not be started. */
+  stderr: string
+  /** True when it ended because it was told to (`stop()` or the signal), not by itself. */
+  stopped: boolean
+}
+
+/** A long-running docker command (`docker events`): its lines go to `onLine` until it ends. */
+export interface DockerStream {
+  /** Settles once the process is gone, whatever ended it; never rejects. */
+  readonly ended: Promise<DockerStreamEnd>
+  /** Kills the process. Safe to call more than once, and after it ended. */
+  stop(): void
+}
+
 /**
  * The single way a docker process is started. Tests replace it with a recorder to assert argv.
  * `argv` excludes the `docker` executable itself.
  */
 export interface DockerRunner {
   run(argv: readonly string[], options?: DockerRunOptions): Promise<DockerResult>
+  /**
+   * Starts a command that runs until it is stopped and prints as it goes (`docker events`). Only
+   * reads are streamed. Optional: a runner without it (a test fake) makes its callers poll instead.
+   */
+  stream?(argv: readonly string[], options: DockerStreamOptions): DockerStream
 }
 
 export const DEFAULT_TIMEOUT_MS = 5 * 60_000
@@ -74,10 +106,15 @@ export class ProcessDockerRunner implements DockerRunner {
     private readonly dockerConfig?: string
   ) {}
 
-  run(argv: readonly string[], options: DockerRunOptions = {}): Promise<DockerResult> {
-    const env: NodeJS.ProcessEnv = { ...process.env, ...options.env }
+  private environment(extra: Record<string, string> | undefined): NodeJS.ProcessEnv {
+    const env: NodeJS.ProcessEnv = { ...process.env, ...extra }
     if (this.dockerHost) env.DOCKER_HOST = this.dockerHost
     if (this.dockerConfig) env.DOCKER_CONFIG = this.dockerConfig
+    return env
+  }
+
+  run(argv: readonly string[], options: DockerRunOptions = {}): Promise<DockerResult> {
+    const env = this.environment(options.env)
     const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS
 
     return new Promise((resolve, reject) => {
@@ -122,4 +159,47 @@ export class ProcessDockerRunner implements DockerRunner {
       child.stdin.end(options.input ?? '')
     })
   }
+
+  /**
+   * Starts `docker <argv>` and hands each stdout line to `onLine` until the process ends, by
+   * itself (an engine that refused it, a dropped connection) or by `stop()` or the signal, which
+   * kill it. No timeout: the caller owns its lifetime and must stop it.
+   */
+  stream(argv: readonly string[], options: DockerStreamOptions): DockerStream {
+    let stopped = false
+    let kill = (): void => undefined
+    const stop = (): void => {
+      stopped = true
+      kill()
+    }
+    const ended = new Promise<DockerStreamEnd>((resolve) => {
+      if (options.signal?.aborted) return resolve({ stderr: '', stopped: true })
+      const child = spawn(this.executable, argv, { env: this.environment(options.env), stdio: ['ignore', 'pipe', 'pipe'] })
+      kill = () => void child.kill('SIGKILL')
+      options.signal?.addEventListener('abort', stop, { once: true })
+      let pending = ''
+      let stderr = ''
+      let spawnError: string | undefined
+      child.stdout.setEncoding('utf8')
+      child.stdout.on('data', (chunk: string) => {
+        const lines = (pending + chunk).split('\n')
+        pending = lines.pop() ?? ''
+        for (const line of lines) if (line.trim()) options.onLine(line)
+      })
+      child.stderr.setEncoding('utf8')
+      // Bounded: a stream that complains forever must not grow without end.
+      child.stderr.on('data', (chunk: string) => void (stderr = (stderr + chunk).slice(-8_192)))
+      child.on('error', (error: NodeJS.ErrnoException) => {
+        spawnError ??=
+          error.code === 'ENOENT' ? `The docker CLI was not found on PATH (${this.executable}). Install docker on the runner before this step.` : error.message
+      })
+      child.on('close', (code) => {
+        options.signal?.removeEventListener('abort', stop)
+        kill = () => undefined
+        resolve({ ...(code !== null && { exitCode: code }), stderr: spawnError ?? stderr, stopped })
+      })
+    })
+    return { ended, stop }
+  }
 }
+

@@ -1,4 +1,6 @@
-import type { ContainerInfo, DockerClient } from '../docker/client.js'
+import * as core from '@actions/core'
+import type { ContainerEvent, ContainerInfo, DockerClient } from '../docker/client.js'
+import type { DockerStream } from '../docker/runner.js'
 
 /** What one look at the workload's runtime state says. */
 export type StateObservation = {
@@ -9,33 +11,235 @@ export type StateObservation = {
 }
 
 /**
- * Reads the runtime state of a just-started workload. Kept to one method so that each deploy
- * strategy (a plain container here, a Swarm service later) can supply its own. It may throw when
- * the state cannot be read (docker unreachable); `verifyHealth` retries a few times before giving up.
+ * Reads the runtime state of a just-started workload. `observe` is all a deploy strategy must
+ * supply (a plain container, a Swarm service); it may throw when the state cannot be read (docker
+ * unreachable), and `verifyHealth` retries a few times before giving up. A probe that follows the
+ * workload by events adds `nextChange` and `close`; one without them is polled.
  */
 export interface StateProbe {
   observe(signal?: AbortSignal): Promise<StateObservation>
+  /**
+   * Resolves `changed` when the state may have changed since the last `observe` (observe again
+   * now), or `poll` when the probe has no live event source (any more), so the caller reads again
+   * after its poll interval. Also resolves (`poll`) when `signal` aborts; never rejects.
+   */
+  nextChange?(signal: AbortSignal): Promise<'changed' | 'poll'>
+  /** Ends what the probe keeps running for `nextChange` (its event stream). Safe to call twice. */
+  close?(): void
+}
+
+/** A StateProbe for one container, which can also tell what its event stream saw of others. */
+export interface ContainerStateProbe extends StateProbe {
+  /**
+   * A companion (see `containerStateProbe`) that is known to run: it ran at the first read, and the
+   * event stream, which delivered events from before then until the probe was closed, said
+   * nothing of it since. Undefined when that is not known: then it must be read.
+   */
+  knownRunning(name: string): ContainerInfo | undefined
 }
 
 /**
- * A StateProbe for one container, read with `docker container inspect`.
+ * A StateProbe for one container: `docker container inspect` once, then, while `observe` is
+ * given a signal (a verification that ends), one `docker events` stream filtered to the container
+ * (and its companions) until that signal aborts or `close` is called.
  *
  * Failed when the container is gone, exited or dead (with its exit code, docker's own error such
  * as a port already in use, and OOMKilled), paused, restarting, or when its restart count grew
  * since the first observation: with a restart policy a crashing process may be running again by
  * the time we look, and only the counter shows it crashed. `starting` while its HEALTHCHECK says
  * so, failed on `unhealthy`, and ready when running (and `healthy` if it has a HEALTHCHECK).
+ *
+ * With the stream, no command runs until an event says something changed, and most events say
+ * enough by themselves: a `die` gives the exit code (OOMKilled when an `oom` came before it, as
+ * docker's own flag), `health_status` the new status, `pause` and `destroy` what happened. So a
+ * crash is a verdict the moment docker reports it, with no read in between (the proxy's switch
+ * back is then the first docker command). `restart`, `rename` and anything unexpected make the
+ * next `observe` read the container again. When the stream cannot start or ends by itself (an
+ * engine without it, a dropped SSH connection), the next `observe` reads and the caller polls:
+ * what the probe last saw is never taken for what is.
+ *
+ * `companions` are followed on the same stream for `knownRunning` (the proxy's old slot).
  */
-export function containerStateProbe(docker: DockerClient, containerName: string): StateProbe {
-  let baselineRestartCount: number | undefined
-  return {
-    async observe(signal?: AbortSignal): Promise<StateObservation> {
-      signal?.throwIfAborted()
-      const info = await docker.inspectContainer(containerName)
-      if (!info) return { verdict: 'failed', detail: `the container ${containerName} no longer exists` }
-      baselineRestartCount ??= info.restartCount
-      return describeContainerState(info, baselineRestartCount)
+export function containerStateProbe(docker: DockerClient, containerName: string, options: { companions?: readonly string[] } = {}): ContainerStateProbe {
+  return new ContainerProbe(docker, containerName, options.companions ?? [])
+}
+
+class ContainerProbe implements ContainerStateProbe {
+  private baselineRestartCount: number | undefined
+  /** The last read, with what events said since (a HEALTHCHECK status). */
+  private info: ContainerInfo | undefined
+  /** A failure an event showed: it will not get better. */
+  private final: StateObservation | undefined
+  /** The next `observe` must read: nothing read yet, an event that needs detail, or no live stream. */
+  private stale = true
+  /** Counts events that need a read, so that one coming during a read is not lost. */
+  private generation = 0
+  /** Something happened since the last `observe`. */
+  private changed = false
+  /** An `oom` came for the container: docker's OOMKilled flag of its next exit. */
+  private oomSeen = false
+  private stream: DockerStream | undefined
+  /** The stream runs and has not ended by itself. */
+  private streaming = false
+  /** The stream ended by itself, or could not start: nothing it did not say can be trusted. */
+  private lost = false
+  /** An event arrived: the stream was subscribed, so it delivered every event up to that one. */
+  private delivered = false
+  private closed = false
+  private readonly companionInfo = new Map<string, ContainerInfo>()
+  private readonly waiters = new Set<(result: 'changed' | 'poll') => void>()
+
+  constructor(
+    private readonly docker: DockerClient,
+    private readonly containerName: string,
+    private readonly companions: readonly string[]
+  ) {}
+
+  async observe(signal?: AbortSignal): Promise<StateObservation> {
+    signal?.throwIfAborted()
+    this.changed = false
+    if (this.final) return this.final
+    if (!this.stale && this.streaming && this.info && this.baselineRestartCount !== undefined) {
+      return describeContainerState(this.info, this.baselineRestartCount)
     }
+    const generation = this.generation
+    const first = this.info === undefined && this.stream === undefined
+    const names = first ? [this.containerName, ...this.companions.filter((name) => name !== this.containerName)] : [this.containerName]
+    const [info, ...others] = await this.docker.inspectContainers(names)
+    if (first) {
+      others.forEach((other, index) => {
+        const name = names[index + 1] as string
+        if (other?.running) this.companionInfo.set(name, other)
+      })
+    }
+    // An event that needs a read came during this one: read again at the next look.
+    this.stale = generation !== this.generation || !this.streaming
+    if (this.final) return this.final
+    if (!info) {
+      this.info = undefined
+      return { verdict: 'failed', detail: `the container ${this.containerName} no longer exists` }
+    }
+    this.info = info
+    this.baselineRestartCount ??= info.restartCount
+    const observation = describeContainerState(info, this.baselineRestartCount)
+    if (observation.verdict !== 'failed' && signal && !this.stream && !this.closed) this.follow(info, signal)
+    return observation
+  }
+
+  nextChange(signal: AbortSignal): Promise<'changed' | 'poll'> {
+    if (this.changed) return Promise.resolve('changed')
+    if (!this.streaming || signal.aborted) return Promise.resolve('poll')
+    return new Promise((resolve) => {
+      const done = (result: 'changed' | 'poll'): void => {
+        this.waiters.delete(done)
+        signal.removeEventListener('abort', onAbort)
+        resolve(result)
+      }
+      const onAbort = (): void => done('poll')
+      this.waiters.add(done)
+      signal.addEventListener('abort', onAbort, { once: true })
+    })
+  }
+
+  close(): void {
+    this.closed = true
+    this.streaming = false
+    this.stream?.stop()
+    this.wake('poll')
+  }
+
+  knownRunning(name: string): ContainerInfo | undefined {
+    if (this.lost || !this.delivered) return undefined
+    return this.companionInfo.get(name)
+  }
+
+  /** Starts the one event stream, for as long as `signal` (the verification) lasts. */
+  private follow(info: ContainerInfo, signal: AbortSignal): void {
+    const ids = [info.id, ...this.companions.map((name) => this.companionInfo.get(name)?.id)].filter((id): id is string => Boolean(id))
+    const filter = [...new Set([this.containerName, ...this.companions, ...ids])]
+    // Events since the container's last start: none between the read above and the stream's start is missed.
+    const since = /^\d{4}-/.test(info.startedAt) && !info.startedAt.startsWith('0001-') ? info.startedAt : undefined
+    let stream: DockerStream | undefined
+    try {
+      stream = this.docker.containerEvents(filter, { ...(since && { since }), signal, onEvent: (event) => this.onEvent(event) })
+    } catch (error) {
+      core.debug(`health: no event stream for ${this.containerName} (${error instanceof Error ? error.message : String(error)}); polling`)
+    }
+    if (!stream) {
+      this.lost = true
+      return
+    }
+    this.stream = stream
+    this.streaming = true
+    this.stale = false
+    void stream.ended.then((end) => {
+      this.streaming = false
+      // Only the end of the verification ends it on purpose; anything else is a lost stream.
+      if (this.closed || signal.aborted) return
+      core.debug(`health: the event stream for ${this.containerName} ended (${end.stderr.trim() || `exit code ${end.exitCode ?? 'none'}`}); polling`)
+      this.lost = true
+      this.stale = true
+      this.changed = true
+      this.wake()
+    })
+  }
+
+  private onEvent(event: ContainerEvent): void {
+    if (this.closed) return
+    this.delivered = true
+    const info = this.info
+    // Docker matches a container filter as a prefix (`web` also brings `web-proxy`): match exactly.
+    const isTarget = (info !== undefined && event.id === info.id) || event.name === this.containerName
+    if (!isTarget) {
+      for (const [name, companion] of this.companionInfo) {
+        // Only a HEALTHCHECK or an OOM in a process that lives on leaves it known to run.
+        if ((event.id === companion.id || event.name === name) && event.action !== 'health_status' && event.action !== 'oom') this.companionInfo.delete(name)
+      }
+      return
+    }
+    const name = this.containerName
+    switch (event.action) {
+      case 'health_status':
+        if (info && (event.detail === 'starting' || event.detail === 'healthy' || event.detail === 'unhealthy')) this.info = { ...info, health: event.detail }
+        else this.needsRead()
+        break
+      case 'oom':
+        this.oomSeen = true
+        break
+      case 'kill':
+        // A signal is sent; whether the process ends is told by the `die` that follows, if any.
+        return
+      case 'die': {
+        const exitCode = Number.parseInt(event.attributes.exitCode ?? '', 10)
+        if (!info || !Number.isFinite(exitCode) || this.baselineRestartCount === undefined) {
+          this.needsRead()
+          break
+        }
+        const exited: ContainerInfo = { ...info, running: false, restarting: false, status: 'exited', exitCode, oomKilled: this.oomSeen, error: '' }
+        this.final = describeContainerState(exited, this.baselineRestartCount)
+        break
+      }
+      case 'pause':
+        this.final = { verdict: 'failed', detail: `the container ${name} is paused` }
+        break
+      case 'destroy':
+        this.final = { verdict: 'failed', detail: `the container ${name} no longer exists` }
+        break
+      default:
+        // `restart` (the count), `rename` (what the name holds now), anything new: read it.
+        this.needsRead()
+    }
+    this.changed = true
+    this.wake()
+  }
+
+  private needsRead(): void {
+    this.generation++
+    this.stale = true
+  }
+
+  private wake(result: 'changed' | 'poll' = 'changed'): void {
+    for (const waiter of [...this.waiters]) waiter(result)
   }
 }
 

@@ -44,12 +44,13 @@ export interface VerifyHealthOptions {
   settings: HealthSettings
   signal?: AbortSignal
   clock?: HealthClock
-  /** How often the state is read, independent of `intervalMs`; see `STATE_POLL_MS`. */
+  /** How often a state without events is read, independent of `intervalMs`; see `STATE_POLL_MS`. */
   statePollMs?: number
 }
 
 /**
- * Default spacing of state reads (start to start). A crash must be seen within about half a
+ * Default spacing of state reads (start to start) when the probe has no event stream (Swarm, an
+ * engine or connection where `docker events` failed). A crash must be seen within about half a
  * second, not at the next HTTP interval; one `docker container inspect` costs tens of ms, so
  * reading more often than this would mostly burn CPU next to the workload that is starting.
  */
@@ -67,8 +68,11 @@ const systemClock: HealthClock = {
 /**
  * Decides whether a just-started workload is healthy, and keeps a transcript of how it got there.
  *
- * - The state is read every `statePollMs` (150 ms), independently of HTTP; a `failed` observation
- *   ends verification at once, so a crash is reported within about half a second.
+ * - The state is read once, then again whenever the probe's events say it changed (see
+ *   `StateProbe.nextChange`); a probe without events, or whose stream ended, is read every
+ *   `statePollMs` (150 ms), independently of HTTP. A `failed` observation ends verification at
+ *   once, so a crash is reported as docker reports it (polling: within about half a second). The
+ *   probe's stream ends with the verification, whatever ends it.
  * - HTTP probes run every `intervalMs` (start to start). Until healthy, any HTTP failure (refused,
  *   reset, timeout, wrong status or body) only means "still starting" and resets the count of
  *   consecutive successes; `deadlineMs` decides.
@@ -172,6 +176,27 @@ export async function verifyHealth(options: VerifyHealthOptions): Promise<Health
     }
   }
 
+  /**
+   * After a good read, a probe that follows the workload by events is read again only when it says
+   * something changed, or when the "no URL" rule's time in a row is up; otherwise it is polled.
+   * True when the next read is due now.
+   */
+  const waitForChange = async (): Promise<boolean> => {
+    if (!state.nextChange || signal.aborted) return false
+    const waiting = new AbortController()
+    const waitSignal = AbortSignal.any([signal, waiting.signal])
+    const waits: Promise<'changed' | 'poll'>[] = [state.nextChange(waitSignal)]
+    if (!http && phase === 'start' && lastState?.verdict === 'ready' && readySinceMs !== undefined) {
+      const dueInMs = readySinceMs + threshold * settings.intervalMs - elapsed()
+      waits.push(clock.sleep(Math.max(0, dueInMs), waitSignal).then(() => 'changed' as const, () => 'poll' as const))
+    }
+    try {
+      return (await Promise.race(waits)) === 'changed'
+    } finally {
+      waiting.abort()
+    }
+  }
+
   const stateLoop = async (): Promise<void> => {
     let consecutiveErrors = 0
     while (!signal.aborted) {
@@ -195,6 +220,8 @@ export async function verifyHealth(options: VerifyHealthOptions): Promise<Health
           finish(false, `could not read the workload's state ${consecutiveErrors} times in a row: ${message}`)
         }
       }
+      // A read that failed is retried after the poll interval, events or not.
+      if (consecutiveErrors === 0 && (await waitForChange())) continue
       await sleep(statePollMs - (elapsed() - atMs))
     }
   }
@@ -271,12 +298,18 @@ export async function verifyHealth(options: VerifyHealthOptions): Promise<Health
   const loops = [guard(stateLoop()), guard(deadlineTimer())]
   if (http) loops.push(guard(httpLoop(http)))
 
-  await new Promise<void>((resolve) => {
-    if (stop.signal.aborted) resolve()
-    else stop.signal.addEventListener('abort', () => resolve(), { once: true })
-  })
-  await Promise.allSettled([...loops, watchTimer])
-  options.signal?.removeEventListener('abort', onCancel)
+  try {
+    await new Promise<void>((resolve) => {
+      if (stop.signal.aborted) resolve()
+      else stop.signal.addEventListener('abort', () => resolve(), { once: true })
+    })
+    // The verdict is in: the probe's event stream ends now, not after the last loop settles.
+    state.close?.()
+    await Promise.allSettled([...loops, watchTimer])
+  } finally {
+    state.close?.()
+    options.signal?.removeEventListener('abort', onCancel)
+  }
 
   // `finish` ran before `stop` aborted, so the verdict is set here.
   const final = verdict ?? { healthy: false, reason: 'cancelled', phase, durationMs: elapsed() }

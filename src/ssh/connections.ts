@@ -3,7 +3,7 @@
  * command, and the docker runner that sends each command through it. Closed, with the private SSH
  * directory, when the step ends (`close`), on every path.
  */
-import type { DockerResult, DockerRunner, DockerRunOptions } from '../docker/runner.js'
+import type { DockerResult, DockerRunner, DockerRunOptions, DockerStream, DockerStreamEnd, DockerStreamOptions } from '../docker/runner.js'
 import { SshConnection } from './connection.js'
 import type { SshDir } from './ssh-dir.js'
 import { sshTargetOf } from './ssh-target.js'
@@ -60,6 +60,32 @@ export class SshDockerRunner implements DockerRunner {
     return {
       ...result,
       stderr: `${result.stderr.trim()}\n(the SSH connection to ${this.connection.dockerHost} dropped during this command and was opened again; whether the command took effect is unknown)\n`
+    }
+  }
+
+  /**
+   * A streaming read (`docker events`) through the connection, like `run`. Not sent again when the
+   * connection drops: the stream just ends, and its caller falls back to reading by commands,
+   * which open the connection again.
+   */
+  stream(argv: readonly string[], options: DockerStreamOptions): DockerStream {
+    let inner: DockerStream | undefined
+    let stopped = false
+    const ended = (async (): Promise<DockerStreamEnd> => {
+      const unreachable = await this.open()
+      if (unreachable) return { exitCode: unreachable.exitCode, stderr: unreachable.stderr, stopped: false }
+      if (stopped || options.signal?.aborted) return { stderr: '', stopped: true }
+      const runner = this.runnerFor(this.connection.cliDockerHost)
+      if (!runner.stream) return { stderr: 'this docker runner cannot stream', stopped: false }
+      inner = runner.stream(argv, options)
+      return inner.ended
+    })()
+    return {
+      ended,
+      stop: () => {
+        stopped = true
+        inner?.stop()
+      }
     }
   }
 

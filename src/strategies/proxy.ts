@@ -4,7 +4,7 @@ import { CreatedObjects } from '../created.js'
 import type { Clock } from '../dependencies.js'
 import type { ContainerInfo, DockerClient } from '../docker/client.js'
 import { buildCreateArgv, secretEnvironment } from '../docker/run-args.js'
-import { containerStateProbe, type StateObservation, type StateProbe } from '../health/state-probe.js'
+import { containerStateProbe, type ContainerStateProbe, type StateObservation, type StateProbe } from '../health/state-probe.js'
 import { verifyHealth } from '../health/verify.js'
 import { singleFileTar } from '../proxy/config-archive.js'
 import {
@@ -102,6 +102,8 @@ export class ProxyStrategy implements DeployStrategy {
   private proxyTarget: string | undefined
   /** The app's `replace` container with host networking: named when the proxy cannot bind its port. */
   private hostNetworkHolder: NamedContainer | undefined
+  /** The probe of the last check after a switch, which follows the old slot too (see `switchBack`). */
+  private watched: { probe: ContainerStateProbe; serving: Slot; retiring: Slot | undefined } | undefined
   /** The runtime API's last look at both slots, taken by `readRouting`. */
   private lastSnapshot: SlotsSnapshot | undefined
   private readonly runtime: HaproxyRuntime
@@ -231,7 +233,13 @@ export class ProxyStrategy implements DeployStrategy {
   stateProbe(): StateProbe {
     // A takeover undone: the `replace` container serves on the port again.
     if (this.putBackHolder) return containerStateProbe(this.docker, this.putBackHolder)
-    if (this.serving) return containerStateProbe(this.docker, this.names.slots[this.serving])
+    if (this.serving) {
+      // The old slot rides on the same event stream: a switch back then needs no read first.
+      const retiring = this.retiring
+      const probe = containerStateProbe(this.docker, this.names.slots[this.serving], { companions: retiring ? [this.names.slots[retiring]] : [] })
+      this.watched = { probe, serving: this.serving, retiring }
+      return probe
+    }
     // A post step's restore found what serves; otherwise ask the proxy once.
     let probe: StateProbe | undefined
     return {
@@ -243,7 +251,9 @@ export class ProxyStrategy implements DeployStrategy {
           probe = containerStateProbe(this.docker, this.names.slots[slot])
         }
         return probe.observe(signal)
-      }
+      },
+      nextChange: (signal: AbortSignal) => probe?.nextChange?.(signal) ?? Promise.resolve('poll' as const),
+      close: () => probe?.close?.()
     }
   }
 
@@ -282,11 +292,17 @@ export class ProxyStrategy implements DeployStrategy {
    * window): the old slot is still running in DRAIN, so one runtime-API batch puts users back on
    * it. Requests HAProxy holds for the failed slot are redispatched to it on their next retry;
    * the restore that follows drains and stops the failed slot.
+   *
+   * That the old slot still runs comes from the check's event stream, which followed it too: then
+   * the switch-back batch is the first docker command after the failure was seen. When the stream
+   * cannot tell (it was polled, it ended, or the failure came from an HTTP probe before any event
+   * arrived), the old slot is read first: unknown is not running.
    */
   async switchBack(): Promise<Release | undefined> {
     const old = this.retiring
     if (!old || !this.serving || this.docker.dryRun) return undefined
-    const info = await this.docker.inspectContainer(this.names.slots[old])
+    const watched = this.watched?.serving === this.serving && this.watched.retiring === old ? this.watched.probe : undefined
+    const info = watched?.knownRunning(this.names.slots[old]) ?? (await this.docker.inspectContainer(this.names.slots[old]))
     if (!info?.running) return undefined
     const failed = this.serving
     await this.switchTraffic(old)
@@ -712,10 +728,15 @@ export class ProxyStrategy implements DeployStrategy {
   }
 
   /** The warnings a switch leaves for its step (and so for the annotations and the summary): a takeover's gap. */
-  switchWarnings(): string[] {
+  switchWarnings(): { annotation: string; detail: string }[] {
     const taken = this.takeover
     if (!taken) return []
-    return [takeoverWarning({ from: taken.from, release: taken.release, proxy: this.names.proxy, port: this.proxy.port, host: this.host, gapMs: taken.gapMs, measured: taken.measured })]
+    return [
+      {
+        annotation: takeoverWarning({ from: taken.from, release: taken.release, proxy: this.names.proxy, port: this.proxy.port, host: this.host, gapMs: taken.gapMs, measured: taken.measured }),
+        detail: `port ${this.proxy.port} taken over from ${taken.from} (strategy replace): new connections were refused for ${(taken.gapMs / 1000).toFixed(2)} s`
+      }
+    ]
   }
 
   /**

@@ -73,8 +73,11 @@ export interface DeployStrategy {
    */
   keptForRollback?(): string[]
 
-  /** Warnings the last switch leaves for its step, and so for the summary (a proxy takeover's gap). */
-  switchWarnings?(): string[]
+  /**
+   * Warnings the last switch leaves for its step (a proxy takeover's gap): the annotation in full,
+   * and a short form for the step's detail in the summary's steps table.
+   */
+  switchWarnings?(): { annotation: string; detail: string }[]
 
   /** After a failure: the failed version's last log lines and diagnostics of this run, for the report. Changes nothing. */
   failureEvidence(): Promise<FailureEvidence>

@@ -131,6 +131,9 @@ export class SwarmStrategy implements DeployStrategy {
   }
 
   stateProbe(): StateProbe {
+    // Polled, not followed by `docker events`: the engine of a manager sees the container events of
+    // its own node only, so on a multi-node swarm a task that dies elsewhere sends it nothing, and
+    // the task states (`docker service ps`) are the one view of every node.
     return serviceStateProbe(this.services, this.name, this.clock)
   }
 

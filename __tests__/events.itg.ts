@@ -1,0 +1,307 @@
+/**
+ * State from `docker events` (issue 21) on a real private engine, through the bundled action:
+ * - `strategy: proxy`, a version killed during the watch: the verdict comes from the die event and
+ *   the switch-back batch (`docker exec … nc`) is the first docker command after it, with no
+ *   `container inspect` in between; the time from the kill to the switch-back batch is printed;
+ * - a healthy 1-host `replace` deploy (3 s app start, 5 s watch): how many docker CLI processes it
+ *   runs, printed beside the committed bundle's (dist/index.js) count, and that one `docker events`
+ *   stream replaced the polled inspects;
+ * - after every main and post step, no `docker events` process is left on the machine.
+ *
+ * Figures are printed, not asserted against a time: the machine is shared with a CI run.
+ *
+ * Network: the engine's user networks come from 10.252.0.0/16 and its containers get
+ * `--dns 127.0.0.1` (as in proxy.itg.ts). The test talks to 127.0.0.1 only.
+ */
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals'
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs'
+import { rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { basename, join, resolve } from 'node:path'
+import { REPO_ROOT, runAction, type ActionControl, type ActionResult } from '../test-support/action-run.js'
+import { startEngine, type Engine } from '../test-support/engine.js'
+import { start as startFakeGitHub, type FakeGitHub } from '../test-support/fake-github.js'
+import { pushHaproxyImage, type PushedHaproxyImage } from '../test-support/haproxy-image.js'
+import { buildAppImage, type AppImage } from '../test-support/images.js'
+import { freePort, httpGet } from '../test-support/net.js'
+import { listPids, readCmdline, readParentPid, sleep } from '../test-support/proc.js'
+import { startRegistry, type Registry } from '../test-support/registry.js'
+
+const REPO = 'acme/events'
+const APP_PORT = 3000
+const HEALTHY_BODY = 'status: green'
+
+let engine: Engine
+let registry: Registry
+let github: FakeGitHub
+let haproxy: PushedHaproxyImage
+let image: string
+const workspaces: string[] = []
+
+beforeAll(async () => {
+  engine = await startEngine({ extraDaemonArgs: ['--default-address-pool', 'base=10.252.0.0/16,size=24', '--dns', '127.0.0.1'] })
+  registry = await startRegistry(engine)
+  github = await startFakeGitHub()
+  image = `${registry.address}/${REPO}`
+  const options = { port: APP_PORT, healthBody: HEALTHY_BODY }
+  const builds: Promise<[string, AppImage]>[] = [
+    ...['v1', 'v2', 'v3'].map(async (tag) => [tag, await buildAppImage(engine, 'local/events', tag, 'healthy', options)] as [string, AppImage]),
+    ...['s1', 's2', 's3'].map(async (tag) => [tag, await buildAppImage(engine, 'local/events', tag, 'slow-start', { ...options, startDelaySeconds: 3 })] as [string, AppImage])
+  ]
+  const [pushedHaproxy, ...built] = await Promise.all([pushHaproxyImage(engine, registry), ...builds])
+  haproxy = pushedHaproxy
+  for (const [tag, app] of built) {
+    const pushed = await registry.push(engine, app.reference, REPO, tag)
+    await engine.docker(['image', 'rm', app.reference, pushed.reference])
+  }
+  await engine.docker(['image', 'rm', haproxy.pushed.reference, haproxy.reference])
+}, 180_000)
+
+afterAll(async () => {
+  await github?.stop()
+  await registry?.stop()
+  if (engine?.running) {
+    const containers = (await engine.docker(['ps', '-aq'])).split('\n').filter(Boolean)
+    if (containers.length > 0) await engine.docker(['rm', '--force', ...containers])
+    const networks = (await engine.docker(['network', 'ls', '--quiet', '--filter', 'type=custom'])).split('\n').filter(Boolean)
+    if (networks.length > 0) await engine.docker(['network', 'rm', ...networks])
+  }
+  await engine?.stop()
+  await Promise.all(workspaces.map((dir) => rm(dir, { recursive: true, force: true })))
+}, 90_000)
+
+interface Site {
+  name: string
+  port: number
+  workspace: string
+}
+
+function workspaceWith(name: string, config: string[]): string {
+  const workspace = mkdtempSync(join(tmpdir(), `deploy-action-events-${name}-`))
+  workspaces.push(workspace)
+  mkdirSync(join(workspace, '.github'))
+  writeFileSync(join(workspace, '.github', 'deploy.yml'), [...config, ''].join('\n'))
+  return workspace
+}
+
+async function proxySite(name: string): Promise<Site> {
+  const port = await freePort()
+  const workspace = workspaceWith(name, [
+    `image: ${image}`,
+    `name: ${name}`,
+    'strategy: proxy',
+    'proxy:',
+    `  port: ${port}`,
+    '  bind: 127.0.0.1',
+    `  app-port: ${APP_PORT}`,
+    `  image: ${haproxy.pushed.reference}`,
+    '  drain: 5s',
+    'container:',
+    '  init: true',
+    '  stop-timeout: 2s',
+    '  env:',
+    '    BIND: 0.0.0.0',
+    `    PORT: "${APP_PORT}"`,
+    'health:',
+    `  url: http://127.0.0.1:${port}/health`,
+    `  expect-body: "${HEALTHY_BODY}"`,
+    '  interval: 250ms',
+    '  timeout: 3s',
+    '  deadline: 12s',
+    '  healthy-threshold: 2',
+    '  watch: 8s',
+    'rollback:',
+    '  to: previous'
+  ])
+  return { name, port, workspace }
+}
+
+/** The bench's 1-host deploy: `replace`, host networking, a 3 s app start, a 5 s watch. */
+async function replaceSite(name: string): Promise<Site> {
+  const port = await freePort()
+  const workspace = workspaceWith(name, [
+    `image: ${image}`,
+    `name: ${name}`,
+    'container:',
+    '  network: host',
+    '  init: true',
+    '  stop-timeout: 2s',
+    '  env:',
+    `    PORT: "${port}"`,
+    'health:',
+    `  url: http://127.0.0.1:${port}/health`,
+    `  expect-body: "${HEALTHY_BODY}"`,
+    '  interval: 250ms',
+    '  timeout: 1s',
+    '  deadline: 15s',
+    '  healthy-threshold: 2',
+    '  watch: 5s',
+    'rollback:',
+    '  to: previous'
+  ])
+  return { name, port, workspace }
+}
+
+function act(target: Site, inputs: Record<string, string>, options: { entry?: string; watchDockerArgv?: boolean; onStdout?: (chunk: string, control: ActionControl) => void } = {}): Promise<ActionResult> {
+  return runAction({
+    workspace: target.workspace,
+    dockerHost: engine.dockerHost,
+    github: { apiUrl: github.url },
+    inputs: { 'registry-username': registry.username, 'registry-password': registry.password, ...inputs },
+    timeoutMs: 100_000,
+    ...(options.entry && { entry: options.entry }),
+    ...(options.watchDockerArgv && { watchDockerArgv: true }),
+    ...(options.onStdout && { onStdout: options.onStdout })
+  })
+}
+
+/** The post step of a main run, as the runner starts it. */
+function post(target: Site, main: ActionResult, entry?: string): Promise<ActionResult> {
+  return runAction({
+    workspace: target.workspace,
+    dockerHost: engine.dockerHost,
+    github: { apiUrl: github.url },
+    phase: 'post',
+    state: main.state,
+    inputs: { 'registry-username': registry.username, 'registry-password': registry.password },
+    timeoutMs: 100_000,
+    ...(entry && { entry })
+  })
+}
+
+function transcriptOf(result: ActionResult): string {
+  return `exit ${String(result.exitCode)}\n--- stdout ---\n${result.stdout}\n--- stderr ---\n${result.stderr}`
+}
+
+/** `docker events` processes anywhere on the machine that follow a container of `name`. */
+function eventStreamsOf(name: string): string[][] {
+  return listPids()
+    .map((pid) => readCmdline(pid))
+    .filter((argv): argv is string[] => argv !== undefined && /^docker$/.test(basename(argv[0] ?? '')) && argv[1] === 'events' && argv.some((arg) => arg.startsWith(`container=${name}`)))
+}
+
+/** Docker processes under `rootPid`, each with the time it was first seen (sampled every 2 ms). */
+function sampleDocker(rootPid: number): { seen: { at: number; pid: number; argv: string[] }[]; stop(): void } {
+  const seen: { at: number; pid: number; argv: string[] }[] = []
+  const known = new Set<string>()
+  const sample = (): void => {
+    const at = Date.now()
+    const parentOf = new Map<number, number>()
+    for (const pid of listPids()) {
+      const parent = readParentPid(pid)
+      if (parent !== undefined) parentOf.set(pid, parent)
+    }
+    for (const [pid] of parentOf) {
+      let ancestor = parentOf.get(pid)
+      let depth = 0
+      while (ancestor !== undefined && ancestor !== rootPid && ancestor > 1 && depth++ < 64) ancestor = parentOf.get(ancestor)
+      if (ancestor !== rootPid) continue
+      const argv = readCmdline(pid)
+      if (!argv || basename(argv[0] ?? '') !== 'docker') continue
+      const key = `${pid}:${argv.join('\0')}`
+      if (known.has(key)) continue
+      known.add(key)
+      seen.push({ at, pid, argv: argv.slice(1) })
+    }
+  }
+  const timer = setInterval(sample, 2)
+  return { seen, stop: () => clearInterval(timer) }
+}
+
+describe('docker events: switch back on the event (strategy: proxy)', () => {
+  let shop: Site
+
+  beforeAll(async () => {
+    shop = await proxySite('evshop')
+    const first = await act(shop, { tag: 'v1' })
+    if (first.exitCode !== 0) throw new Error(transcriptOf(first))
+    await post(shop, first)
+  }, 120_000)
+
+  it('a slot killed in the watch: the switch-back batch is the first docker command after the die event, no inspect before it', async () => {
+    let killedAt = 0
+    let sampler: ReturnType<typeof sampleDocker> | undefined
+    const main = await act(shop, { tag: 'v2' }, {
+      onStdout: (chunk, control) => {
+        sampler ??= sampleDocker(control.pid)
+        if (killedAt !== 0 || !chunk.includes('Deploy · verify')) return
+        killedAt = -1
+        // Inside the 8 s watch: healthy and serving, then killed.
+        void sleep(2_500).then(async () => {
+          killedAt = Date.now()
+          await engine.docker(['kill', 'evshop-green'])
+        })
+      }
+    })
+    sampler?.stop()
+    const seen = sampler?.seen ?? []
+    expect(killedAt).toBeGreaterThan(0)
+    expect(main.exitCode).toBe(1)
+    expect(main.outputs).toMatchObject({ result: 'rolled-back', tag: 'v1' })
+    expect(main.annotations.find((entry) => entry.title === 'Rollback · switch back')?.message).toMatch(/users are back on v1/)
+    expect(main.stdout).toMatch(/the container evshop-green exited with code 137 \(killed by signal 9\), during the watch/)
+
+    // The die event's own time, from the daemon: the crash as docker saw it.
+    const dieLine = (await engine.docker(['events', '--since', String(Math.floor(killedAt / 1000) - 1), '--until', String(Math.ceil(Date.now() / 1000)), '--format', '{{json .}}', '--filter', 'container=evshop-green', '--filter', 'event=die'])).trim().split('\n')[0] ?? '{}'
+    const diedAt = Number((JSON.parse(dieLine) as { timeNano?: number }).timeNano ?? 0) / 1e6
+    const after = seen.filter((entry) => entry.at >= killedAt && entry.argv[0] !== 'events' && entry.argv[0] !== 'kill')
+    const first = after[0]
+    const switchBackAt = first?.at ?? 0
+    console.log(
+      `events.itg crash → switch back: ${switchBackAt - killedAt} ms from the kill command to the switch-back batch's process ` +
+        `(${diedAt ? `${Math.round(switchBackAt - diedAt)} ms from docker's die event` : 'die event time unknown'}); ` +
+        `docker commands after the kill: ${after.slice(0, 6).map((entry) => `+${entry.at - killedAt} ms ${entry.argv.slice(0, 5).join(' ')}`).join(' | ')}`
+    )
+    // The first command after the kill is the runtime-API batch through the proxy: no inspect, no read first.
+    expect(first?.argv.slice(0, 6)).toEqual(['container', 'exec', '--interactive', 'evshop-proxy', 'nc', '127.0.0.1'])
+    expect(after.slice(0, after.indexOf(first!)).filter((entry) => entry.argv[1] === 'inspect')).toEqual([])
+    expect(eventStreamsOf('evshop')).toEqual([])
+
+    const afterPost = await post(shop, main)
+    expect(afterPost.exitCode).toBe(0)
+    expect(eventStreamsOf('evshop')).toEqual([])
+    expect((await httpGet(`http://127.0.0.1:${shop.port}/version`, { timeoutMs: 2_000 })).body).toBe('v1')
+  }, 120_000)
+})
+
+describe('docker events: docker CLI processes of a healthy 1-host deploy (strategy: replace)', () => {
+  it('one events stream instead of an inspect every 150 ms; none left after the main and post steps', async () => {
+    const web = await replaceSite('evweb')
+    const seed = await act(web, { tag: 's1' })
+    if (seed.exitCode !== 0) throw new Error(transcriptOf(seed))
+    await post(web, seed)
+
+    const count = (result: ActionResult): { all: number; inspects: number; events: number } => {
+      const commands = result.dockerArgv.map((argv) => argv.slice(1))
+      return {
+        all: commands.length,
+        inspects: commands.filter((argv) => argv[1] === 'inspect' && argv[0] === 'container').length,
+        events: commands.filter((argv) => argv[0] === 'events').length
+      }
+    }
+    // The committed bundle, before this change, when it is there to compare with.
+    const committed = resolve(REPO_ROOT, 'dist/index.js')
+    const before = await act(web, { tag: 's2' }, { entry: committed, watchDockerArgv: true })
+    if (before.exitCode !== 0) throw new Error(transcriptOf(before))
+    await post(web, before, resolve(REPO_ROOT, 'dist/post/index.js'))
+
+    const now = await act(web, { tag: 's3' }, { watchDockerArgv: true })
+    if (now.exitCode !== 0) throw new Error(transcriptOf(now))
+    expect(now.outputs).toMatchObject({ result: 'deployed', tag: 's3' })
+    expect(eventStreamsOf('evweb')).toEqual([])
+    const postNow = await post(web, now)
+    expect(postNow.exitCode).toBe(0)
+    expect(eventStreamsOf('evweb')).toEqual([])
+
+    const old = count(before)
+    const fresh = count(now)
+    console.log(
+      `events.itg docker CLI processes, healthy 1-host replace deploy (3 s start, 5 s watch): ` +
+        `${fresh.all} (${fresh.inspects} container inspect, ${fresh.events} docker events) with this build; ` +
+        `${old.all} (${old.inspects} container inspect, ${old.events} docker events) with dist/index.js`
+    )
+    // The verification follows the container with one stream: no inspect per 150 ms over 8 s.
+    expect(fresh.events).toBe(1)
+    expect(fresh.inspects).toBeLessThan(10)
+  }, 240_000)
+})
