@@ -82,6 +82,20 @@ describe('pruneImages on the in-memory engine', () => {
   })
 })
 
+describe('pruneImages within retain', () => {
+  it('reads no more than the list when nothing can go: two docker commands, the mark and the list', async () => {
+    const engine = new FakeDockerEngine()
+    for (const tag of ['v1', 'v2']) engine.images.add(`${IMAGE}:${tag}`)
+    const cleanup = await pruneImages(new DockerClient(engine), { repository: IMAGE, retain: 2, serving: `${IMAGE}:v2`, failed: [] })
+    expect(cleanup).toEqual({ host: 'local', removed: [], freedBytes: 0, keptInUse: [], refused: [] })
+    expect(engine.calls.map((call) => call.argv.slice(0, 2).join(' '))).toEqual(['image tag', 'image ls'])
+    // A failed tag among them still goes through the whole plan (it is untagged or removed).
+    engine.images.add(`${IMAGE}:v3`)
+    const withFailed = await pruneImages(new DockerClient(engine), { repository: IMAGE, retain: 5, serving: `${IMAGE}:v2`, failed: [`${IMAGE}:v3`] })
+    expect(withFailed.removed).toEqual([`${IMAGE}:v3`])
+  })
+})
+
 describe('the version kept for a rollback', () => {
   it('is never removed by retain, though no container holds it any more (the proxy idle slot taken by a version that failed)', async () => {
     const engine = new FakeDockerEngine()

@@ -83,6 +83,12 @@ export function planRetention(images: RetentionImage[], inUse: ReadonlySet<strin
 export async function pruneImages(docker: DockerClient, input: RetentionInput): Promise<ImageCleanup> {
   if (input.serving) await docker.markImageDeployed(input.serving)
   const listed = await docker.repositoryImages(input.repository)
+  // Within `retain` and no failed tag among them: nothing can go, so no more docker reads (two CLI
+  // processes fewer on most deploys). The same answer `planRetention` would give.
+  const failed = new Set(input.failed)
+  if (listed.size <= input.retain && ![...listed.values()].some((references) => references.some((reference) => failed.has(reference)))) {
+    return { host: docker.hostLabel, removed: [], freedBytes: 0, keptInUse: [], refused: [] }
+  }
   const records = new Map<string, ImageRecord>((await docker.imageRecords([...listed.keys()])).map((record) => [record.id, record]))
   const images: RetentionImage[] = [...listed].flatMap(([id, references]) => {
     const record = records.get(id)
