@@ -126,6 +126,59 @@ describe('a fleet of four hosts', () => {
   })
 })
 
+describe('a failure in a batch cuts the rest of its verification short', () => {
+  it('4 hosts in parallel, host 2 dies during its check: the others stop within one probe interval, recovery starts at once, all four end on v1', async () => {
+    const engines = await fleetOnV1()
+    const clock = virtualClock()
+    const t0 = clock.now()
+    // A 30 s watch: before, hosts 1, 3 and 4 verified for 30 s before host 2's rollback could start.
+    const health = { expectStatus: [200], headers: {}, intervalMs: 500, timeoutMs: 500, deadlineMs: 60_000, healthyThreshold: 2, watchMs: 30_000 }
+    const diesAt = 1_000
+    // Every command with its virtual time; `restore`: the removal of the failed v2 container by
+    // its id, the first command that puts a host back.
+    const timeline: { at: number; host: string; command: string; restore: boolean }[] = []
+    for (const [host, engine] of Object.entries(engines)) {
+      engine.onCommand = (_index, argv) => {
+        const removed = argv[0] === 'container' && argv[1] === 'rm' ? [...engine.containers.values()].find((container) => container.id === argv.at(-1)) : undefined
+        timeline.push({ at: clock.now() - t0, host, command: argv.join(' '), restore: removed?.image === `${IMAGE}:v2` })
+      }
+    }
+    // Host 2's new version starts, then dies a second into its check (exit 137).
+    const second = engines['ssh://h2'] as FakeDockerEngine
+    void clock.sleep(diesAt).then(() => second.crash('web', { exitCode: 137 }))
+    const reporter = new Reporter()
+
+    const outcome = await deploy({ ...settings('v2', { parallel: 4, canary: false }), health }, reporter, storyDependencies({ engines, clock }))
+    process.exitCode = undefined
+
+    expect(outcome).toMatchObject({ kind: 'rolled-back', failure: { host: 'ssh://h2', tag: 'v2' }, restore: { release: { tag: 'v1' } } })
+    expect(HOSTS.map((host) => tagOn(engines[host] as FakeDockerEngine))).toEqual(['v1', 'v1', 'v1', 'v1'])
+    // Recovery began within one probe interval of the death: the first restore command (removing
+    // the failed v2 container) on any host. It waits for every host of the batch to end its
+    // verification, so theirs ended by then too.
+    const restoreStarts = timeline.filter(({ restore }) => restore)
+    expect(restoreStarts.map(({ host }) => host).sort()).toEqual([...HOSTS].sort())
+    const recovery = Math.min(...restoreStarts.map(({ at }) => at))
+    expect(recovery).toBeGreaterThanOrEqual(diesAt)
+    expect(recovery).toBeLessThanOrEqual(diesAt + health.intervalMs)
+    for (const host of ['ssh://h1', 'ssh://h3', 'ssh://h4']) {
+      const mine = timeline.filter((entry) => entry.host === host)
+      const switched = mine.findIndex(({ command }) => command === 'container start web')
+      const restored = mine.findIndex(({ restore }) => restore)
+      // Its check ran from the switch until host 2 died, and stopped there: no read of it after.
+      const checks = mine.slice(switched + 1, restored)
+      expect(checks.length).toBeGreaterThan(0)
+      expect(Math.max(...checks.map(({ at }) => at))).toBeLessThanOrEqual(diesAt + health.intervalMs)
+      // Not a failure of its own: a warning that says why it was cut short.
+      const verify = reporter.steps.find((step) => step.title === `Deploy · verify (${host})`)
+      expect(verify).toMatchObject({ status: 'warning', detail: 'v2 was switched in, and its verification cut short: ssh://h2 failed in the same batch' })
+    }
+    expect(reporter.steps.find((step) => step.title === 'Deploy · verify (ssh://h2)')).toMatchObject({ status: 'failed', detail: expect.stringMatching(/^v2 is unhealthy: .*137/) })
+    // The whole deploy took one watch, the restore's: not the deploy's watch on hosts 1, 3, 4 first.
+    expect(clock.now() - t0).toBeLessThan(diesAt + health.intervalMs + health.watchMs + health.deadlineMs / 10)
+  })
+})
+
 describe('restore targets per host', () => {
   /** `hosts: [new, old]`: v1 runs only on the second host; v2 crashes everywhere. */
   async function newAndOld(): Promise<{ engines: Record<string, FakeDockerEngine>; old: FakeDockerEngine; fresh: FakeDockerEngine; servedId?: string }> {

@@ -11,7 +11,8 @@ import {
   lockLeaseMs,
   lockOwnerToken,
   LockTimeoutError,
-  type LockClock
+  type LockClock,
+  type LockHolder
 } from '../src/lock.js'
 import { FakeDockerEngine } from '../test-support/fake-docker-engine.js'
 import { RecordingRunner } from '../test-support/recording-runner.js'
@@ -432,6 +433,55 @@ describe('FleetLock', () => {
     await expect(fleet.assertHeld(clock)).resolves.toBeUndefined()
     const other = new DeployLock(new DockerClient(engines['ssh://a'], { label: 'ssh://a' }), 'web')
     await expect(other.acquire({ ...base, owner: 'third-run', timeoutMs: 0, clock })).rejects.toBeInstanceOf(LockTimeoutError)
+  })
+
+  it('tries every host at once: a lock taken after the busy host in the engines\' order is given back by its id; one taken before it is kept while waiting', async () => {
+    const engines = { 'ssh://a': new FakeDockerEngine(), 'ssh://b': new FakeDockerEngine(), 'ssh://c': new FakeDockerEngine() }
+    engines['ssh://a'].engineId = 'AAAA:ENGINE'
+    engines['ssh://b'].engineId = 'BBBB:ENGINE'
+    engines['ssh://c'].engineId = 'CCCC:ENGINE'
+    for (const engine of Object.values(engines)) engine.images.add(LOCK_IMAGE)
+    // b, the middle one in the engines' order, is held by another run for 10 s.
+    holdBy(engines['ssh://b'], 'someone-else')
+    const clock = fakeClock((now) => {
+      if (now - T0 >= 10_000) engines['ssh://b'].containers.delete('web-deploy-lock')
+    })
+    const waits: LockHolder[] = []
+    const fleet = new FleetLock(
+      (['ssh://c', 'ssh://b', 'ssh://a'] as const).map((host) => ({ lock: new DeployLock(new DockerClient(engines[host], { label: host }), 'web'), dockerHost: host })),
+      'me'
+    )
+    const results = await fleet.acquire({ ...base, timeoutMs: 60_000, clock, onWait: (holder) => waits.push(holder) })
+    expect(fleet.heldHosts).toEqual(['ssh://c', 'ssh://b', 'ssh://a'])
+    const lockCommands = (engine: FakeDockerEngine): string[] => engine.commands.filter((command) => /^(system info|container (create|rm))/.test(command)).map((command) => command.replace(/ --label .*/, ''))
+    // a comes before b: kept, never removed, while the run waited for b.
+    expect(lockCommands(engines['ssh://a'])).toEqual([expect.stringMatching(/^system info /), 'container create --pull never --name web-deploy-lock --network none'])
+    // c comes after b: given back by the id its create returned, taken again once b was had.
+    expect(lockCommands(engines['ssh://c'])).toEqual([
+      expect.stringMatching(/^system info /),
+      'container create --pull never --name web-deploy-lock --network none',
+      expect.stringMatching(/^container rm --force [0-9a-f]+$/),
+      'container create --pull never --name web-deploy-lock --network none'
+    ])
+    // The wait was told once, for b's holder, and in the results in the engines' order.
+    expect(waits.map((holder) => holder.owner)).toEqual(['someone-else'])
+    expect(results.map((result) => result.waitedFor?.owner)).toEqual([undefined, 'someone-else', undefined])
+    expect(Object.values(engines).map((engine) => engine.containers.get('web-deploy-lock')?.labels[LockLabel.Owner])).toEqual(['me', 'me', 'me'])
+  })
+
+  it('takes over an expired lease in the first round, with the others taken beside it', async () => {
+    const engines = { 'ssh://a': new FakeDockerEngine(), 'ssh://b': new FakeDockerEngine() }
+    const deadId = holdBy(engines['ssh://a'], 'dead-run', { [LockLabel.Expires]: new Date(T0 - 1_000).toISOString() })
+    engines['ssh://b'].images.add(LOCK_IMAGE)
+    const tookOver: string[] = []
+    const fleet = new FleetLock(
+      (['ssh://a', 'ssh://b'] as const).map((host) => ({ lock: new DeployLock(new DockerClient(engines[host], { label: host }), 'web'), dockerHost: host })),
+      'me'
+    )
+    await fleet.acquire({ ...base, timeoutMs: 0, clock: fakeClock(), onTakeover: (holder) => tookOver.push(holder.id) })
+    expect(tookOver).toEqual([deadId])
+    expect(engines['ssh://a'].commands).toContain(`container rm --force ${deadId}`)
+    expect(fleet.heldHosts).toEqual(['ssh://a', 'ssh://b'])
   })
 
   it('releases every lock it holds and reports the hosts it could not reach', async () => {

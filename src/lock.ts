@@ -120,6 +120,9 @@ export interface Acquired {
   foundOwn?: boolean
 }
 
+/** What one attempt at a lock came to (`DeployLock.tryAcquire`): taken, or held by another live run. */
+export type LockAttempt = { taken: Acquired } | { busy: LockHolder }
+
 /**
  * Thrown before a switch when this run no longer holds a host's lock: its lease ran out while
  * renewals failed, or the lock container is gone or belongs to another run. Switching on would
@@ -427,6 +430,22 @@ export class DeployLock {
    * signal's reason when cancelled.
    */
   async acquire(options: AcquireOptions): Promise<Acquired> {
+    const attempt = await this.take(options, false)
+    if ('busy' in attempt) throw new LockTimeoutError(attempt.busy, this.lockName, this.host, options.timeoutMs)
+    return attempt.taken
+  }
+
+  /**
+   * One attempt that never waits: takes the lock when it is free (an expired lease is taken over,
+   * as `acquire` does), or says who holds it. The fleet tries every host at once this way, since a
+   * run must never wait while it holds locks out of the fleet's order (see `FleetLock.acquire`).
+   * Throws on anything else: a read that failed is no sign the lock is free.
+   */
+  async tryAcquire(options: Omit<AcquireOptions, 'timeoutMs' | 'pollMs' | 'onWait' | 'whileWaiting'>): Promise<LockAttempt> {
+    return this.take({ ...options, timeoutMs: 0 }, true)
+  }
+
+  private async take(options: AcquireOptions, once: boolean): Promise<LockAttempt> {
     const clock = options.clock ?? systemClock
     const pollMs = options.pollMs ?? LOCK_POLL_MS
     const started = clock.now()
@@ -464,7 +483,7 @@ export class DeployLock {
         this.held = created ? { id: created, owner: options.owner } : undefined
         // The daemon stamped the lease's start at or after `now`: it lasts at least this long.
         this.leaseUntil = now + options.leaseMs
-        return { waitedMs: clock.now() - started, waitedFor, tookOver }
+        return { taken: { waitedMs: clock.now() - started, waitedFor, tookOver } }
       }
 
       const holder = await this.read()
@@ -477,7 +496,7 @@ export class DeployLock {
         if (holder.owner === options.owner) {
           this.held = { id: holder.id, owner: options.owner }
           this.leaseUntil = undefined
-          return { waitedMs: clock.now() - started, waitedFor, tookOver, foundOwn: true }
+          return { taken: { waitedMs: clock.now() - started, waitedFor, tookOver, foundOwn: true } }
         }
         if (await this.expired(holder, clock)) {
           options.onTakeover?.(holder)
@@ -486,10 +505,13 @@ export class DeployLock {
           await this.docker.removeContainer(holder.id)
           continue
         }
+        if (once) return { busy: holder }
         if (!waitedFor) options.onWait?.(holder)
         waitedFor = holder
       }
       const waited = clock.now() - started
+      // Taken and released by others five times over: as good as held, for a run that may not wait.
+      if (once) return { busy: holder ?? { id: '' } }
       if (waited >= options.timeoutMs) {
         // The configured timeout, not the measured wait: it is the setting a reader may change.
         throw new LockTimeoutError(holder ?? { id: '' }, this.lockName, this.host, options.timeoutMs)
@@ -523,6 +545,12 @@ export class DeployLock {
   }
 }
 
+/** Locks by engine identity, then (engines alike in it: cloned machines) by host string: the order every run waits in. */
+function canonicalOrder<T extends { lock: DeployLock; id: string }>(locks: T[]): T[] {
+  const compare = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0)
+  return [...locks].sort((a, b) => compare(a.id, b.id) || compare(a.lock.host, b.lock.host))
+}
+
 function isMissingImage(error: unknown): boolean {
   return error instanceof DockerCommandError && /no such image/i.test(error.result.stderr)
 }
@@ -543,11 +571,13 @@ export interface HeldLocks {
 }
 
 /**
- * The locks of one deploy across its hosts, taken one after another in a fixed order, so that two
- * deploys to overlapping host lists cannot each hold one lock and wait for the other's. The order
- * is the engines' identities (`docker system info`), not the host strings: two configs that spell one
- * engine differently (`ssh://deploy@web1`, `ssh://web1`) still agree on it. Every lock is renewed
- * from the moment it is taken, so a lock held while waiting for the next one never runs out.
+ * The locks of one deploy across its hosts. All hosts are tried at once first; when another live
+ * run holds any of them, the locks taken out of order are given back and the rest are taken one
+ * after another in a fixed order, so that two deploys to overlapping host lists cannot each hold
+ * one lock and wait for the other's. The order is the engines' identities (`docker system info`),
+ * not the host strings: two configs that spell one engine differently (`ssh://deploy@web1`,
+ * `ssh://web1`) still agree on it. Every lock is renewed from the moment it is taken, so a lock
+ * held while waiting for the next one never runs out.
  */
 export class FleetLock {
   readonly owner: string
@@ -572,32 +602,89 @@ export class FleetLock {
   }
 
   /**
-   * Takes every host's lock in the engines' order; on failure releases those it may hold and
-   * throws. While it waits for one host's lock, it renews those it holds every third of a lease
-   * (`onRenewProblem` hears of renewals that failed): a wait can last `lock.timeout`, up to a day,
-   * far longer than a lease. Once every lock is held, `startRenewing` takes over.
+   * Takes every host's lock; on failure releases those it may hold and throws.
+   *
+   * 1. Every host at once: its engine's identity (the order, needed only if step 2 comes), then
+   *    one attempt at its lock that never waits (`DeployLock.tryAcquire`; an expired lease is
+   *    taken over). Taken everywhere: done, in the time of one host.
+   * 2. Another live run holds some host's lock: the first such host in the engines' order is
+   *    where this run waits. Locks it took after that host in the order are given back (removed
+   *    by the id their create returned), so that it waits holding only locks that come before;
+   *    then it takes the rest one after another in that order, as every run does.
+   *
+   * No run ever waits holding a lock that comes after the one it waits for (step 1 never waits),
+   * so no two runs can wait for each other. While it waits, it renews those it holds every third
+   * of a lease (`onRenewProblem` hears of renewals that failed): a wait can last `lock.timeout`,
+   * up to a day, far longer than a lease. Once every lock is held, `startRenewing` takes over.
    */
   async acquire(options: Omit<AcquireOptions, 'owner' | 'whileWaiting'> & { onRenewProblem?: (problem: string) => void }): Promise<Acquired[]> {
-    const results: Acquired[] = []
     const renewHeld = async (): Promise<void> => {
       for (const lock of [...this.held]) {
         await lock.renewIfDue(options.leaseMs, options.clock).catch((error: unknown) => options.onRenewProblem?.(`${lock.host}: ${error instanceof Error ? error.message : String(error)}`))
       }
     }
     try {
-      const ordered = await this.lockOrder(options.clock)
-      for (const { lock } of ordered) {
+      // One host has nothing to give back: its attempt is the wait of step 2 (no attempt made here).
+      const round = this.locks.length > 1 ? await this.tryEveryHost(options) : (await this.lockOrder(options.clock)).map(({ lock }) => ({ lock, attempt: undefined }))
+      const waitAt = round.findIndex(({ attempt }) => attempt === undefined || 'busy' in attempt)
+      const results = round.slice(0, waitAt === -1 ? undefined : waitAt).map(({ attempt }) => (attempt as { taken: Acquired }).taken)
+      if (waitAt === -1) return results
+      await this.giveBack(round.slice(waitAt + 1).flatMap(({ lock, attempt }) => (attempt && 'taken' in attempt ? [lock] : [])))
+      for (const { lock } of round.slice(waitAt)) {
         const acquired = await lock.acquire({ ...options, owner: this.owner, whileWaiting: renewHeld })
-        const sameEngine = this.sameEngineError(lock, acquired)
+        const sameEngine = this.sameEngineError(lock, acquired, this.held)
         if (sameEngine) throw sameEngine
         results.push(acquired)
         this.held.push(lock)
       }
+      return results
     } catch (error) {
       await this.release().catch(() => undefined)
       throw error
     }
-    return results
+  }
+
+  /**
+   * Step 1 of `acquire`: on every host side by side, the engine's identity, then one attempt at
+   * its lock. Every host's work ends before a failure is passed on, so that the release that
+   * follows finds every lock a create may have taken. Returns the attempts in the engines' order;
+   * the locks taken are held from here on.
+   */
+  private async tryEveryHost(options: Omit<AcquireOptions, 'owner' | 'whileWaiting'>): Promise<{ lock: DeployLock; attempt: LockAttempt | undefined }[]> {
+    const settled = await Promise.allSettled(
+      this.locks.map(async ({ lock }) => {
+        const id = await lock.identity(options.clock)
+        const attempt = await lock.tryAcquire({ ...options, owner: this.owner })
+        return { lock, id, attempt }
+      })
+    )
+    const tried = settled.flatMap((result) => (result.status === 'fulfilled' ? [result.value] : []))
+    const ordered = canonicalOrder(tried)
+    this.held.push(...ordered.filter(({ attempt }) => 'taken' in attempt).map(({ lock }) => lock))
+    // One engine under two host strings: both creates reached it, one took the lock and the other found it.
+    const rank = (lock: DeployLock): number => ordered.findIndex((entry) => entry.lock === lock)
+    for (const { lock, attempt } of ordered) {
+      if (!('taken' in attempt)) continue
+      const sameEngine = this.sameEngineError(lock, attempt.taken, this.held.filter((other) => other !== lock), rank)
+      if (sameEngine) throw sameEngine
+    }
+    const failed = settled.find((result) => result.status === 'rejected')
+    if (failed) throw failed.reason
+    return ordered
+  }
+
+  /**
+   * Gives back locks taken in step 1 that come after the host this run must wait for. A lock that
+   * cannot be given back ends the attempt: waiting while holding it could keep another run waiting
+   * for this one, so the whole acquire fails and releases what it may hold.
+   */
+  private async giveBack(locks: DeployLock[]): Promise<void> {
+    const given = await Promise.allSettled(locks.map((lock) => lock.release(this.owner)))
+    locks.forEach((lock, index) => {
+      if (given[index]?.status === 'fulfilled') this.held.splice(this.held.indexOf(lock), 1)
+    })
+    const failed = given.find((result) => result.status === 'rejected')
+    if (failed) throw failed.reason
   }
 
   /**
@@ -606,21 +693,21 @@ export class FleetLock {
    * strings, the best order left for them.
    */
   private async lockOrder(clock?: LockClock): Promise<{ lock: DeployLock; id: string }[]> {
-    const identified = await Promise.all(this.locks.map(async ({ lock }) => ({ lock, id: await lock.identity(clock) })))
-    const compare = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0)
-    return identified.sort((a, b) => compare(a.id, b.id) || compare(a.lock.host, b.lock.host))
+    return canonicalOrder(await Promise.all(this.locks.map(async ({ lock }) => ({ lock, id: await lock.identity(clock) }))))
   }
 
   /**
    * One engine listed under two host strings: the lock found on `lock` already carried this run's
    * owner token, so this run took it through another host name moments ago (the token is new in
-   * every run attempt). That engine would get two deploys at once from this very run.
+   * every run attempt). That engine would get two deploys at once from this very run. `others`:
+   * the other locks this run holds; `rank`, when given, puts the two hosts in the engines' order
+   * (whichever of two creates sent at once found the other's lock, the message is the same).
    */
-  private sameEngineError(lock: DeployLock, acquired: Acquired): Error | undefined {
-    if (!acquired.foundOwn || this.held.length === 0) return undefined
-    const twin = this.held.find((other) => other.heldId === lock.heldId)
-    const other = twin ? twin.host : `one of ${this.held.map((held) => held.host).join(', ')}`
-    return new Error(`${other} and ${lock.host} are the same docker engine (the deploy lock taken through one is found through the other): list each host once in hosts`)
+  private sameEngineError(lock: DeployLock, acquired: Acquired, others: DeployLock[], rank?: (lock: DeployLock) => number): Error | undefined {
+    if (!acquired.foundOwn || others.length === 0) return undefined
+    const twin = others.find((other) => other.heldId === lock.heldId)
+    const [first, second] = twin && rank && rank(twin) > rank(lock) ? [lock.host, twin.host] : [twin ? twin.host : `one of ${others.map((held) => held.host).join(', ')}`, lock.host]
+    return new Error(`${first} and ${second} are the same docker engine (the deploy lock taken through one is found through the other): list each host once in hosts`)
   }
 
   /**
@@ -692,15 +779,18 @@ export class FleetLock {
    */
   async release(): Promise<string[]> {
     await this.stopRenewing()
+    const releasing = this.locks.filter(({ lock }) => lock.mayHold || this.held.includes(lock)).map(({ lock }) => lock)
+    // Side by side: every host's release ends before the problems are told, in host order.
+    const released = await Promise.allSettled(releasing.map((lock) => lock.release(this.owner)))
     const problems: string[] = []
-    for (const { lock } of this.locks.filter(({ lock }) => lock.mayHold || this.held.includes(lock))) {
-      try {
-        await lock.release(this.owner)
-        if (this.held.includes(lock)) this.held.splice(this.held.indexOf(lock), 1)
-      } catch (error) {
-        problems.push(`${lock.host}: ${error instanceof Error ? error.message : String(error)}`)
+    releasing.forEach((lock, index) => {
+      const result = released[index]
+      if (result?.status === 'rejected') {
+        problems.push(`${lock.host}: ${result.reason instanceof Error ? result.reason.message : String(result.reason)}`)
+      } else if (this.held.includes(lock)) {
+        this.held.splice(this.held.indexOf(lock), 1)
       }
-    }
+    })
     return problems
   }
 }

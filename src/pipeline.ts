@@ -315,14 +315,31 @@ export class Pipeline {
           return this.failure(hosts[0] as HostTarget, release, lost, 'lock')
         }
       }
-      const failures = await Promise.all(hosts.map((host) => this.switchAndVerifyHost(host, release, { grouped: hosts.length === 1 })))
-      const failure = failures.find((found) => found !== undefined)
-      if (failure) return failure
+      // The first failure cuts the rest of the batch's verification short (a switch under way
+      // finishes its docker commands first), so that recovery starts at once, not after the
+      // others' deadline and watch. The hosts cut short are switched and unverified: recovery
+      // puts them back with the rest.
+      const cutShort = new AbortController()
+      let first: Failure | undefined
+      await Promise.all(
+        hosts.map(async (host) => {
+          const failure = await this.switchAndVerifyHost(host, release, { grouped: hosts.length === 1, batch: cutShort.signal })
+          if (!failure || first) return
+          first = failure
+          cutShort.abort(new Error(`${failure.host} failed`))
+        })
+      )
+      if (first) return first
     }
     return undefined
   }
 
-  private async switchAndVerifyHost(host: HostTarget, release: Release, options: { grouped: boolean }): Promise<Failure | undefined> {
+  /**
+   * Switches one host and verifies it. `batch` aborts when another host of the same batch failed:
+   * then a verification under way stops, and the host, switched but unverified, reports no
+   * failure of its own (its status stays `switching`, so recovery puts it back).
+   */
+  private async switchAndVerifyHost(host: HostTarget, release: Release, options: { grouped: boolean; batch?: AbortSignal }): Promise<Failure | undefined> {
     this.state?.reach(host.index)
     host.status = 'switching'
     try {
@@ -342,7 +359,8 @@ export class Pipeline {
       const untouched = causeOf(error) instanceof SwitchNotStartedError
       return this.failure(host, release, errorText(error), 'start', untouched)
     }
-    const verdict = await this.verify(this.scope, host, release, { watch: true, grouped: options.grouped })
+    const verdict = await this.verify(this.scope, host, release, { watch: true, grouped: options.grouped, cutShortBy: options.batch })
+    if (verdict.cutShort) return undefined
     if (!verdict.healthy) {
       host.status = 'unhealthy'
       return { ...this.failure(host, release, verdict.reason, 'health'), transcript: verdict.transcript }
@@ -358,11 +376,20 @@ export class Pipeline {
   /**
    * Health-checks what was just started on one host, as its own step. A health check that cannot
    * even run (docker unreachable) is an unhealthy verdict too: the version was not shown healthy.
+   * `cutShortBy` aborts when another host of the batch failed: the check stops, and the verdict
+   * says `cutShort` (no verdict on this host's own version, and no failure of its own).
    */
-  private async verify(scope: string, host: HostTarget, release: Release, options: { watch: boolean; grouped: boolean }): Promise<HealthVerdict> {
+  private async verify(
+    scope: string,
+    host: HostTarget,
+    release: Release,
+    options: { watch: boolean; grouped: boolean; cutShortBy?: AbortSignal }
+  ): Promise<HealthVerdict & { cutShort?: boolean }> {
     const url = healthUrl(this.settings, host.strategy.host)
     const settings = options.watch ? this.settings.health : { ...this.settings.health, watchMs: 0 }
-    let verdict: HealthVerdict | undefined
+    const cutShortBy = options.cutShortBy
+    const signal = cutShortBy && this.signal ? AbortSignal.any([this.signal, cutShortBy]) : (cutShortBy ?? this.signal)
+    let verdict: (HealthVerdict & { cutShort?: boolean }) | undefined
     await this.reporter
       .step(this.title(scope, 'verify', host), async (step) => {
         const http = url ? await this.probeRoute(host, url, settings) : undefined
@@ -370,10 +397,17 @@ export class Pipeline {
           state: host.strategy.stateProbe(),
           http,
           settings,
-          signal: this.signal,
+          signal,
           clock: this.dependencies.clock
         })
         if (!verdict.healthy && this.signal?.aborted) throw new Error(`cancelled before ${release.tag} was shown healthy`)
+        // Cut short before a verdict of its own (a failure found first stays this host's failure).
+        if (!verdict.healthy && cutShortBy?.aborted && verdict.reason === 'cancelled') {
+          const why = cutShortBy.reason instanceof Error ? cutShortBy.reason.message : 'another host of the batch failed'
+          verdict = { ...verdict, cutShort: true, reason: `verification cut short: ${why}` }
+          step.warn(`${release.tag} was switched in, and its verification cut short: ${why} in the same batch`)
+          return
+        }
         if (!verdict.healthy) throw new Error(`${release.tag} is unhealthy: ${verdict.reason}`)
         step.detail(`${release.tag} is healthy${url ? ` at ${url}` : ''} after ${formatDuration(verdict.durationMs)}`)
       }, { grouped: options.grouped })

@@ -188,22 +188,24 @@ const POST_LEASE_MS = 15 * 60_000
 async function releaseLocks(saved: SavedRun, dependencies: Dependencies, reporter: Reporter, keep: Set<string | null>): Promise<void> {
   const lock = saved.lock
   if (!lock || lock.hosts.length === 0) return
-  for (const dockerHost of lock.hosts) {
-    const deployLock = new DeployLock(dockerClientFor(dependencies, dockerHost ?? undefined), saved.name)
+  const locks = lock.hosts.map((dockerHost) => ({ dockerHost, deployLock: new DeployLock(dockerClientFor(dependencies, dockerHost ?? undefined), saved.name) }))
+  // Every host side by side; each releases only a lock this run owns (read, then removed by id).
+  // What happened is told afterwards, in host order.
+  const released = await Promise.allSettled(locks.map(({ dockerHost, deployLock }) => (keep.has(dockerHost) ? Promise.resolve(false) : deployLock.release(lock.owner))))
+  locks.forEach(({ dockerHost, deployLock }, index) => {
+    const result = released[index]
     if (keep.has(dockerHost)) {
       reporter.warning(
         'Post · unlock',
         `The deploy lock ${deployLock.lockName} on ${deployLock.host} stays held: no known version could be put back there, and the next deploy must not take what runs now for what ran before. ` +
           `Check what ${saved.name} runs on ${deployLock.host} and put a good version back (re-run a deploy of it once the lock is gone), then remove the lock with \`docker container rm ${deployLock.lockName}\`. Otherwise it is taken over, with a warning, when its lease runs out.`
       )
-      continue
+    } else if (result?.status === 'rejected') {
+      reporter.warning('Post · unlock', `Could not release the deploy lock ${deployLock.lockName} on ${deployLock.host}: ${errorMessage(result.reason)}. Remove it with \`docker container rm ${deployLock.lockName}\` when no deploy runs.`)
+    } else if (result?.value) {
+      core.info(`Released the deploy lock ${deployLock.lockName} on ${deployLock.host}.`)
     }
-    try {
-      if (await deployLock.release(lock.owner)) core.info(`Released the deploy lock ${deployLock.lockName} on ${deployLock.host}.`)
-    } catch (error) {
-      reporter.warning('Post · unlock', `Could not release the deploy lock ${deployLock.lockName} on ${deployLock.host}: ${errorMessage(error)}. Remove it with \`docker container rm ${deployLock.lockName}\` when no deploy runs.`)
-    }
-  }
+  })
 }
 
 /** The same inputs and environment as the main step; the problems were already reported there. */
