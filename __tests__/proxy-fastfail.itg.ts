@@ -106,6 +106,8 @@ async function buildBaselineBundle(): Promise<string> {
   const out = join(REPO_ROOT, '.build', `fastfail-baseline-${hash.digest('hex').slice(0, 12)}`)
   const bundle = join(out, 'index.js')
   if (existsSync(bundle)) return bundle
+  // A clean clone has no .build/ yet (CI found it).
+  mkdirSync(join(REPO_ROOT, '.build'), { recursive: true })
   const tree = mkdtempSync(join(REPO_ROOT, '.build', 'fastfail-baseline-tree-'))
   try {
     cpSync(source, join(tree, 'src'), { recursive: true })
