@@ -23,7 +23,7 @@ import { singleFileTar } from '../src/proxy/config-archive.js'
 import { runAction, type ActionControl, type ActionResult } from '../test-support/action-run.js'
 import { startEngine, type Engine } from '../test-support/engine.js'
 import { buildAppImage, type AppBehaviour } from '../test-support/images.js'
-import { httpGet } from '../test-support/net.js'
+import { freePortBelowEphemeralRange, httpGet } from '../test-support/net.js'
 import { sleep } from '../test-support/proc.js'
 import { startRegistry, type Registry } from '../test-support/registry.js'
 
@@ -79,10 +79,12 @@ interface Site {
   image: string
 }
 
-function site(name: string, repo: string, extra: string[] = []): Site {
+async function site(name: string, repo: string, extra: string[] = []): Promise<Site> {
   const workspace = tempDir(`ws-${name}`)
   mkdirSync(join(workspace, '.github'))
-  const port = 20_000 + Math.floor(Math.random() * 20_000)
+  // Checked free, below the ephemeral range: a random port could be taken (CI saw a first deploy
+  // fail at once while another suite ran beside it).
+  const port = await freePortBelowEphemeralRange()
   const image = `${registry.address}/${repo}`
   writeFileSync(
     join(workspace, '.github', 'deploy.yml'),
@@ -172,7 +174,7 @@ describe('credentials', () => {
   }
 
   it('a deploy that succeeds logs in through a private config, reaches the engine through the job’s context, and removes the login', async () => {
-    const target = site('cred-ok', APP_REPO)
+    const target = await site('cred-ok', APP_REPO)
     const runnerTemp = tempDir('rt')
     const result = await run(target, 'v1', runnerTemp)
     expect([explain(result), result.exitCode]).toEqual([explain(result), 0])
@@ -184,7 +186,7 @@ describe('credentials', () => {
   })
 
   it('a deploy that fails and rolls back leaves no login behind either', async () => {
-    const target = site('cred-fail', APP_REPO)
+    const target = await site('cred-fail', APP_REPO)
     const runnerTemp = tempDir('rt')
     expect((await run(target, 'v1', runnerTemp)).exitCode).toBe(0)
     const result = await run(target, 'v6-broken', runnerTemp)
@@ -194,7 +196,7 @@ describe('credentials', () => {
   })
 
   it('a cancelled deploy removes its login in the main step; the post step restores with a login of its own and removes that too', async () => {
-    const target = site('cred-cancel', APP_REPO)
+    const target = await site('cred-cancel', APP_REPO)
     const runnerTemp = tempDir('rt')
     expect((await run(target, 'v1', runnerTemp)).exitCode).toBe(0)
     const main = await run(target, 'v2', runnerTemp, { signalAfter: { signal: 'SIGINT', whenStdout: /Deploy · verify/ } })
@@ -207,7 +209,7 @@ describe('credentials', () => {
   })
 
   it('a killed main step leaves its private config, with the login, only until the post step removes it', async () => {
-    const target = site('cred-kill', APP_REPO)
+    const target = await site('cred-kill', APP_REPO)
     const runnerTemp = tempDir('rt')
     expect((await run(target, 'v1', runnerTemp)).exitCode).toBe(0)
     const main = await run(target, 'v2', runnerTemp, { signalAfter: { signal: 'SIGKILL', whenStdout: /Deploy · verify/ } })
@@ -233,7 +235,7 @@ describe('credentials', () => {
     await registry.login(engine, loggedIn)
     const before = readFileSync(join(loggedIn, 'config.json'), 'utf8')
     expect(before).toContain(registry.address)
-    const target = site('cred-existing', APP_REPO)
+    const target = await site('cred-existing', APP_REPO)
     const runnerTemp = tempDir('rt')
     const result = await runAction({
       workspace: target.workspace,
@@ -260,7 +262,7 @@ describe('images', () => {
   }
 
   it('with retain: 2, five deploys leave two images; a failed version goes after its rollback; the summary says what was freed', async () => {
-    const target = site('retained', RETAIN_REPO, ['retain: 2'])
+    const target = await site('retained', RETAIN_REPO, ['retain: 2'])
     const counts: number[] = []
     let last: ActionResult | undefined
     let sizeBefore = 0
@@ -311,7 +313,7 @@ describe('images', () => {
 
 describe('hook containers', () => {
   it('a cancelled pre-deploy hook is stopped and removed at once, and the lock is released only by the post step, after it', async () => {
-    const target = site('hooked', APP_REPO, ['hooks:', '  pre-deploy: [["/bin/sleep", "300"]]'])
+    const target = await site('hooked', APP_REPO, ['hooks:', '  pre-deploy: [["/bin/sleep", "300"]]'])
     const samples: { hook: boolean; lock: boolean }[] = []
     let watching = true
     let signalled = false
@@ -367,7 +369,7 @@ describe('the lock’s lease, on the daemon’s clock', () => {
   }
 
   it('a lock whose lease ran out by the daemon’s clock is taken over, although its expires label (another runner’s clock) lies in the future', async () => {
-    const target = site('lease-stale', APP_REPO, ['lock:', '  timeout: 20s'])
+    const target = await site('lease-stale', APP_REPO, ['lock:', '  timeout: 20s'])
     await holdLock('lease-stale', {
       [LockLabel.Owner]: 'run-41-dead',
       [LockLabel.Holder]: 'https://github.com/acme/web/actions/runs/41',
@@ -382,7 +384,7 @@ describe('the lock’s lease, on the daemon’s clock', () => {
   })
 
   it('a lock renewed in its lease file is not taken over, although its first lease and its expires label have passed', async () => {
-    const target = site('lease-renewed', APP_REPO, ['lock:', '  timeout: 4s'])
+    const target = await site('lease-renewed', APP_REPO, ['lock:', '  timeout: 4s'])
     const id = await holdLock('lease-renewed', {
       [LockLabel.Owner]: 'run-41-alive',
       [LockLabel.Holder]: 'https://github.com/acme/web/actions/runs/41',
