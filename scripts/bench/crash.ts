@@ -65,8 +65,8 @@ export function crashReport(crash: CrashFigures, run: RunInfo, seconds: number):
 ${run.alone ? `\n${sectionHeader(run, seconds)}\n` : ''}
 v1 serves; the upgrade is to an image that exits 1 at once. Measured from the container's start
 (\`docker events\`, daemon time) until the action prints the \`Deploy · verify\` error annotation.
-The action reads the container's state every 150 ms beside the HTTP probes, so a crash ends the
-check at once instead of at the deadline.
+The action inspects the container once, then follows it through one \`docker events\` stream beside
+the HTTP probes, so a crash ends the check the moment docker reports it, instead of at the deadline.
 
 Runs, from start: ${list(crash.fromStart)}. From the container's exit: ${list(crash.fromExit)}.
 ${markers.end}`
