@@ -239,7 +239,11 @@ describe('docker events: switch back on the event (strategy: proxy)', () => {
     expect(main.exitCode).toBe(1)
     expect(main.outputs).toMatchObject({ result: 'rolled-back', tag: 'v1' })
     expect(main.annotations.find((entry) => entry.title === 'Rollback · switch back')?.message).toMatch(/users are back on v1/)
-    expect(main.stdout).toMatch(/the container evshop-green exited with code 137 \(killed by signal 9\), during the watch/)
+    // The die event names the cause; when a watch probe through the proxy saw the crash first (a
+    // 502 from the request the kill cut off), the read after the switch back names it instead.
+    const headline = main.annotations.find((entry) => entry.title === 'Deploy failed, rolled back')?.message ?? ''
+    expect(headline).toMatch(/during the watch/)
+    expect(headline).toMatch(/the container evshop-green exited with code 137 \(killed by signal 9\)/)
 
     // The die event's own time, from the daemon: the crash as docker saw it.
     const dieLine = (await engine.docker(['events', '--since', String(Math.floor(killedAt / 1000) - 1), '--until', String(Math.ceil(Date.now() / 1000)), '--format', '{{json .}}', '--filter', 'container=evshop-green', '--filter', 'event=die'])).trim().split('\n')[0] ?? '{}'

@@ -7,6 +7,7 @@ import { beforeEach, describe, expect, it, jest } from '@jest/globals'
 import { DockerClient } from '../src/docker/client.js'
 import type { DockerRunner } from '../src/docker/runner.js'
 import type { DeploySettings, Release } from '../src/settings.js'
+import { withStateAfter } from '../src/pipeline.js'
 import { ProxyStrategy } from '../src/strategies/proxy.js'
 import { SwitchNotStartedError } from '../src/strategies/strategy.js'
 import { FakeProxyHost } from '../test-support/fake-proxy-host.js'
@@ -132,6 +133,26 @@ describe('ProxyStrategy', () => {
     expect(await proxy.restore(release('v2'))).toBe('already-running')
     expect(host.runtimeLines.slice(before)).toContain('set server app/blue state maint; shutdown sessions server app/blue')
     expect(host.describe()).toEqual(['web-blue: exited v3', 'web-green: running v2', 'web-proxy: running'])
+  })
+
+  it('failureEvidence reads the failed slot once: an exit the check could not name (an HTTP probe saw it first) is named', async () => {
+    await deployV1ThenV2()
+    const { proxy } = strategy()
+    await proxy.switchTo(release('v3'))
+    expect(await proxy.switchBack()).toMatchObject({ tag: 'v2' })
+    // Still running: nothing to add to the check's reason.
+    expect((await proxy.failureEvidence()).stateAfter).toBeUndefined()
+    const failed = host.find('web-blue')!
+    Object.assign(failed, { running: false, status: 'exited', exitCode: 137 })
+    const evidence = await proxy.failureEvidence()
+    expect(evidence.logs).toBe('logs of web-blue')
+    expect(evidence.stateAfter).toBe('the container web-blue exited with code 137 (killed by signal 9)')
+    expect(withStateAfter('GET http://127.0.0.1:8080/health answered 502 (expected 200) during the watch, 2.4 s after the workload was declared healthy', evidence.stateAfter)).toBe(
+      'GET http://127.0.0.1:8080/health answered 502 (expected 200) during the watch, 2.4 s after the workload was declared healthy; the container web-blue exited with code 137 (killed by signal 9)'
+    )
+    // A reason that came from docker's die event says it already: nothing twice.
+    const fromEvent = 'the container web-blue exited with code 137 (killed by signal 9), during the watch, 2.4 s after the workload was declared healthy'
+    expect(withStateAfter(fromEvent, evidence.stateAfter)).toBe(fromEvent)
   })
 
   it('when neither the runtime API nor the config file says which slot serves, a switch and a restore change nothing', async () => {

@@ -19,7 +19,7 @@ import { sameRelease, type DeploySettings, type HealthSettings, type Release } f
 import { Phase, type RunState } from './state.js'
 import { createStrategy, type DeployStrategy } from './strategies/index.js'
 import { keptRelease } from './strategies/kept-release.js'
-import { SwitchNotStartedError } from './strategies/strategy.js'
+import { SwitchNotStartedError, type FailureEvidence } from './strategies/strategy.js'
 
 /** Where one host stands, as typed values; `report/outcome-text.ts` says it in words. */
 export type HostStatus =
@@ -516,9 +516,10 @@ export class Pipeline {
     let switchedBack = new Map<HostTarget, Release | undefined>()
     if (!failure.untouched && failure.stage !== 'lock') {
       switchedBack = await this.switchBackAtOnce()
-      const evidence = await failedHost.strategy.failureEvidence().catch(() => ({ logs: '', diagnostics: undefined }))
+      const evidence: FailureEvidence = await failedHost.strategy.failureEvidence().catch(() => ({ logs: '' }))
       failure.logs = evidence.logs
       if (evidence.diagnostics) failure.diagnostics = evidence.diagnostics
+      failure.reason = withStateAfter(failure.reason, evidence.stateAfter)
     } else if (failure.untouched && failedHost.strategy.evidenceBeforeSwitch) {
       failure.logs = (await failedHost.strategy.evidenceBeforeSwitch().catch(() => ({ logs: '' }))).logs
     }
@@ -854,6 +855,15 @@ export function hostAddress(dockerHost: string): string {
 }
 
 /** The error a reported step wrapped. */
+/**
+ * The check's reason, with what the failed container's state showed afterwards when the reason
+ * does not say it already (an HTTP probe saw the crash before docker's event did).
+ */
+export function withStateAfter(reason: string, stateAfter: string | undefined): string {
+  if (!stateAfter || reason.includes(stateAfter)) return reason
+  return `${reason}; ${stateAfter}`
+}
+
 function causeOf(error: unknown): unknown {
   return error && typeof error === 'object' && 'original' in error ? (error as { original: unknown }).original : error
 }

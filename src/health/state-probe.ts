@@ -243,6 +243,18 @@ class ContainerProbe implements ContainerStateProbe {
   }
 }
 
+/**
+ * What a container's state says after its check failed, read once for the report: an exit, a
+ * restart loop or an unhealthy HEALTHCHECK, in the probe's own words; undefined when it runs well
+ * or is gone. An HTTP probe can see a crash a few ms before docker's `die` event reaches the
+ * stream, and then this read names the cause the probe could not.
+ */
+export function describeStateAfterFailure(info: ContainerInfo | undefined): string | undefined {
+  if (!info) return undefined
+  const observation = describeContainerState(info, info.restartCount)
+  return observation.verdict === 'failed' ? observation.detail : undefined
+}
+
 function describeContainerState(info: ContainerInfo, baselineRestartCount: number): StateObservation {
   const name = info.name
   if (info.restarting) {

@@ -4,7 +4,7 @@ import { CreatedObjects } from '../created.js'
 import type { Clock } from '../dependencies.js'
 import type { ContainerInfo, DockerClient } from '../docker/client.js'
 import { buildCreateArgv, secretEnvironment } from '../docker/run-args.js'
-import { containerStateProbe, type ContainerStateProbe, type StateObservation, type StateProbe } from '../health/state-probe.js'
+import { containerStateProbe, describeStateAfterFailure, type ContainerStateProbe, type StateObservation, type StateProbe } from '../health/state-probe.js'
 import { verifyHealth } from '../health/verify.js'
 import { singleFileTar } from '../proxy/config-archive.js'
 import {
@@ -321,7 +321,12 @@ export class ProxyStrategy implements DeployStrategy {
   }
 
   async failureEvidence(): Promise<FailureEvidence> {
-    return this.slotLogs(this.failedSlot ?? this.serving)
+    const slot = this.failedSlot ?? this.serving
+    if (!slot) return { logs: '' }
+    // Read alongside the logs: one batch of time after the switch back, not a command before it.
+    const [evidence, info] = await Promise.all([this.slotLogs(slot), this.docker.inspectContainer(this.names.slots[slot]).catch(() => undefined)])
+    const stateAfter = describeStateAfterFailure(info)
+    return stateAfter ? { ...evidence, stateAfter } : evidence
   }
 
   /** A new version that failed its check in the idle slot was kept (stopped) for its logs: they say why. */

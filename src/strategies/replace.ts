@@ -2,7 +2,7 @@ import { Suffix } from '../constants.js'
 import { CreatedObjects } from '../created.js'
 import type { ContainerInfo, DockerClient } from '../docker/client.js'
 import { buildCreateArgv, secretEnvironment } from '../docker/run-args.js'
-import { containerStateProbe, type StateProbe } from '../health/state-probe.js'
+import { containerStateProbe, describeStateAfterFailure, type StateProbe } from '../health/state-probe.js'
 import { sameRelease, type DeploySettings, type Release } from '../settings.js'
 import { releaseLabels, releaseOf } from './release-labels.js'
 import { SwitchNotStartedError, type DeployStrategy, type FailureEvidence, type RestoreMethod } from './strategy.js'
@@ -107,9 +107,13 @@ export class ReplaceStrategy implements DeployStrategy {
   }
 
   async failureEvidence(): Promise<FailureEvidence> {
-    const logs = await this.docker.containerLogs(this.name, FAILED_LOG_LINES).catch(() => '')
+    const [logs, info] = await Promise.all([
+      this.docker.containerLogs(this.name, FAILED_LOG_LINES).catch(() => ''),
+      this.docker.inspectContainer(this.name).catch(() => undefined)
+    ])
+    const stateAfter = describeStateAfterFailure(info)
     // docker's own "No such container" is no line of the app's.
-    return { logs: /^Error.*no such container/i.test(logs) ? '' : logs }
+    return { logs: /^Error.*no such container/i.test(logs) ? '' : logs, ...(stateAfter && { stateAfter }) }
   }
 
   async restore(target: Release | undefined): Promise<RestoreMethod> {

@@ -27,6 +27,12 @@ export class SwitchNotStartedError extends Error {
 export interface FailureEvidence {
   logs: string
   diagnostics?: string
+  /**
+   * What the failed container's own state showed once the failure was handled ("the container
+   * web exited with code 137 …"), when the check's reason may not say it: the reason came from an
+   * HTTP probe that saw the crash before docker's event did.
+   */
+  stateAfter?: string
 }
 
 /**
