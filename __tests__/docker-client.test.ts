@@ -83,7 +83,31 @@ describe('DockerClient', () => {
     const runner = new RecordingRunner().answer(['pull'], { exitCode: 1, stderr: 'Error response from daemon: manifest unknown\n' })
     const failure = new DockerClient(runner).pull('acme/web:nope')
     await expect(failure).rejects.toBeInstanceOf(DockerCommandError)
-    await expect(new DockerClient(runner).pull('acme/web:nope')).rejects.toThrow('docker pull failed: Error response from daemon: manifest unknown')
+    await expect(new DockerClient(runner).pull('acme/web:nope')).rejects.toThrow('docker pull acme/web:nope failed: Error response from daemon: manifest unknown')
+  })
+
+  it("pull returns the digest docker printed for the image, as the real CLI prints it without a TTY; none printed, none returned", async () => {
+    const digest = `sha256:${'4f'.repeat(32)}`
+    // Captured from docker 20.10's CLI pulling from a local registry, layer ids shortened.
+    const printed = [
+      'v2: Pulling from acme/web',
+      '8a49fdb3b6a5: Pulling fs layer',
+      '8a49fdb3b6a5: Verifying Checksum',
+      '8a49fdb3b6a5: Download complete',
+      '8a49fdb3b6a5: Pull complete',
+      `Digest: ${digest}`,
+      'Status: Downloaded newer image for 127.0.0.1:5001/acme/web:v2',
+      '127.0.0.1:5001/acme/web:v2',
+      ''
+    ].join('\n')
+    const runner = new RecordingRunner().answer(['pull'], { exitCode: 0, stdout: printed })
+    expect(await new DockerClient(runner).pull('127.0.0.1:5001/acme/web:v2')).toBe(digest)
+    expect(runner.calls[0]?.argv).toEqual(['pull', '127.0.0.1:5001/acme/web:v2'])
+    const quiet = new RecordingRunner().answer(['pull'], { exitCode: 0, stdout: '127.0.0.1:5001/acme/web:v2\n' })
+    expect(await new DockerClient(quiet).pull('127.0.0.1:5001/acme/web:v2')).toBeUndefined()
+    // A digest inside another line (a layer id, a reference) is not the pulled image's.
+    const other = new RecordingRunner().answer(['pull'], { exitCode: 0, stdout: `127.0.0.1:5001/acme/web@${digest}\n` })
+    expect(await new DockerClient(other).pull(`127.0.0.1:5001/acme/web@${digest}`)).toBeUndefined()
   })
 
   it('in a dry run, skips commands that change state and records them as the plan', async () => {
@@ -93,7 +117,7 @@ describe('DockerClient', () => {
     await docker.pull('acme/web:v2')
     await docker.startContainer('web')
     expect(runner.commands).toEqual(['container inspect web'])
-    expect(docker.plannedCommands).toEqual(['docker pull --quiet acme/web:v2', 'docker container start web'])
+    expect(docker.plannedCommands).toEqual(['docker pull acme/web:v2', 'docker container start web'])
   })
 
   it('reads state, labels and restart count from docker container inspect', async () => {

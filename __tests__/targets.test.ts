@@ -93,7 +93,7 @@ describe('a failed deploy whose rollback target has no image', () => {
     const outcome = await run(settings, engine)
     expect(outcome).toMatchObject({ kind: 'rolled-back', restore: { release: { tag: 'v1' }, targetFailed: { tag: 'v0-gone' } } })
     expect(engine.commands).toContain(`--debug manifest inspect --insecure ${IMAGE}:v0-gone`)
-    expect(engine.commands.filter((command) => command.startsWith('pull'))).toEqual([`pull --quiet ${IMAGE}:v2`])
+    expect(engine.commands.filter((command) => command.startsWith('pull'))).toEqual([`pull ${IMAGE}:v2`])
     expect(engine.describe('web')).toMatchObject({ container: { tag: 'v1', running: true }, serves: true })
     expect(stdout.text()).toMatch(/::warning title=Rollback · target::The rollback to v0-gone failed \(127\.0\.0\.1:5999\/acme\/web:v0-gone is not in the registry \(docker manifest inspect: manifest unknown\), so no pull was tried\); putting back v1, which ran before\./)
     const text = describeOutcome(outcome, settings, { tag: 'v1' })
@@ -107,7 +107,7 @@ describe('a failed deploy whose rollback target has no image', () => {
     engine.registryUnreachable = true
     const outcome = await run(failing({ kind: 'tag', tag: 'v0-gone' }), engine)
     expect(outcome).toMatchObject({ kind: 'rolled-back', restore: { release: { tag: 'v1' }, targetFailed: { tag: 'v0-gone' } } })
-    expect(engine.commands).toContain(`pull --quiet ${IMAGE}:v0-gone`)
+    expect(engine.commands).toContain(`pull ${IMAGE}:v0-gone`)
   })
 
   it('a target only the host still has is put back from that copy', async () => {
@@ -175,7 +175,7 @@ describe('command: rollback without a release', () => {
     engine.images.add(`${IMAGE}:v1`)
     const outcome = await run(rollback('previous'), engine)
     expect(outcome).toMatchObject({ kind: 'rolled-back-on-request', release: { tag: 'v1' } })
-    expect(engine.commands).not.toContain(`pull --quiet ${IMAGE}:previous`)
+    expect(engine.commands).not.toContain(`pull ${IMAGE}:previous`)
   })
 
   it('keeps the error when the host keeps nothing from before', async () => {

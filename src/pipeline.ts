@@ -221,8 +221,7 @@ export class Pipeline {
       this.reporter.step(
         this.title(this.scope, 'pull', host),
         async (step) => {
-          await host.docker.pull(imageRef)
-          const digest = await host.docker.imageDigest(imageRef, this.settings.image)
+          const digest = (await host.docker.pull(imageRef)) ?? (await host.docker.imageDigest(imageRef, this.settings.image))
           step.detail(`pulled ${imageRef}${digest ? ` (${digest.slice(0, 19)})` : ''}`)
           return digest
         },

@@ -886,7 +886,11 @@ export class FakeDockerEngine implements DockerRunner {
     const ref = parsed.args[0] ?? ''
     if (this.missingInRegistry.has(ref)) return fail(`Error response from daemon: manifest for ${ref} not found: manifest unknown`)
     this.images.add(ref)
-    return ok(flag(parsed, 'quiet') ? `${ref}\n` : `Status: Downloaded newer image for ${ref}\n${ref}\n`)
+    if (flag(parsed, 'quiet')) return ok(`${ref}\n`)
+    // As the real CLI prints it without a TTY: the digest line only for an image the registry names by one.
+    const digest = this.registryDigests.get(ref)
+    const [repository, tag] = [repositoryOf(ref), ref.slice(repositoryOf(ref).length + 1)]
+    return ok(`${tag}: Pulling from ${repository.split('/').slice(1).join('/')}\n${digest ? `Digest: ${digest}\n` : ''}Status: Downloaded newer image for ${ref}\n${ref}\n`)
   }
 
   /**

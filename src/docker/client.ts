@@ -81,6 +81,9 @@ function objectName(name: string): string {
 export type RegistryImageAnswer = { answer: 'present' } | { answer: 'absent' } | { answer: 'unknown'; reason: string }
 
 /** `[registry/]repo:tag` starting with a letter or digit, so it can never be read as an option. */
+/** The line `docker pull` prints (without `--quiet`) once it has the manifest: `Digest: sha256:…`. */
+const PULLED_DIGEST = /^Digest: (sha256:[0-9a-f]{64})\s*$/m
+
 const IMAGE_REFERENCE = /^[A-Za-z0-9][A-Za-z0-9._/:-]*:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/
 /** A reference whose registry is on the loopback: `127.x.x.x[:port]/`, `localhost[:port]/`, `[::1][:port]/`. */
 const LOOPBACK_REGISTRY = /^(?:127(?:\.\d{1,3}){3}|localhost|\[::1\])(?::\d+)?\//
@@ -168,8 +171,15 @@ export class DockerClient {
     await this.exec(argv, { input: password, mutates: true, timeoutMs: 60_000 })
   }
 
-  async pull(reference: string): Promise<void> {
-    await this.exec(['pull', '--quiet', reference], { mutates: true })
+  /**
+   * Pulls `reference` and returns the registry digest docker printed for it (its `Digest:` line):
+   * the same digest `image inspect` lists in RepoDigests for that repository, read here without a
+   * second docker command. Undefined when docker printed none (a CLI that words it otherwise): the
+   * caller then asks `imageDigest`.
+   */
+  async pull(reference: string): Promise<string | undefined> {
+    const result = await this.exec(['pull', reference], { mutates: true })
+    return PULLED_DIGEST.exec(result.stdout)?.[1]
   }
 
   /**
