@@ -204,7 +204,8 @@ describe.each(scenarios)('fault sweep, strategy swarm: $name', (scenario) => {
     const base = clean.commandCount
     await runStory(clean, scenario.settings)
     const commands = clean.commandCount - base
-    expect(commands).toBeGreaterThan(3)
+    // Not vacuous: even the refused upgrade reads the service, and takes and gives back the lock.
+    expect(commands).toBeGreaterThanOrEqual(3)
     for (const mode of ['before', 'after'] as const) {
       for (let k = 1; k <= commands; k++) {
         const engine = await scenario.seed()
@@ -219,7 +220,8 @@ describe.each(scenarios)('fault sweep, strategy swarm: $name', (scenario) => {
     const base = clean.commandCount
     await runStory(clean, scenario.settings)
     const commands = clean.commandCount - base
-    expect(commands).toBeGreaterThan(3)
+    // Not vacuous: even the refused upgrade reads the service, and takes and gives back the lock.
+    expect(commands).toBeGreaterThanOrEqual(3)
     for (let k = 1; k <= commands; k++) {
       const engine = await scenario.seed()
       const run = await runStory(engine, scenario.settings, { cancelAt: k })

@@ -519,15 +519,18 @@ describe('a create whose docker client was killed', () => {
     const fleet = new FleetLock([{ lock: new DeployLock(new DockerClient(dying), 'web'), dockerHost: undefined }], 'me')
     await expect(fleet.acquire({ ...base, clock: fakeClock() })).rejects.toThrow('was cancelled')
     // The failed acquire already released what it may hold: it read the lock, saw its own token, removed it by id.
-    expect(engine.commands.slice(2)).toEqual(['container inspect web-deploy-lock', expect.stringMatching(/^container rm --force 0+1$/)])
+    // One host: no engine identity to read (nothing to order), so the create comes first.
+    expect(engine.commands[0]).toMatch(/^container create /)
+    expect(engine.commands.slice(1)).toEqual(['container inspect web-deploy-lock', expect.stringMatching(/^container rm --force 0+1$/)])
     expect(engine.containers.has('web-deploy-lock')).toBe(false)
 
     const unreachable = new FakeDockerEngine()
     unreachable.unreachable = true
     const never = new FleetLock([{ lock: new DeployLock(new DockerClient(unreachable), 'web'), dockerHost: undefined }], 'me')
     await expect(never.acquire({ ...base, clock: fakeClock() })).rejects.toThrow(/Cannot connect/)
-    // The engine's ID could not be read: no create was sent, so there is nothing to release and nothing to complain about.
-    expect(unreachable.commands).toEqual([expect.stringMatching(/^system info /)])
+    // Docker answered that it could not reach the daemon: no container was created, so there is
+    // nothing to release and nothing to complain about.
+    expect(unreachable.commands).toEqual([expect.stringMatching(/^container create /)])
     await expect(never.release()).resolves.toEqual([])
     expect(unreachable.commands).toHaveLength(1)
   })
