@@ -324,8 +324,10 @@ describe('FakeDockerEngine: fault injection', () => {
     }
     const error = await settled(replace(engine, controller.signal).strategy.switchTo(V2))
     expect(error?.message).toBe('docker container was cancelled')
-    expect(seen).toEqual(['1 container inspect', '2 container create', '3 container rename', '4 container stop'])
-    expect(engine.commandCount).toBe(4)
+    // The 4th is the stream that follows the new container from its create; the failed switch ends it.
+    expect(seen).toEqual(['1 container inspect', '2 container create', '3 container rename', '4 events --format', '5 container stop'])
+    expect(engine.commandCount).toBe(5)
+    expect(engine.openStreams).toBe(0)
     expect(engine.containers.get('web')).toMatchObject({ running: true, labels: { [Label.Tag]: 'v1' } })
   })
 

@@ -382,11 +382,30 @@ describe('the deploy story with docker events (replace, in memory)', () => {
     const base = engine.commands.length
     const run = await runStory(engine, settings('v2'))
     expect(run.outcome.kind).toBe('deployed')
-    // From the start of the new version on: one read, one stream.
+    // One stream, subscribed after the create and before the start; from the start on, one read.
     const commands = engine.commands.slice(base)
-    const verification = commands.slice(commands.lastIndexOf('container start web') + 1)
-    expect(verification.filter((command) => command.startsWith('events '))).toHaveLength(1)
-    expect(verification.filter((command) => command === 'container inspect web')).toHaveLength(1)
+    const start = commands.lastIndexOf('container start web')
+    const streams = commands.flatMap((command, index) => (command.startsWith('events ') ? [index] : []))
+    expect(streams).toHaveLength(1)
+    expect(streams[0]).toBeGreaterThan(commands.findIndex((command) => command.startsWith('container create --name web-next')))
+    expect(streams[0]).toBeLessThan(start)
+    expect(commands.slice(start + 1).filter((command) => command === 'container inspect web')).toHaveLength(1)
+    expect(engine.openStreams).toBe(0)
+  })
+
+  it('a version that dies at start: the verdict comes from the die event of the stream begun at its create, with no read', async () => {
+    const engine = await seeded()
+    engine.images.add('registry.test/acme/web:v2')
+    engine.crashingImages.add('registry.test/acme/web:v2')
+    const base = engine.commands.length
+    const run = await runStory(engine, settings('v2'))
+    expect(run.outcome.kind).toBe('rolled-back')
+    expect(run.outcome.kind === 'rolled-back' && run.outcome.failure.reason).toMatch(/^the container web exited with code 1 \(/)
+    const commands = engine.commands.slice(base)
+    const start = commands.indexOf('container start web')
+    // The health check sent nothing: what comes next is the evidence for the report.
+    expect(commands[start + 1]).toMatch(/^container logs /)
+    expect(engine.describe('web')).toMatchObject({ container: { tag: 'v1', running: true }, serves: true })
     expect(engine.openStreams).toBe(0)
   })
 

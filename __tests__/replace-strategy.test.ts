@@ -46,8 +46,15 @@ function state(engine: FakeDockerEngine): string[] {
 }
 
 /** The argv of every command, with the long create shortened to its name. */
+/** The stream that follows the new version from its create, by the id docker returned, replaying what docker holds. */
+const FOLLOW_NEW = 'events: the created container, by id, --since 1'
+
 function commands(engine: FakeDockerEngine): string[] {
-  return engine.commands.map((command) => command.replace(/^(container create --name \S+) .*$/, '$1 …'))
+  return engine.commands.map((command) =>
+    command
+      .replace(/^(container create --name \S+) .*$/, '$1 …')
+      .replace(/^events --format \{\{json \.\}\} --filter type=container --filter container=[0-9a-f]{64} (--filter event=\S+ )+--since 1$/, FOLLOW_NEW)
+  )
 }
 
 describe('ReplaceStrategy.switchTo', () => {
@@ -59,15 +66,21 @@ describe('ReplaceStrategy.switchTo', () => {
     expect(commands(engine)).toEqual([
       'container inspect web-next web web-previous web-previous-older',
       'container create --name web-next …',
+      // Subscribed before the old version stops and the new one starts: a crash at start is an event.
+      FOLLOW_NEW,
       'container stop web',
       'container rename web web-previous',
       'container rename web-next web',
       'container start web'
     ])
+    expect(engine.commands[2]).toContain(`container=${engine.containers.get('web')?.id ?? 'none'}`)
     expect(state(engine)).toEqual(['web-previous=v1', 'web=v2 (running)'])
     // Nothing was moved aside and the inspect saw no older previous: the clean-up has nothing to do.
+    // A probe no health check took over ends with it.
+    expect(engine.openStreams).toBe(1)
     await strategy.finalize()
-    expect(engine.commands).toHaveLength(6)
+    expect(engine.commands).toHaveLength(7)
+    expect(engine.openStreams).toBe(0)
   })
 
   it('steady state: moves the stopped previous aside while the new container is created, and the clean-up removes it', async () => {
@@ -82,6 +95,7 @@ describe('ReplaceStrategy.switchTo', () => {
       'container inspect web-next web web-previous web-previous-older',
       'container create --name web-next …',
       'container rename web-previous web-previous-older',
+      FOLLOW_NEW,
       'container stop web',
       'container rename web web-previous',
       'container rename web-next web',
@@ -162,6 +176,7 @@ describe('ReplaceStrategy.switchTo', () => {
       'container rm --force web-previous-older',
       'container stop web-previous',
       'container rename web-previous web-previous-older',
+      FOLLOW_NEW,
       'container stop web',
       'container rename web web-previous',
       'container rename web-next web',
@@ -190,11 +205,13 @@ describe('ReplaceStrategy.switchTo', () => {
     expect(commands(engine)).toEqual([
       'container inspect web-next web web-previous web-previous-older',
       'container create --name web-next …',
+      FOLLOW_NEW,
       'container rename web-next web',
       'container start web'
     ])
     await strategy.finalize()
-    expect(engine.commands).toHaveLength(4)
+    expect(engine.commands).toHaveLength(5)
+    expect(engine.openStreams).toBe(0)
   })
 
   it('a clean-up without a switch before it still removes the older previous', async () => {

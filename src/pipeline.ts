@@ -391,14 +391,14 @@ export class Pipeline {
     let verdict: (HealthVerdict & { cutShort?: boolean }) | undefined
     await this.reporter
       .step(this.title(scope, 'verify', host), async (step) => {
-        const http = url ? await this.probeRoute(host, url, settings) : undefined
-        verdict = await verifyHealth({
-          state: host.strategy.stateProbe(),
-          http,
-          settings,
-          signal,
-          clock: this.dependencies.clock
-        })
+        // Taken first, and closed however this ends: it may already follow the new version (replace).
+        const state = host.strategy.stateProbe()
+        try {
+          const http = url ? await this.probeRoute(host, url, settings) : undefined
+          verdict = await verifyHealth({ state, http, settings, signal, clock: this.dependencies.clock })
+        } finally {
+          state.close?.()
+        }
         if (!verdict.healthy && this.signal?.aborted) throw new Error(`cancelled before ${release.tag} was shown healthy`)
         // Cut short before a verdict of its own (a failure found first stays this host's failure).
         if (!verdict.healthy && cutShortBy?.aborted && verdict.reason === 'cancelled') {

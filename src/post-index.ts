@@ -5,6 +5,9 @@
  * step has nothing to do.
  */
 import { post } from './post.js'
+import { stopLeftoverStreams } from './docker/runner.js'
 import { runStep } from './step.js'
 
 await runStep(post, 'what the main step left may still need repair; check the deploy lock and what runs.')
+// The backstop: a `docker events` child still running would keep this process alive, or outlive it.
+stopLeftoverStreams()

@@ -1,3 +1,4 @@
+import * as core from '@actions/core'
 import { spawn } from 'node:child_process'
 
 /** What one docker invocation returned. */
@@ -79,6 +80,22 @@ export interface DockerRunner {
 export const DEFAULT_TIMEOUT_MS = 5 * 60_000
 
 /** Thrown when docker exits non-zero; carries docker's stderr so the report can show the cause. */
+/** How to stop each streaming docker process that has not ended yet (see `stopLeftoverStreams`). */
+const liveStreams = new Set<() => void>()
+
+/**
+ * Kills every streaming docker process still running; returns how many there were. Each owner
+ * stops its own stream; this is the backstop at the end of a step, since a `docker events` child
+ * left running would keep the step's process alive, or outlive it on a self-hosted runner.
+ */
+export function stopLeftoverStreams(): number {
+  const left = [...liveStreams]
+  for (const stop of left) stop()
+  liveStreams.clear()
+  if (left.length > 0) core.debug(`stopped ${left.length} docker stream(s) still running at the end of the step`)
+  return left.length
+}
+
 export class DockerCommandError extends Error {
   constructor(
     readonly argv: readonly string[],
@@ -172,8 +189,12 @@ export class ProcessDockerRunner implements DockerRunner {
       stopped = true
       kill()
     }
+    liveStreams.add(stop)
     const ended = new Promise<DockerStreamEnd>((resolve) => {
-      if (options.signal?.aborted) return resolve({ stderr: '', stopped: true })
+      if (options.signal?.aborted) {
+        liveStreams.delete(stop)
+        return resolve({ stderr: '', stopped: true })
+      }
       const child = spawn(this.executable, argv, { env: this.environment(options.env), stdio: ['ignore', 'pipe', 'pipe'] })
       kill = () => void child.kill('SIGKILL')
       options.signal?.addEventListener('abort', stop, { once: true })
@@ -194,6 +215,7 @@ export class ProcessDockerRunner implements DockerRunner {
           error.code === 'ENOENT' ? `The docker CLI was not found on PATH (${this.executable}). Install docker on the runner before this step.` : error.message
       })
       child.on('close', (code) => {
+        liveStreams.delete(stop)
         options.signal?.removeEventListener('abort', stop)
         kill = () => undefined
         resolve({ ...(code !== null && { exitCode: code }), stderr: spawnError ?? stderr, stopped })

@@ -36,6 +36,14 @@ export interface ContainerStateProbe extends StateProbe {
    * nothing of it since. Undefined when that is not known: then it must be read.
    */
   knownRunning(name: string): ContainerInfo | undefined
+  /**
+   * Starts the event stream before the container starts, right after docker created it (`id`, as
+   * create returned it): then a process that dies at once is known from its `die` event the moment
+   * docker reports it, without waiting for a first read. The owner must `close` the probe on every
+   * path (the health check closes it when it ends).
+   */
+  followFromCreation(id: string): void
+  close(): void
 }
 
 /**
@@ -88,6 +96,13 @@ class ContainerProbe implements ContainerStateProbe {
   private closed = false
   private readonly companionInfo = new Map<string, ContainerInfo>()
   private readonly waiters = new Set<(result: 'changed' | 'poll') => void>()
+  /** The container's id from its create, when the stream began before any read (`followFromCreation`). */
+  private createdId: string | undefined
+  /** The first read (with the companions) has been made. */
+  private readOnce = false
+  /** Resolves when an event has given a final verdict: a read in flight need not be waited for. */
+  private finalSeen: (observation: StateObservation) => void = () => undefined
+  private readonly finalReached = new Promise<StateObservation>((resolve) => (this.finalSeen = resolve))
 
   constructor(
     private readonly docker: DockerClient,
@@ -103,9 +118,17 @@ class ContainerProbe implements ContainerStateProbe {
       return describeContainerState(this.info, this.baselineRestartCount)
     }
     const generation = this.generation
-    const first = this.info === undefined && this.stream === undefined
+    const first = !this.readOnce
     const names = first ? [this.containerName, ...this.companions.filter((name) => name !== this.containerName)] : [this.containerName]
-    const [info, ...others] = await this.docker.inspectContainers(names)
+    const reading = this.docker.inspectContainers(names)
+    // A stream that began at the create may give the verdict (a die) while the read is under way.
+    const read = this.stream ? await Promise.race([reading, this.finalReached]) : await reading
+    if (!Array.isArray(read)) {
+      reading.catch(() => undefined)
+      return read
+    }
+    const [info, ...others] = read
+    this.readOnce = true
     if (first) {
       others.forEach((other, index) => {
         const name = names[index + 1] as string
@@ -159,29 +182,41 @@ class ContainerProbe implements ContainerStateProbe {
     const filter = [...new Set([this.containerName, ...this.companions, ...ids])]
     // Events since the container's last start: none between the read above and the stream's start is missed.
     const since = /^\d{4}-/.test(info.startedAt) && !info.startedAt.startsWith('0001-') ? info.startedAt : undefined
+    if (!this.attach(filter, since, signal)) this.lost = true
+    else this.stale = false
+  }
+
+  followFromCreation(id: string): void {
+    if (this.stream || this.closed) return
+    this.createdId = id
+    // By id only: the name changes at the switch (`web-next` becomes `web`), the id does not, and
+    // no other container ever had it. `--since 1` replays what docker still holds of it (its
+    // rename, a `die` before the stream was subscribed); the first read stays the safety net.
+    this.attach([id], '1', undefined)
+  }
+
+  /** Starts the one event stream; false when there is none (a runner that cannot stream). */
+  private attach(filter: string[], since: string | undefined, signal: AbortSignal | undefined): boolean {
     let stream: DockerStream | undefined
     try {
-      stream = this.docker.containerEvents(filter, { ...(since && { since }), signal, onEvent: (event) => this.onEvent(event) })
+      stream = this.docker.containerEvents(filter, { ...(since && { since }), ...(signal && { signal }), onEvent: (event) => this.onEvent(event) })
     } catch (error) {
       core.debug(`health: no event stream for ${this.containerName} (${error instanceof Error ? error.message : String(error)}); polling`)
     }
-    if (!stream) {
-      this.lost = true
-      return
-    }
+    if (!stream) return false
     this.stream = stream
     this.streaming = true
-    this.stale = false
     void stream.ended.then((end) => {
       this.streaming = false
       // Only the end of the verification ends it on purpose; anything else is a lost stream.
-      if (this.closed || signal.aborted) return
+      if (this.closed || signal?.aborted) return
       core.debug(`health: the event stream for ${this.containerName} ended (${end.stderr.trim() || `exit code ${end.exitCode ?? 'none'}`}); polling`)
       this.lost = true
       this.stale = true
       this.changed = true
       this.wake()
     })
+    return true
   }
 
   private onEvent(event: ContainerEvent): void {
@@ -189,7 +224,7 @@ class ContainerProbe implements ContainerStateProbe {
     this.delivered = true
     const info = this.info
     // Docker matches a container filter as a prefix (`web` also brings `web-proxy`): match exactly.
-    const isTarget = (info !== undefined && event.id === info.id) || event.name === this.containerName
+    const isTarget = (info !== undefined && event.id === info.id) || event.id === this.createdId || event.name === this.containerName
     if (!isTarget) {
       for (const [name, companion] of this.companionInfo) {
         // Only a HEALTHCHECK or an OOM in a process that lives on leaves it known to run.
@@ -211,16 +246,25 @@ class ContainerProbe implements ContainerStateProbe {
         return
       case 'die': {
         const exitCode = Number.parseInt(event.attributes.exitCode ?? '', 10)
-        if (!info || !Number.isFinite(exitCode) || this.baselineRestartCount === undefined) {
+        if (!Number.isFinite(exitCode) || (!info && event.id !== this.createdId)) {
           this.needsRead()
           break
         }
-        const exited: ContainerInfo = { ...info, running: false, restarting: false, status: 'exited', exitCode, oomKilled: this.oomSeen, error: '' }
-        this.final = describeContainerState(exited, this.baselineRestartCount)
+        // Before the first read (a stream from the create), a die is a crash all the same: the
+        // container was created by this run and started once, so no restart count can explain it.
+        const known = info ?? notYetRead(event.id, name)
+        const exited: ContainerInfo = { ...known, running: false, restarting: false, status: 'exited', exitCode, oomKilled: this.oomSeen, error: '' }
+        this.final = describeContainerState(exited, this.baselineRestartCount ?? known.restartCount)
         break
       }
       case 'pause':
         this.final = { verdict: 'failed', detail: `the container ${name} is paused` }
+        break
+      case 'rename':
+        // The switch's own rename (`web-next` to `web`) of the container followed since its create:
+        // the name now holds what the probe follows, so there is nothing to read again.
+        if (event.name === name && event.id === this.createdId) return
+        this.needsRead()
         break
       case 'destroy':
         this.final = { verdict: 'failed', detail: `the container ${name} no longer exists` }
@@ -229,6 +273,7 @@ class ContainerProbe implements ContainerStateProbe {
         // `restart` (the count), `rename` (what the name holds now), anything new: read it.
         this.needsRead()
     }
+    if (this.final) this.finalSeen(this.final)
     this.changed = true
     this.wake()
   }
@@ -253,6 +298,11 @@ export function describeStateAfterFailure(info: ContainerInfo | undefined): stri
   if (!info) return undefined
   const observation = describeContainerState(info, info.restartCount)
   return observation.verdict === 'failed' ? observation.detail : undefined
+}
+
+/** What is known of a container from its create alone: its id and name, nothing read yet. */
+function notYetRead(id: string, name: string): ContainerInfo {
+  return { id, name, image: '', imageId: '', labels: {}, status: 'created', running: false, restarting: false, exitCode: 0, error: '', oomKilled: false, startedAt: '', created: '', restartCount: 0 }
 }
 
 function describeContainerState(info: ContainerInfo, baselineRestartCount: number): StateObservation {

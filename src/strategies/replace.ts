@@ -2,7 +2,7 @@ import { Suffix } from '../constants.js'
 import { CreatedObjects } from '../created.js'
 import type { ContainerInfo, DockerClient } from '../docker/client.js'
 import { buildCreateArgv, secretEnvironment } from '../docker/run-args.js'
-import { containerStateProbe, describeStateAfterFailure, type StateProbe } from '../health/state-probe.js'
+import { containerStateProbe, describeStateAfterFailure, type ContainerStateProbe, type StateProbe } from '../health/state-probe.js'
 import { sameRelease, type DeploySettings, type Release } from '../settings.js'
 import { releaseLabels, releaseOf } from './release-labels.js'
 import { SwitchNotStartedError, type DeployStrategy, type FailureEvidence, type RestoreMethod } from './strategy.js'
@@ -27,6 +27,8 @@ export class ReplaceStrategy implements DeployStrategy {
    * looked. Spares the clean-up a command when the switch saw there is none.
    */
   private olderMayExist: boolean | undefined
+  /** The new version's state probe, following it since its create, until the health check takes it. */
+  private switchProbe: ContainerStateProbe | undefined
 
   constructor(
     private readonly settings: DeploySettings,
@@ -66,6 +68,7 @@ export class ReplaceStrategy implements DeployStrategy {
         throw new Error(`a running container already holds the name ${names.next} on ${this.host}; the action only creates it, never starts it under that name, so it was left as it is: remove or rename it, then deploy again`)
       }
       if (leftover) await this.docker.removeContainer(leftover.id)
+      let createdId: string
       if (running && previous && !older && !previous.running && !previous.restarting) {
         // The usual case: moving the stopped previous aside is one rename that touches nothing that
         // serves, so it runs beside the create. A failed create undoes it, as if it had come first.
@@ -78,29 +81,61 @@ export class ReplaceStrategy implements DeployStrategy {
           throw created.reason
         }
         if (movedAside.status === 'rejected') throw movedAside.reason
+        createdId = created.value
       } else {
-        await this.createContainer(names.next, release, { withCommit: true })
+        createdId = await this.createContainer(names.next, release, { withCommit: true })
         if (running) await this.makeRoomForPrevious(previous, older)
       }
+      this.followNewVersion(createdId)
     } catch (error) {
+      this.dropSwitchProbe()
       // Nothing that serves was touched; the restore path removes `-next` and heals the names.
       throw new SwitchNotStartedError(error)
     }
     this.olderMayExist = Boolean((running && previous) || older)
 
-    if (running) {
-      if (running.running || running.restarting) await this.docker.stopContainer(names.live, this.stopSeconds())
-      await this.docker.renameContainer(names.live, names.previous)
+    try {
+      if (running) {
+        if (running.running || running.restarting) await this.docker.stopContainer(names.live, this.stopSeconds())
+        await this.docker.renameContainer(names.live, names.previous)
+      }
+      await this.docker.renameContainer(names.next, names.live)
+      await this.docker.startContainer(names.live)
+    } catch (error) {
+      this.dropSwitchProbe()
+      throw error
     }
-    await this.docker.renameContainer(names.next, names.live)
-    await this.docker.startContainer(names.live)
   }
 
+  /** The health check of the new version follows what the switch began to follow at its create. */
   stateProbe(): StateProbe {
-    return containerStateProbe(this.docker, this.name)
+    const probe = this.switchProbe ?? containerStateProbe(this.docker, this.name)
+    this.switchProbe = undefined
+    return probe
+  }
+
+  /**
+   * The new version's state is followed from its create, while the old one still serves and is
+   * stopped: the event stream is subscribed before the new process starts, so a crash at start is
+   * known from docker's `die` event at once, not after a first read (a CLI process) that begins
+   * only once the start returned. The health check takes the probe over and closes it.
+   */
+  private followNewVersion(id: string): void {
+    if (this.docker.dryRun) return
+    this.dropSwitchProbe()
+    const probe = containerStateProbe(this.docker, this.name)
+    probe.followFromCreation(id)
+    this.switchProbe = probe
+  }
+
+  /** A probe no health check took over (the switch failed, or a restore or clean-up came first) ends here. */
+  private dropSwitchProbe(): void {
+    this.switchProbe?.close()
+    this.switchProbe = undefined
   }
 
   async finalize(): Promise<void> {
+    this.dropSwitchProbe()
     // The switch's inspect showed there is no older previous, and it moved none aside.
     if (this.olderMayExist === false) return
     await this.docker.removeContainer(this.names.older)
@@ -117,6 +152,7 @@ export class ReplaceStrategy implements DeployStrategy {
   }
 
   async restore(target: Release | undefined): Promise<RestoreMethod> {
+    this.dropSwitchProbe()
     const names = this.names
     const [next, live, previous, older] = await this.docker.inspectContainers([names.next, names.live, names.previous, names.older])
     // The new version while it was created: it never started, so it never served.
@@ -209,14 +245,17 @@ export class ReplaceStrategy implements DeployStrategy {
     throw new Error(`the network ${network} (container.network) does not exist on ${this.host}; create it with \`docker network create ${network}\` there, or change container.network`)
   }
 
-  private async createContainer(name: string, release: Release, options: { withCommit: boolean }): Promise<void> {
+  /** Creates the app container and records it as this run's; returns the id docker returned. */
+  private async createContainer(name: string, release: Release, options: { withCommit: boolean }): Promise<string> {
     const argv = buildCreateArgv({
       name,
       imageRef: release.imageRef ?? `${this.settings.image}:${release.tag}`,
       container: this.settings.container,
       labels: releaseLabels(this.settings, release, options)
     })
-    this.created.record(await this.docker.createContainer(argv, secretEnvironment(this.settings.container.secrets)))
+    const id = await this.docker.createContainer(argv, secretEnvironment(this.settings.container.secrets))
+    this.created.record(id)
+    return id
   }
 
   private stopSeconds(): number | undefined {
