@@ -12,23 +12,21 @@
  *   container), renewed while a deploy works.
  */
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals'
-import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
-import { rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { chmodSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { DockerClient } from '../src/docker/client.js'
 import { ProcessDockerRunner } from '../src/docker/runner.js'
 import { DeployLock, FleetLock, LEASE_FILE, LOCK_IMAGE, LockLabel, LockTimeoutError } from '../src/lock.js'
 import { singleFileTar } from '../src/proxy/config-archive.js'
 import { runAction, type ActionControl, type ActionResult } from '../test-support/action-run.js'
-import { startEngine, type Engine } from '../test-support/engine.js'
-import { buildAppImage, type AppBehaviour } from '../test-support/images.js'
+import type { Engine } from '../test-support/engine.js'
+import { makeSite, pushAppImages, runStep, siteConfig, startFixture, transcriptOf, type AppImageSpec, type Fixture, type Site } from '../test-support/fixture.js'
 import { freePortBelowEphemeralRange, httpGet } from '../test-support/net.js'
 import { sleep } from '../test-support/proc.js'
-import { startRegistry, type Registry } from '../test-support/registry.js'
+import type { Registry } from '../test-support/registry.js'
 
 const HEALTHY_BODY = 'status: green'
-const IMAGES: { tag: string; behaviour: AppBehaviour }[] = [
+const IMAGES: AppImageSpec[] = [
   { tag: 'v1', behaviour: 'healthy' },
   { tag: 'v2', behaviour: 'healthy' },
   { tag: 'v3', behaviour: 'healthy' },
@@ -40,81 +38,42 @@ const IMAGES: { tag: string; behaviour: AppBehaviour }[] = [
 const APP_REPO = 'acme/clean'
 const RETAIN_REPO = 'acme/retain'
 
+let fixture: Fixture
 let engine: Engine
 let registry: Registry
-const temps: string[] = []
 
 jest.setTimeout(180_000)
 
 function tempDir(prefix: string): string {
-  const dir = mkdtempSync(join(tmpdir(), `clean-host-${prefix}-`))
-  temps.push(dir)
-  return dir
+  return fixture.dirs.make(`clean-host-${prefix}-`)
 }
 
 beforeAll(async () => {
-  engine = await startEngine()
-  registry = await startRegistry(engine)
-  for (const { tag, behaviour } of IMAGES) {
-    for (const repo of [APP_REPO, RETAIN_REPO]) {
-      // Built once per repository, with a file of its own: no image and no layer is shared, so
-      // the space an image removal frees is its size.
-      const built = await buildAppImage(engine, `local/${repo.replace('/', '-')}`, tag, behaviour, { healthBody: HEALTHY_BODY, files: { '/www/repository': { content: repo } } })
-      const pushed = await registry.push(engine, built.reference, repo, tag)
-      await engine.docker(['image', 'rm', built.reference, pushed.reference])
-    }
+  fixture = await startFixture()
+  ;({ engine, registry } = fixture)
+  for (const repo of [APP_REPO, RETAIN_REPO]) {
+    // Built once per repository, with a file of its own: no image and no layer is shared, so
+    // the space an image removal frees is its size.
+    const images = IMAGES.map(({ tag, behaviour }) => ({ tag, behaviour, options: { healthBody: HEALTHY_BODY, files: { '/www/repository': { content: repo } } } }))
+    await pushAppImages(fixture, repo, images, { localRepo: `local/${repo.replace('/', '-')}` })
   }
 }, 120_000)
 
 afterAll(async () => {
-  await registry?.stop()
-  await engine?.stop()
-  await Promise.all(temps.map((dir) => rm(dir, { recursive: true, force: true })))
+  await fixture?.stop()
 }, 60_000)
 
-interface Site {
-  name: string
-  port: number
-  workspace: string
-  image: string
-}
-
-async function site(name: string, repo: string, extra: string[] = []): Promise<Site> {
-  const workspace = tempDir(`ws-${name}`)
-  mkdirSync(join(workspace, '.github'))
+async function site(name: string, repo: string, extra: string[] = []): Promise<Site & { image: string }> {
+  const image = `${registry.address}/${repo}`
+  const config = ({ port }: Site): string => siteConfig({ image, name, port, expectBody: HEALTHY_BODY, tail: extra })
   // Checked free, below the ephemeral range: a random port could be taken (CI saw a first deploy
   // fail at once while another suite ran beside it).
-  const port = await freePortBelowEphemeralRange()
-  const image = `${registry.address}/${repo}`
-  writeFileSync(
-    join(workspace, '.github', 'deploy.yml'),
-    [
-      `image: ${image}`,
-      `name: ${name}`,
-      'container:',
-      '  network: host',
-      '  init: true',
-      '  stop-timeout: 2s',
-      '  env:',
-      `    PORT: "${port}"`,
-      'health:',
-      `  url: http://127.0.0.1:${port}/health`,
-      `  expect-body: "${HEALTHY_BODY}"`,
-      '  interval: 150ms',
-      '  timeout: 1s',
-      '  deadline: 4s',
-      '  healthy-threshold: 2',
-      'rollback:',
-      '  to: previous',
-      ...extra,
-      ''
-    ].join('\n')
-  )
-  return { name, port, workspace, image }
+  return { ...(await makeSite(fixture.dirs, name, config, { port: await freePortBelowEphemeralRange() })), image }
 }
 
+/** The end of a run's output, for a failure message (these runs print a lot). */
 function explain(result: ActionResult): string {
-  return `exit ${String(result.exitCode)} signal ${String(result.signal)}\n--- stdout ---\n${result.stdout.slice(-6_000)}\n--- stderr ---\n${result.stderr.slice(-2_000)}`
+  return transcriptOf(result, { tail: true })
 }
 
 /** Private docker config directories the action left in `runnerTemp`. */
@@ -152,11 +111,10 @@ describe('credentials', () => {
   })
 
   async function run(target: Site, tag: string, runnerTemp: string, extra: { signalAfter?: { signal: NodeJS.Signals; whenStdout: RegExp }; phase?: 'post'; state?: Record<string, string> } = {}): Promise<ActionResult> {
-    return runAction({
-      workspace: target.workspace,
+    return runStep(fixture, target, { tag }, {
       // No DOCKER_HOST: the engine is reached through the job's docker context.
+      dockerHost: undefined,
       dockerConfig: home,
-      inputs: { tag, 'registry-username': registry.username, 'registry-password': registry.password },
       env: { PATH: `${bin}:${process.env.PATH ?? ''}`, RUNNER_TEMP: runnerTemp },
       timeoutMs: 90_000,
       ...extra
@@ -268,12 +226,7 @@ describe('images', () => {
     let sizeBefore = 0
     for (const tag of ['v1', 'v2', 'v3', 'v4', 'v5']) {
       if (tag === 'v5') sizeBefore = await totalSize(target.image)
-      last = await runAction({
-        workspace: target.workspace,
-        dockerHost: engine.dockerHost,
-        inputs: { tag, 'registry-username': registry.username, 'registry-password': registry.password },
-        timeoutMs: 60_000
-      })
+      last = await runStep(fixture, target, { tag }, { timeoutMs: 60_000 })
       expect([explain(last), last.exitCode]).toEqual([explain(last), 0])
       counts.push((await repositoryImages(target.image)).length)
     }
@@ -294,12 +247,7 @@ describe('images', () => {
     expect(Math.abs(reportedBytes - freedOnDisk)).toBeLessThan(0.06 * freedOnDisk)
     process.stdout.write(`images: retain 2 after 5 deploys keeps ${(await repositoryImages(target.image)).join(', ')}; the 5th deploy freed ${freedOnDisk} bytes, the summary says ${reported?.[0] ?? '?'}\n`)
 
-    const failed = await runAction({
-      workspace: target.workspace,
-      dockerHost: engine.dockerHost,
-      inputs: { tag: 'v6-broken', 'registry-username': registry.username, 'registry-password': registry.password },
-      timeoutMs: 60_000
-    })
+    const failed = await runStep(fixture, target, { tag: 'v6-broken' }, { timeoutMs: 60_000 })
     expect([explain(failed), failed.exitCode, failed.outputs['result']]).toEqual([explain(failed), 1, 'rolled-back'])
     expect(await repositoryImages(target.image)).toEqual(['v4', 'v5'])
     expect(failed.summary).toContain(`<code>${target.image}:v6-broken</code>`)
@@ -330,10 +278,7 @@ describe('hook containers', () => {
         await sleep(100)
       }
     })()
-    const main = await runAction({
-      workspace: target.workspace,
-      dockerHost: engine.dockerHost,
-      inputs: { tag: 'v1', 'registry-username': registry.username, 'registry-password': registry.password },
+    const main = await runStep(fixture, target, { tag: 'v1' }, {
       onStdout: (_chunk, handle) => {
         control = handle
       },
@@ -377,7 +322,7 @@ describe('the lock’s lease, on the daemon’s clock', () => {
       [LockLabel.LeaseMs]: '3000'
     })
     const started = Date.now()
-    const result = await runAction({ workspace: target.workspace, dockerHost: engine.dockerHost, inputs: { tag: 'v1', 'registry-username': registry.username, 'registry-password': registry.password }, timeoutMs: 60_000 })
+    const result = await runStep(fixture, target, { tag: 'v1' }, { timeoutMs: 60_000 })
     expect([explain(result), result.exitCode]).toEqual([explain(result), 0])
     expect(result.annotations.some((annotation) => annotation.level === 'warning' && /Took over an expired deploy lock/.test(annotation.message))).toBe(true)
     expect(Date.now() - started).toBeLessThan(20_000)
@@ -394,7 +339,7 @@ describe('the lock’s lease, on the daemon’s clock', () => {
     const daemonNow = await client().daemonTime()
     await engine.docker(['container', 'cp', '-', `${id}:/`], { input: Buffer.from(singleFileTar(LEASE_FILE, JSON.stringify({ expires: new Date(daemonNow + 3_600_000).toISOString() })), 'latin1') })
     await sleep(1_500)
-    const result = await runAction({ workspace: target.workspace, dockerHost: engine.dockerHost, inputs: { tag: 'v1', 'registry-username': registry.username, 'registry-password': registry.password }, timeoutMs: 60_000 })
+    const result = await runStep(fixture, target, { tag: 'v1' }, { timeoutMs: 60_000 })
     expect([explain(result), result.exitCode]).toEqual([explain(result), 1])
     expect(result.stdout).toMatch(/Another deploy holds the lock lease-renewed-deploy-lock/)
     expect((await engine.docker(['container', 'inspect', '--format', `{{index .Config.Labels "${LockLabel.Owner}"}}`, id])).trim()).toBe('run-41-alive')

@@ -7,16 +7,23 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals'
 import { randomBytes } from 'node:crypto'
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs'
-import { rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { runAction, type ActionResult, type Annotation } from '../test-support/action-run.js'
-import { startEngine, type Engine } from '../test-support/engine.js'
-import { start as startFakeGitHub, type FakeGitHub, type FakeReleaseSpec } from '../test-support/fake-github.js'
-import { buildAppImage, type AppBehaviour, type AppImageOptions } from '../test-support/images.js'
-import { freePort, httpGet } from '../test-support/net.js'
-import { startRegistry, type Registry } from '../test-support/registry.js'
+import type { ActionResult } from '../test-support/action-run.js'
+import type { FakeGitHub, FakeReleaseSpec } from '../test-support/fake-github.js'
+import {
+  annotation,
+  containersNamed,
+  expectDeployed,
+  makeSite,
+  pushAppImages,
+  runStep,
+  servedAt,
+  siteConfig,
+  startFixture,
+  titles,
+  type AppImageSpec,
+  type Fixture,
+  type Site
+} from '../test-support/fixture.js'
 
 /** Repository of the app in the test registry. */
 const REPO = 'acme/web'
@@ -28,7 +35,7 @@ const REPO = 'acme/web'
 const HEALTHY_BODY = 'status: green'
 
 /** Tags pushed to the registry, and how each behaves. */
-const IMAGES: { tag: string; behaviour: AppBehaviour; options?: AppImageOptions }[] = [
+const IMAGES: AppImageSpec[] = [
   { tag: 'v1', behaviour: 'healthy' },
   { tag: 'v2', behaviour: 'healthy' },
   { tag: 'v3', behaviour: 'healthy' },
@@ -40,40 +47,28 @@ const IMAGES: { tag: string; behaviour: AppBehaviour; options?: AppImageOptions 
   { tag: 'v4-wrong-body', behaviour: 'wrong-body' }
 ]
 
-let engine: Engine
-let registry: Registry
+let fixture: Fixture & { github: FakeGitHub }
+let engine: Fixture['engine']
+let registry: Fixture['registry']
 let github: FakeGitHub
 let image: string
-const digests = new Map<string, string>()
-const workspaces: string[] = []
+let digests: Map<string, string>
 
 beforeAll(async () => {
-  engine = await startEngine()
-  registry = await startRegistry(engine)
-  github = await startFakeGitHub()
+  fixture = await startFixture({ github: true })
+  ;({ engine, registry, github } = fixture)
   image = `${registry.address}/${REPO}`
-  for (const { tag, behaviour, options } of IMAGES) {
-    const built = await buildAppImage(engine, `local/web`, tag, behaviour, { healthBody: behaviour === 'wrong-body' ? undefined : HEALTHY_BODY, ...options })
-    const pushed = await registry.push(engine, built.reference, REPO, tag)
-    digests.set(tag, pushed.digest)
-    // Only the registry holds the images now, so every deploy really pulls (and needs its login).
-    await engine.docker(['image', 'rm', built.reference, pushed.reference])
-  }
+  // Only the registry holds the images afterwards, so every deploy really pulls (and needs its login).
+  digests = await pushAppImages(
+    fixture,
+    REPO,
+    IMAGES.map(({ tag, behaviour, options }) => ({ tag, behaviour, options: { healthBody: behaviour === 'wrong-body' ? undefined : HEALTHY_BODY, ...options } }))
+  )
 }, 90_000)
 
 afterAll(async () => {
-  await github?.stop()
-  await registry?.stop()
-  await engine?.stop()
-  await Promise.all(workspaces.map((dir) => rm(dir, { recursive: true, force: true })))
+  await fixture?.stop()
 }, 60_000)
-
-/** One app instance: its container name, loopback port and workspace with `.github/deploy.yml`. */
-interface Site {
-  name: string
-  port: number
-  workspace: string
-}
 
 interface SiteOptions {
   deadline?: string
@@ -83,83 +78,28 @@ interface SiteOptions {
 }
 
 /** A workspace whose deploy config runs `name` on `port` with host networking and fast health checks. */
-async function site(name: string, options: SiteOptions = {}): Promise<Site> {
-  const port = await freePort()
-  const workspace = mkdtempSync(join(tmpdir(), `deploy-action-itg-${name}-`))
-  workspaces.push(workspace)
-  mkdirSync(join(workspace, '.github'))
-  const env = { PORT: String(port), ...options.env }
-  const config = [
-    `image: ${image}`,
-    `name: ${name}`,
-    'container:',
-    '  network: host',
-    '  init: true',
-    '  stop-timeout: 2s',
-    '  env:',
-    ...Object.entries(env).map(([key, value]) => `    ${key}: "${value}"`),
-    'health:',
-    `  url: http://127.0.0.1:${port}/health`,
-    `  expect-body: "${HEALTHY_BODY}"`,
-    '  interval: 150ms',
-    '  timeout: 1s',
-    `  deadline: ${options.deadline ?? '4s'}`,
-    '  healthy-threshold: 2',
-    'rollback:',
-    `  to: ${options.rollbackTo ?? 'last-release'}`,
-    ''
-  ].join('\n')
-  writeFileSync(join(workspace, '.github', 'deploy.yml'), config)
-  return { name, port, workspace }
+function site(name: string, options: SiteOptions = {}): Promise<Site> {
+  return makeSite(fixture.dirs, name, ({ port }) =>
+    siteConfig({ image, name, port, expectBody: HEALTHY_BODY, deadline: options.deadline, rollbackTo: options.rollbackTo ?? 'last-release', env: options.env })
+  )
 }
 
 /** Runs the action's main step for `site` as the runner would, logged in to the test registry. */
-async function act(
-  target: Site,
-  inputs: Record<string, string | boolean>,
-  extra: { password?: string; watchDockerArgv?: boolean } = {}
-): Promise<ActionResult> {
-  return runAction({
-    workspace: target.workspace,
-    dockerHost: engine.dockerHost,
-    github: { apiUrl: github.url },
-    inputs: { 'registry-username': registry.username, 'registry-password': extra.password ?? registry.password, ...inputs },
-    watchDockerArgv: extra.watchDockerArgv,
-    timeoutMs: 60_000
-  })
+function act(target: Site, inputs: Record<string, string | boolean>, extra: { password?: string; watchDockerArgv?: boolean } = {}): Promise<ActionResult> {
+  const password: Record<string, string> = extra.password === undefined ? {} : { 'registry-password': extra.password }
+  return runStep(fixture, target, { ...password, ...inputs }, { watchDockerArgv: extra.watchDockerArgv, timeoutMs: 60_000 })
 }
 
 const deploy = (target: Site, tag: string): Promise<ActionResult> => act(target, { tag })
 
-/** Explains a failed expectation with the action's own output. */
-function transcriptOf(result: ActionResult): string {
-  return `exit ${String(result.exitCode)}\n--- stdout ---\n${result.stdout}\n--- stderr ---\n${result.stderr}`
-}
-
 /** Asserts a healthy deploy of `tag`, with the action's output in the failure message. */
 async function deployOk(target: Site, tag: string): Promise<ActionResult> {
-  const result = await deploy(target, tag)
-  if (result.exitCode !== 0 || result.outputs.result !== 'deployed') throw new Error(`deploy of ${tag} failed:\n${transcriptOf(result)}`)
-  return result
+  return expectDeployed(await deploy(target, tag), tag)
 }
 
 /** What the app on the site's port says, or the connection error code. */
-async function serving(target: Site, path: '/version' | '/health' = '/version'): Promise<string> {
-  try {
-    const response = await httpGet(`http://127.0.0.1:${target.port}${path}`, { timeoutMs: 2_000 })
-    return `${response.status} ${response.body}`
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code ?? String(error)
-  }
-}
-
-function annotation(result: ActionResult, level: Annotation['level'], title: string): Annotation | undefined {
-  return result.annotations.find((entry) => entry.level === level && entry.title === title)
-}
-
-/** Titles of the annotations of one level, in order. */
-function titles(result: ActionResult, level: Annotation['level']): string[] {
-  return result.annotations.filter((entry) => entry.level === level).map((entry) => entry.title ?? '')
+function serving(target: Site, path: '/version' | '/health' = '/version'): Promise<string> {
+  return servedAt(`http://127.0.0.1:${target.port}${path}`)
 }
 
 /** The row of the summary's steps table for `title`: status and duration in ms. */
@@ -174,15 +114,10 @@ function summaryStep(result: ActionResult, title: string): { status: string; dur
 }
 
 /** Every container of the engine whose name starts with the site's name: name → tag label and state. */
-async function containersOf(target: Site): Promise<Record<string, { tag: string; state: string }>> {
-  const listed = await engine.docker(['ps', '-a', '--format', '{{.Names}}\t{{.Label "deploy-action.tag"}}\t{{.State}}'])
-  const result: Record<string, { tag: string; state: string }> = {}
-  for (const line of listed.split('\n').filter(Boolean)) {
-    const [name = '', tag = '', state = ''] = line.split('\t')
-    if (name === target.name || name.startsWith(`${target.name}-`)) result[name] = { tag, state }
-  }
-  return result
+function containersOf(target: Site): Promise<Record<string, { tag: string; state: string }>> {
+  return containersNamed(engine, target.name)
 }
+
 
 /**
  * Every container of the engine with its id, image, state, start time and restart count, so that
@@ -454,7 +389,7 @@ describe('deploy with strategy: replace on a real engine', () => {
     // The login is no longer planned: a dry run logs in for real (into the run's private docker
     // config on the runner, nothing on the host) to check the tag in the registry (issue 20).
     const expectedPlan = [
-      `docker pull --quiet ${image}:v5`,
+      `docker pull ${image}:v5`,
       // No leftover dry-next (the switch's one inspect shows it), so no rm is planned for it.
       expect.stringMatching(new RegExp(`^docker container create --name dry-next .* ${image.replace(/[.]/g, '\\.')}:v5$`)),
       'docker container stop --time 2 dry',
@@ -464,7 +399,7 @@ describe('deploy with strategy: replace on a real engine', () => {
     ]
     expect(planned).toEqual(expectedPlan)
     expect(result.summary).toContain('Plan (dry run: nothing was changed)')
-    expect(result.summary).toContain(`docker pull --quiet ${image}:v5`)
+    expect(result.summary).toContain(`docker pull ${image}:v5`)
     expectNeverPrinted(result, registry.password)
     expect(annotation(result, 'notice', 'Plan · rollback target')?.message).toMatch(/^a failed deploy would roll back to v1 \(previous\)/)
     expect(annotation(result, 'notice', 'Plan')?.message).toMatch(/^Dry run: would deploy .*:v5 to production; nothing was changed\.$/)

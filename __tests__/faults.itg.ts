@@ -6,19 +6,30 @@
  * containers are left, the outputs and the exit code.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals'
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs'
-import { rm } from 'node:fs/promises'
 import { createServer, type Server } from 'node:http'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { runAction, type ActionResult, type Annotation, type RunActionOptions } from '../test-support/action-run.js'
-import { startEngine, type Engine } from '../test-support/engine.js'
-import { buildAppImage, type AppBehaviour, type AppImageOptions } from '../test-support/images.js'
+import type { ActionResult, RunActionOptions } from '../test-support/action-run.js'
+import type { Engine } from '../test-support/engine.js'
+import {
+  annotation,
+  containersNamed,
+  expectDeployed,
+  makeSite,
+  postStep,
+  pushAppImages,
+  runStep,
+  servedAt,
+  siteConfig,
+  startFixture,
+  transcriptOf,
+  type AppImageSpec,
+  type Fixture,
+  type Site
+} from '../test-support/fixture.js'
 import { freePort, httpGet } from '../test-support/net.js'
-import { startRegistry, type Registry } from '../test-support/registry.js'
 
 const REPO = 'acme/web'
-const IMAGES: { tag: string; behaviour: AppBehaviour; options?: AppImageOptions }[] = [
+const IMAGES: AppImageSpec[] = [
   { tag: 'v1', behaviour: 'healthy' },
   { tag: 'v2', behaviour: 'healthy' },
   { tag: 'v3', behaviour: 'healthy' },
@@ -27,33 +38,20 @@ const IMAGES: { tag: string; behaviour: AppBehaviour; options?: AppImageOptions 
   { tag: 'v4-crash', behaviour: 'crash-later', options: { crashAfterSeconds: 1 } }
 ]
 
+let fixture: Fixture
 let engine: Engine
-let registry: Registry
 let image: string
-const workspaces: string[] = []
 
 beforeAll(async () => {
-  engine = await startEngine()
-  registry = await startRegistry(engine)
-  image = `${registry.address}/${REPO}`
-  for (const { tag, behaviour, options } of IMAGES) {
-    const built = await buildAppImage(engine, 'local/web', tag, behaviour, options)
-    const pushed = await registry.push(engine, built.reference, REPO, tag)
-    await engine.docker(['image', 'rm', built.reference, pushed.reference])
-  }
+  fixture = await startFixture()
+  engine = fixture.engine
+  image = `${fixture.registry.address}/${REPO}`
+  await pushAppImages(fixture, REPO, IMAGES)
 }, 90_000)
 
 afterAll(async () => {
-  await registry?.stop()
-  await engine?.stop()
-  await Promise.all(workspaces.map((dir) => rm(dir, { recursive: true, force: true })))
+  await fixture?.stop()
 }, 60_000)
-
-interface Site {
-  name: string
-  port: number
-  workspace: string
-}
 
 interface SiteOptions {
   deadline?: string
@@ -64,78 +62,39 @@ interface SiteOptions {
 }
 
 /** A workspace whose config runs `name` on a loopback port with fast health checks. */
-async function site(name: string, options: SiteOptions = {}): Promise<Site> {
-  const port = options.port ?? (await freePort())
-  const workspace = mkdtempSync(join(tmpdir(), `deploy-action-faults-${name}-`))
-  workspaces.push(workspace)
-  mkdirSync(join(workspace, '.github'))
-  const config = [
-    `image: ${image}`,
-    `name: ${name}`,
-    'container:',
-    '  network: host',
-    '  init: true',
-    '  stop-timeout: 2s',
-    `  env: { PORT: "${port}" }`,
-    'health:',
-    `  url: http://127.0.0.1:${port}/health`,
-    '  expect-body: ok',
-    '  interval: 150ms',
-    '  timeout: 1s',
-    `  deadline: ${options.deadline ?? '4s'}`,
-    ...(options.watch ? [`  watch: ${options.watch}`] : []),
-    'rollback:',
-    `  to: ${options.rollbackTo ?? 'previous'}`,
-    ...(options.lockTimeout ? ['lock:', `  timeout: ${options.lockTimeout}`] : []),
-    ''
-  ].join('\n')
-  writeFileSync(join(workspace, '.github', 'deploy.yml'), config)
-  return { name, port, workspace }
-}
-
-/** The runner's view of one step of this site: same inputs for main and post. */
-function stepOptions(target: Site, inputs: Record<string, string> = {}, extra: Partial<RunActionOptions> = {}): RunActionOptions {
-  return {
-    workspace: target.workspace,
-    dockerHost: engine.dockerHost,
-    inputs: { 'registry-username': registry.username, 'registry-password': registry.password, ...inputs },
-    timeoutMs: 60_000,
-    ...extra
-  }
+function site(name: string, options: SiteOptions = {}): Promise<Site> {
+  const config = ({ port }: Site): string =>
+    siteConfig({
+      image,
+      name,
+      port,
+      expectBody: 'ok',
+      deadline: options.deadline,
+      rollbackTo: options.rollbackTo,
+      health: options.watch ? [`  watch: ${options.watch}`] : [],
+      tail: options.lockTimeout ? ['lock:', `  timeout: ${options.lockTimeout}`] : []
+    })
+  return makeSite(fixture.dirs, name, config, { port: options.port })
 }
 
 const deploy = (target: Site, tag: string, extra: Partial<RunActionOptions> = {}, inputs: Record<string, string> = {}): Promise<ActionResult> =>
-  runAction(stepOptions(target, { tag, ...inputs }, extra))
+  runStep(fixture, target, { tag, ...inputs }, { timeoutMs: 60_000, ...extra })
 
-function explain(result: ActionResult): string {
-  return `exit ${String(result.exitCode)}\n--- stdout ---\n${result.stdout}\n--- stderr ---\n${result.stderr}`
-}
+/** The post step of `main` for this site: same inputs as its main step. */
+const postOf = (target: Site, main: ActionResult, tag: string): Promise<ActionResult> => postStep(fixture, target, main, { tag }, { timeoutMs: 60_000 })
 
 async function deployOk(target: Site, tag: string): Promise<ActionResult> {
-  const result = await deploy(target, tag)
-  if (result.exitCode !== 0 || result.outputs.result !== 'deployed') throw new Error(`deploy of ${tag} failed:\n${explain(result)}`)
-  return result
+  return expectDeployed(await deploy(target, tag), tag)
 }
 
 /** What answers on the site's port: `200 <tag>`, or the connection error code. */
-async function serving(target: Site): Promise<string> {
-  try {
-    const response = await httpGet(`http://127.0.0.1:${target.port}/version`, { timeoutMs: 2_000 })
-    return `${response.status} ${response.body}`
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code ?? String(error)
-  }
+function serving(target: Site): Promise<string> {
+  return servedAt(`http://127.0.0.1:${target.port}/version`)
 }
 
 /** Containers named after the site (the deploy lock included): name → tag label and state. */
-async function containersOf(target: Site): Promise<Record<string, { tag: string; state: string }>> {
-  const listed = await engine.docker(['ps', '-a', '--format', '{{.Names}}\t{{.Label "deploy-action.tag"}}\t{{.State}}'])
-  const result: Record<string, { tag: string; state: string }> = {}
-  for (const line of listed.split('\n').filter(Boolean)) {
-    const [name = '', tag = '', state = ''] = line.split('\t')
-    if (name === target.name || name.startsWith(`${target.name}-`)) result[name] = { tag, state }
-  }
-  return result
+function containersOf(target: Site): Promise<Record<string, { tag: string; state: string }>> {
+  return containersNamed(engine, target.name)
 }
 
 /** Every container with everything that would show a change, for before/after comparisons. */
@@ -143,10 +102,6 @@ async function snapshot(target: Site): Promise<string> {
   const ids = (await engine.docker(['ps', '-aq', '--no-trunc', '--filter', `name=${target.name}`])).split('\n').filter(Boolean)
   if (ids.length === 0) return ''
   return engine.docker(['container', 'inspect', '--format', '{{.Id}} {{.Name}} {{.State.Status}} {{.State.StartedAt}} {{.RestartCount}}', ...ids])
-}
-
-function find(result: ActionResult, level: Annotation['level'], title: string): Annotation | undefined {
-  return result.annotations.find((entry) => entry.level === level && entry.title === title)
 }
 
 /** Holds `<name>-deploy-lock` by hand, as another run would: the lock image and labels of the action. */
@@ -169,7 +124,7 @@ describe('faults before the switch leave the running version alone', () => {
     expect(result.outputs).toMatchObject({ result: 'failed', tag: 'v1', 'previous-tag': 'v1' })
     const failed = result.annotations.find((entry) => entry.level === 'error' && /^Deploy · (login|pull)$/.test(entry.title ?? ''))
     expect(failed?.message).toMatch(/connection refused|connect: /i)
-    expect(find(result, 'error', 'Deploy failed')?.message).toMatch(/Nothing was changed: v1 still runs\.$/)
+    expect(annotation(result, 'error', 'Deploy failed')?.message).toMatch(/Nothing was changed: v1 still runs\.$/)
     expect(await serving(web)).toBe('200 v1')
     expect(await snapshot(web)).toBe(before)
   }, 60_000)
@@ -183,7 +138,7 @@ describe('faults before the switch leave the running version alone', () => {
 
     expect(result.exitCode).toBe(1)
     expect(result.outputs).toMatchObject({ result: 'failed', tag: 'v1', 'previous-tag': 'v1' })
-    expect(find(result, 'error', 'Deploy · pull')?.message).toMatch(/not found|manifest unknown/i)
+    expect(annotation(result, 'error', 'Deploy · pull')?.message).toMatch(/not found|manifest unknown/i)
     expect(await serving(web)).toBe('200 v1')
     expect(await snapshot(web)).toBe(before)
   }, 60_000)
@@ -196,7 +151,7 @@ describe('faults before the switch leave the running version alone', () => {
     expect(Date.now() - started).toBeLessThan(10_000)
     expect(result.exitCode).toBe(1)
     expect(result.outputs).toMatchObject({ result: 'failed', tag: '', 'previous-tag': '' })
-    const verdict = find(result, 'error', 'Deploy failed')?.message ?? ''
+    const verdict = annotation(result, 'error', 'Deploy failed')?.message ?? ''
     expect(verdict).toMatch(/Cannot connect to the Docker daemon/)
     // It could not even read what runs, so it must not claim that nothing was running.
     expect(verdict).not.toMatch(/nothing was running/)
@@ -221,8 +176,8 @@ describe('faults after the switch', () => {
 
     expect(result.exitCode).toBe(1)
     expect(result.outputs).toMatchObject({ result: 'failed', tag: '', 'previous-tag': '' })
-    expect(find(result, 'error', 'Deploy · verify')?.message).toMatch(/v1 is unhealthy: the container squat (?:is restarting after it )?exited with code 1/)
-    expect(find(result, 'error', 'Deploy failed')?.message).toMatch(/nothing to roll back to \(first deploy\), so squat is not running/)
+    expect(annotation(result, 'error', 'Deploy · verify')?.message).toMatch(/v1 is unhealthy: the container squat (?:is restarting after it )?exited with code 1/)
+    expect(annotation(result, 'error', 'Deploy failed')?.message).toMatch(/nothing to roll back to \(first deploy\), so squat is not running/)
     expect(result.summary).toMatch(/Address in use|bind/i)
     expect(await containersOf(web)).toEqual({})
     expect((await httpGet(`http://127.0.0.1:${port}/health`)).body).toBe('ok')
@@ -236,8 +191,8 @@ describe('faults after the switch', () => {
 
     expect(result.exitCode).toBe(1)
     expect(result.outputs).toMatchObject({ result: 'rolled-back', tag: 'v1', 'previous-tag': 'v1' })
-    expect(find(result, 'warning', 'Rollback · target')?.message).toMatch(/The rollback to v0-gone failed \(.*(not found|manifest unknown).*\); putting back v1, which ran before\./i)
-    expect(find(result, 'error', 'Deploy failed, rolled back')?.message).toMatch(/so v1, which ran before, was put back: it runs now and is healthy\.$/)
+    expect(annotation(result, 'warning', 'Rollback · target')?.message).toMatch(/The rollback to v0-gone failed \(.*(not found|manifest unknown).*\); putting back v1, which ran before\./i)
+    expect(annotation(result, 'error', 'Deploy failed, rolled back')?.message).toMatch(/so v1, which ran before, was put back: it runs now and is healthy\.$/)
     expect(await serving(web)).toBe('200 v1')
     expect(await containersOf(web)).toEqual({ notarget: { tag: 'v1', state: 'running' } })
   }, 60_000)
@@ -250,7 +205,7 @@ describe('faults after the switch', () => {
 
     expect(result.exitCode).toBe(1)
     expect(result.outputs).toMatchObject({ result: 'rolled-back', tag: 'v1', 'previous-tag': 'v1' })
-    expect(find(result, 'error', 'Deploy · verify')?.message).toMatch(/v4-crash is unhealthy: .*(exited with code 1|connection refused)/)
+    expect(annotation(result, 'error', 'Deploy · verify')?.message).toMatch(/v4-crash is unhealthy: .*(exited with code 1|connection refused)/)
     expect(result.summary).toContain('crashed after 1 s (simulated)')
     expect(await serving(web)).toBe('200 v1')
     expect(await containersOf(web)).toEqual({ crash: { tag: 'v1', state: 'running' } })
@@ -278,9 +233,9 @@ describe('cancellation', () => {
     expect(stoppedAfterMs).toBeLessThan(3_000)
     expect(main.exitCode).toBe(1)
     expect(main.outputs).toMatchObject({ result: 'failed', tag: '', 'previous-tag': 'v1' })
-    expect(find(main, 'warning', 'Cancelled')?.message).toMatch(/Received SIGINT/)
-    expect(find(main, 'error', 'Deploy · verify')?.message).toBe('cancelled before v4-slow was shown healthy')
-    expect(find(main, 'error', 'Deploy cancelled')?.message).toBe(
+    expect(annotation(main, 'warning', 'Cancelled')?.message).toMatch(/Received SIGINT/)
+    expect(annotation(main, 'error', 'Deploy · verify')?.message).toBe('cancelled before v4-slow was shown healthy')
+    expect(annotation(main, 'error', 'Deploy cancelled')?.message).toBe(
       'The deploy of v4-slow was cancelled after cancel was switched and before it was shown healthy; the post step puts back v1 and releases the deploy lock.'
     )
     // No rollback was attempted by the main step.
@@ -289,20 +244,20 @@ describe('cancellation', () => {
     expect(saved).toMatchObject({ phase: 'switching', tag: 'v4-slow', before: [{ tag: 'v1' }], reached: [0], lock: { hosts: [null] } })
     expect(await containersOf(web)).toMatchObject({ cancel: { tag: 'v4-slow', state: 'running' }, 'cancel-previous': { tag: 'v1' }, 'cancel-deploy-lock': { state: 'created' } })
 
-    const post = await runAction(stepOptions(web, { tag: 'v4-slow' }, { phase: 'post', state: main.state }))
+    const post = await postOf(web, main, 'v4-slow')
 
     expect(post.exitCode).toBe(0)
-    expect(find(post, 'notice', 'Post · restore')?.message).toMatch(/^restarted the kept v1/)
-    expect(find(post, 'notice', 'Post · verify')?.message).toMatch(/^v1 is healthy/)
-    expect(find(post, 'warning', 'Post · restored')?.message).toBe('The deploy of v4-slow was interrupted while switching. v1, which ran before, runs again and is healthy.')
+    expect(annotation(post, 'notice', 'Post · restore')?.message).toMatch(/^restarted the kept v1/)
+    expect(annotation(post, 'notice', 'Post · verify')?.message).toMatch(/^v1 is healthy/)
+    expect(annotation(post, 'warning', 'Post · restored')?.message).toBe('The deploy of v4-slow was interrupted while switching. v1, which ran before, runs again and is healthy.')
     expect(post.summary).toContain('v1, which ran before, runs again and is healthy.')
     expect(await serving(web)).toBe('200 v1')
     expect(await containersOf(web)).toEqual({ cancel: { tag: 'v1', state: 'running' } })
 
     const before = await snapshot(web)
-    const again = await runAction(stepOptions(web, { tag: 'v4-slow' }, { phase: 'post', state: main.state }))
+    const again = await postOf(web, main, 'v4-slow')
     expect(again.exitCode).toBe(0)
-    expect(find(again, 'notice', 'Post · restore')?.message).toMatch(/^v1 serves already/)
+    expect(annotation(again, 'notice', 'Post · restore')?.message).toMatch(/^v1 serves already/)
     expect(await snapshot(web)).toBe(before)
     expect(await serving(web)).toBe('200 v1')
   }, 90_000)
@@ -322,12 +277,12 @@ describe('deploy lock', () => {
     const results = [first, second]
     const waiter = results.find((result) => result.stdout.includes('Waiting up to'))
     const holder = results.find((result) => result !== waiter)
-    if (!waiter || !holder) throw new Error(`neither deploy waited:\n${explain(first)}\n${explain(second)}`)
+    if (!waiter || !holder) throw new Error(`neither deploy waited:\n${transcriptOf(first)}\n${transcriptOf(second)}`)
     const holderTag = holder.outputs.tag
     const waiterTag = waiter.outputs.tag
     // The one that waited names the run it waited for, and read what that run left running.
     expect(waiter.stdout).toMatch(new RegExp(`held by run https://github.com/acme/web/actions/runs/${holder === first ? '5001' : '5002'}, deploying ${holderTag}`))
-    expect(find(waiter, 'notice', 'Deploy · lock')?.message).toMatch(/^waited \d+s for run https:\/\/github\.com\/acme\/web\/actions\/runs\/\d+/)
+    expect(annotation(waiter, 'notice', 'Deploy · lock')?.message).toMatch(/^waited \d+s for run https:\/\/github\.com\/acme\/web\/actions\/runs\/\d+/)
     expect(holder.outputs['previous-tag']).toBe('v1')
     expect(waiter.outputs['previous-tag']).toBe(holderTag)
     expect(await serving(web)).toBe(`200 ${waiterTag}`)
@@ -352,7 +307,7 @@ describe('deploy lock', () => {
     expect(Date.now() - started).toBeGreaterThanOrEqual(2_000)
     expect(result.exitCode).toBe(1)
     expect(result.outputs).toMatchObject({ result: 'failed', tag: '', 'previous-tag': '' })
-    expect(find(result, 'error', 'Deploy failed')?.message).toMatch(
+    expect(annotation(result, 'error', 'Deploy failed')?.message).toMatch(
       /Another deploy holds the lock held-deploy-lock on .*: run https:\/\/github\.com\/acme\/web\/actions\/runs\/999, deploying v7, since 2030-01-01T10:00:00\.000Z \(lease until 2999-01-01T10:00:00\.000Z\)\. Waited 2s \(lock\.timeout\)/
     )
     expect(result.summary).toMatch(/Deploy · lock<\/td><td>❌ failed/)
@@ -360,7 +315,7 @@ describe('deploy lock', () => {
     expect(await snapshot(web)).toBe(before)
 
     // The post step of this run leaves another run's lock alone.
-    const post = await runAction(stepOptions(web, { tag: 'v2' }, { phase: 'post', state: result.state }))
+    const post = await postOf(web, result, 'v2')
     expect(post.exitCode).toBe(0)
     expect(await snapshot(web)).toBe(before)
   }, 60_000)
@@ -380,7 +335,7 @@ describe('deploy lock', () => {
 
     expect(result.exitCode).toBe(0)
     expect(result.outputs).toMatchObject({ result: 'deployed', tag: 'v2', 'previous-tag': 'v1' })
-    expect(find(result, 'warning', 'Deploy · lock')?.message).toBe(
+    expect(annotation(result, 'warning', 'Deploy · lock')?.message).toBe(
       'Took over an expired deploy lock: run https://github.com/acme/web/actions/runs/998, deploying v6, since 2020-01-01T10:00:00.000Z (lease until 2020-01-01T10:40:00.000Z).'
     )
     expect(await serving(web)).toBe('200 v2')
@@ -418,8 +373,8 @@ describe('cancel at every step boundary, then the post step', () => {
             }
           }
         })
-        const post = await runAction(stepOptions(web, { tag: upgrade.tag }, { phase: 'post', state: main.state }))
-        const context = `cancel at "${step}": main ${explain(main)}\npost ${explain(post)}`
+        const post = await postOf(web, main, upgrade.tag)
+        const context = `cancel at "${step}": main ${transcriptOf(main)}\npost ${transcriptOf(post)}`
         const now = await serving(web)
         expect([context, signalled]).toEqual([context, true])
         // A good version serves: v1, or the new one only when it is healthy.

@@ -18,15 +18,23 @@
  * Test traffic goes only to loopback and to the namespaces' 10.251.x addresses.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals'
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs'
-import { rm } from 'node:fs/promises'
-import { loadavg, tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { loadavg } from 'node:os'
 import { runAction, type ActionResult } from '../test-support/action-run.js'
-import { buildAppImage, type AppBehaviour } from '../test-support/images.js'
-import { freePort, httpGet } from '../test-support/net.js'
-import { startNamespacedEngines, type NamespaceHost, type NamespaceLab } from '../test-support/netns.js'
-import { startNamespaceRegistry, type NamespaceRegistry } from '../test-support/namespace-registry.js'
+import {
+  expectResult,
+  hostRows,
+  makeSite,
+  pushToNamespace,
+  servedVersions as servedBy,
+  siteConfig,
+  startNamespaceFixture,
+  stepOrder,
+  tempDirs,
+  type NamespaceFixture,
+  type Site
+} from '../test-support/fixture.js'
+import type { AppBehaviour } from '../test-support/images.js'
+import type { NamespaceHost } from '../test-support/netns.js'
 
 const REPO = 'acme/web'
 const HEALTHY_BODY = 'status: green'
@@ -45,28 +53,19 @@ const START_DELAY_SECONDS = 30
 /** Issue 13: four hosts with `parallel: 4` take at most this many times one host's time. */
 const PARALLEL_BOUND = 1.3
 
-let lab: NamespaceLab
+let lab: NamespaceFixture
 let hosts: [NamespaceHost, NamespaceHost, NamespaceHost, NamespaceHost]
 let registryPort: number
-const registries: NamespaceRegistry[] = []
-const workspaces: string[] = []
+const dirs = tempDirs()
 
 /** Builds `tag` with `behaviour` in the host's engine and pushes it to the host's own registry. */
-async function publish(host: NamespaceHost, tag: string, behaviour: AppBehaviour): Promise<void> {
-  const built = await buildAppImage(host.engine, 'local/web', tag, behaviour, {
-    healthBody: behaviour === 'wrong-body' ? undefined : HEALTHY_BODY,
-    startDelaySeconds: 3
+function publish(host: NamespaceHost, tag: string, behaviour: AppBehaviour): Promise<void> {
+  return pushToNamespace(host, `127.0.0.1:${registryPort}/${REPO}`, tag, behaviour, {
+    app: { healthBody: behaviour === 'wrong-body' ? undefined : HEALTHY_BODY, startDelaySeconds: 3 }
   })
-  const reference = `127.0.0.1:${registryPort}/${REPO}:${tag}`
-  await host.engine.docker(['tag', built.reference, reference])
-  await host.engine.docker(['push', reference])
-  await host.engine.docker(['image', 'rm', built.reference, reference])
 }
 
-interface Scenario {
-  name: string
-  port: number
-  workspace: string
+interface Scenario extends Site {
   hosts: NamespaceHost[]
 }
 
@@ -78,42 +77,19 @@ async function scenario(
   health: { deadline: string },
   env: Record<string, string> = {}
 ): Promise<Scenario> {
-  const port = await freePort()
-  const workspace = mkdtempSync(join(tmpdir(), `deploy-action-itg-fleet-${name}-`))
-  workspaces.push(workspace)
-  mkdirSync(join(workspace, '.github'))
-  writeFileSync(
-    join(workspace, '.github', 'deploy.yml'),
-    [
-      `image: 127.0.0.1:${registryPort}/${REPO}`,
-      `name: ${name}`,
-      'hosts:',
-      ...targets.flatMap((host) => [`  - docker-host: ${host.engine.dockerHost}`, `    address: ${host.address}`]),
-      'rollout:',
-      `  parallel: ${rollout.parallel}`,
-      ...(rollout.canary === undefined ? [] : [`  canary: ${rollout.canary}`]),
-      'container:',
-      '  network: host',
-      '  init: true',
-      '  stop-timeout: 2s',
-      '  env:',
-      `    PORT: "${port}"`,
+  const config = ({ port }: Site): string =>
+    siteConfig({
+      image: `127.0.0.1:${registryPort}/${REPO}`,
+      name,
+      port,
+      expectBody: HEALTHY_BODY,
+      deadline: health.deadline,
+      top: ['rollout:', `  parallel: ${rollout.parallel}`, ...(rollout.canary === undefined ? [] : [`  canary: ${rollout.canary}`])],
+      hosts: targets.map((host) => ({ dockerHost: host.engine.dockerHost, address: host.address })),
       // Inside its namespace the app must answer on the namespace's address, not only its loopback.
-      '    BIND: "0.0.0.0"',
-      ...Object.entries(env).map(([key, value]) => `    ${key}: "${value}"`),
-      'health:',
-      `  url: http://{host}:${port}/health`,
-      `  expect-body: "${HEALTHY_BODY}"`,
-      '  interval: 150ms',
-      '  timeout: 1s',
-      `  deadline: ${health.deadline}`,
-      '  healthy-threshold: 2',
-      'rollback:',
-      '  to: previous',
-      ''
-    ].join('\n')
-  )
-  return { name, port, workspace, hosts: targets }
+      env: { BIND: '0.0.0.0', ...env }
+    })
+  return { ...(await makeSite(dirs, name, config)), hosts: targets }
 }
 
 interface TimedResult extends ActionResult {
@@ -126,31 +102,9 @@ async function deploy(target: Scenario, tag: string): Promise<TimedResult> {
   return { ...result, wallMs: performance.now() - startedAt }
 }
 
-/** Fails with the action's own errors when a run did not end as expected. */
-function expectResult(result: ActionResult, expected: string): void {
-  if (result.outputs.result === expected) return
-  const errors = result.annotations.filter((annotation) => annotation.level === 'error').map((annotation) => `${annotation.title}: ${annotation.message}`)
-  throw new Error(`expected result=${expected}, got ${result.outputs.result ?? '(none)'} (exit ${result.exitCode})\n${errors.join('\n')}\n${result.stderr.slice(-2_000)}`)
-}
-
 /** What each host of a scenario serves, read from the test process at the namespace's address. */
-async function servedVersions(target: Scenario): Promise<string[]> {
-  return Promise.all(
-    target.hosts.map((host) =>
-      httpGet(`http://${host.address}:${target.port}/version`).then(
-        (response) => response.body,
-        (error: Error) => `unreachable: ${error.message}`
-      )
-    )
-  )
-}
-
-/** The summary's Hosts table as [host, before, now, outcome] rows. */
-function hostRows(summary: string): string[][] {
-  const section = /<h3>Hosts<\/h3>\s*<table>([\s\S]*?)<\/table>/.exec(summary)?.[1] ?? ''
-  return [...section.matchAll(/<tr>((?:<td>[\s\S]*?<\/td>)+)<\/tr>/g)].map((row) =>
-    [...(row[1] ?? '').matchAll(/<td>([\s\S]*?)<\/td>/g)].map((cell) => (cell[1] ?? '').replace(/<[^>]+>/g, ''))
-  )
+function servedVersions(target: Scenario): Promise<string[]> {
+  return servedBy(target.hosts, target.port)
 }
 
 /** The summary's Steps table as `title duration` lines, to show where a slow run spent its time. */
@@ -160,14 +114,6 @@ function stepDurations(summary: string): string {
     .map((row) => [...(row[1] ?? '').matchAll(/<td>([\s\S]*?)<\/td>/g)].map((cell) => (cell[1] ?? '').replace(/<[^>]+>/g, '')))
     .map((cells) => `  ${cells[0] ?? ''}: ${cells[2] ?? ''}`)
     .join('\n')
-}
-
-/**
- * Step titles in the order they began: log groups (one host at a time) and `▶ title` lines (steps
- * that run side by side, which print their title the moment they begin).
- */
-function stepOrder(stdout: string): string[] {
-  return [...stdout.matchAll(/^(?:::group::|▶ )(.*)$/gm)].map((match) => match[1] ?? '')
 }
 
 /** Every container of the scenario's name on one host (the lock is gone after a run): name → id and start. */
@@ -187,11 +133,9 @@ function median(values: number[]): number {
 }
 
 beforeAll(async () => {
-  lab = await startNamespacedEngines(4)
+  lab = await startNamespaceFixture(4)
   hosts = lab.hosts as typeof hosts
-  // Any port: each namespace has a loopback of its own, and nothing else listens there.
-  registryPort = await freePort()
-  for (const host of lab.hosts) registries.push(await startNamespaceRegistry(host, registryPort))
+  registryPort = lab.registryPort
   // Per host, one after the other (the hosts side by side): v1 healthy everywhere; v2 exits at once
   // on host 3 only; v3 answers the wrong health body on host 1 only; s1 and s2 start slowly everywhere.
   await Promise.all(
@@ -206,9 +150,8 @@ beforeAll(async () => {
 }, 300_000)
 
 afterAll(async () => {
-  await Promise.all(registries.map((registry) => registry.stop()))
   await lab?.stop()
-  await Promise.all(workspaces.map((workspace) => rm(workspace, { recursive: true, force: true })))
+  await dirs.remove()
 }, 120_000)
 
 describe('four hosts in four network namespaces', () => {

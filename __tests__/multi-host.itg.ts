@@ -10,41 +10,40 @@
  * test makes the second host fail. Test traffic goes only to loopback and the namespaces' addresses.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals'
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs'
-import { rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { runAction, type ActionResult } from '../test-support/action-run.js'
-import { buildAppImage, type AppBehaviour } from '../test-support/images.js'
-import { freePort, httpGet } from '../test-support/net.js'
-import { startNamespacedEngines, type NamespaceHost, type NamespaceLab } from '../test-support/netns.js'
-import { startNamespaceRegistry, type NamespaceRegistry } from '../test-support/namespace-registry.js'
+import {
+  hostRows,
+  makeSite,
+  pushToNamespace,
+  servedVersions as servedBy,
+  siteConfig,
+  startNamespaceFixture,
+  stepOrder,
+  tempDirs,
+  type NamespaceFixture,
+  type Site
+} from '../test-support/fixture.js'
+import type { AppBehaviour } from '../test-support/images.js'
+import type { NamespaceHost } from '../test-support/netns.js'
 
 const REPO = 'acme/web'
 const NAME = 'web'
 const HEALTHY_BODY = 'status: green'
 
-let lab: NamespaceLab
+let lab: NamespaceFixture
 let registryPort: number
 let appPort: number
 let workspace: string
-const registries: NamespaceRegistry[] = []
+const dirs = tempDirs()
 
 /** Builds `tag` with `behaviour` in the host's engine and pushes it to the host's own registry. */
-async function publish(host: NamespaceHost, tag: string, behaviour: AppBehaviour): Promise<void> {
-  const built = await buildAppImage(host.engine, 'local/web', tag, behaviour, { healthBody: behaviour === 'healthy' ? HEALTHY_BODY : undefined })
-  const reference = `127.0.0.1:${registryPort}/${REPO}:${tag}`
-  await host.engine.docker(['tag', built.reference, reference])
-  await host.engine.docker(['push', reference])
-  await host.engine.docker(['image', 'rm', built.reference, reference])
+function publish(host: NamespaceHost, tag: string, behaviour: AppBehaviour): Promise<void> {
+  return pushToNamespace(host, `127.0.0.1:${registryPort}/${REPO}`, tag, behaviour, { app: { healthBody: behaviour === 'healthy' ? HEALTHY_BODY : undefined } })
 }
 
 beforeAll(async () => {
-  lab = await startNamespacedEngines(2)
-  // Any port: each namespace has a loopback of its own, and nothing else listens there.
-  registryPort = await freePort()
-  appPort = await freePort()
-  for (const host of lab.hosts) registries.push(await startNamespaceRegistry(host, registryPort))
+  lab = await startNamespaceFixture(2)
+  registryPort = lab.registryPort
   const [first, second] = lab.hosts as [NamespaceHost, NamespaceHost]
   await Promise.all([
     publish(first, 'v1', 'healthy'),
@@ -54,41 +53,22 @@ beforeAll(async () => {
     publish(second, 'v2', 'wrong-body')
   ])
 
-  workspace = mkdtempSync(join(tmpdir(), 'deploy-action-itg-multi-'))
-  mkdirSync(join(workspace, '.github'))
-  writeFileSync(
-    join(workspace, '.github', 'deploy.yml'),
-    [
-      `image: 127.0.0.1:${registryPort}/${REPO}`,
-      `name: ${NAME}`,
-      'hosts:',
-      ...lab.hosts.flatMap((host) => [`  - docker-host: ${host.engine.dockerHost}`, `    address: ${host.address}`]),
-      'container:',
-      '  network: host',
-      '  init: true',
-      '  stop-timeout: 2s',
-      '  env:',
-      `    PORT: "${appPort}"`,
+  const config = ({ port }: Site): string =>
+    siteConfig({
+      image: `127.0.0.1:${registryPort}/${REPO}`,
+      name: NAME,
+      port,
+      expectBody: HEALTHY_BODY,
+      hosts: lab.hosts.map((host) => ({ dockerHost: host.engine.dockerHost, address: host.address })),
       // Inside its namespace the app must answer on the namespace's address, not only its loopback.
-      '    BIND: "0.0.0.0"',
-      'health:',
-      `  url: http://{host}:${appPort}/health`,
-      `  expect-body: "${HEALTHY_BODY}"`,
-      '  interval: 150ms',
-      '  timeout: 1s',
-      '  deadline: 4s',
-      '  healthy-threshold: 2',
-      'rollback:',
-      '  to: previous',
-      ''
-    ].join('\n')
-  )
+      env: { BIND: '0.0.0.0' }
+    })
+  ;({ port: appPort, workspace } = await makeSite(dirs, NAME, config))
 }, 120_000)
 
 afterAll(async () => {
-  await Promise.all(registries.map((registry) => registry.stop()))
   await lab?.stop()
-  if (workspace) await rm(workspace, { recursive: true, force: true })
+  await dirs.remove()
 }, 90_000)
 
 function deploy(tag: string): Promise<ActionResult> {
@@ -96,29 +76,8 @@ function deploy(tag: string): Promise<ActionResult> {
 }
 
 /** What each host serves on the app port, read from the test process at the namespace's address. */
-async function servedVersions(): Promise<string[]> {
-  return Promise.all(
-    lab.hosts.map((host) =>
-      httpGet(`http://${host.address}:${appPort}/version`).then(
-        (response) => response.body,
-        (error: Error) => `unreachable: ${error.message}`
-      )
-    )
-  )
-}
-
-/** The summary's Hosts table as [host, before, now, outcome] rows. */
-function hostRows(summary: string): string[][] {
-  const section = /<h3>Hosts<\/h3>\s*<table>([\s\S]*?)<\/table>/.exec(summary)?.[1] ?? ''
-  return [...section.matchAll(/<tr>((?:<td>[\s\S]*?<\/td>)+)<\/tr>/g)].map((row) =>
-    [...(row[1] ?? '').matchAll(/<td>([\s\S]*?)<\/td>/g)].map((cell) => (cell[1] ?? '').replace(/<[^>]+>/g, ''))
-  )
-}
-
-/** Step titles in the order they ran, from the log groups of stdout. */
-function stepOrder(stdout: string): string[] {
-  // Steps that run side by side on several hosts are not log groups; they start with `▶ title`.
-  return [...stdout.matchAll(/^(?:::group::|▶ )(.*)$/gm)].map((match) => match[1] ?? '')
+function servedVersions(): Promise<string[]> {
+  return servedBy(lab.hosts, appPort)
 }
 
 describe('two hosts in two network namespaces', () => {

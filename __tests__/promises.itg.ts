@@ -9,25 +9,40 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals'
 import { spawnSync } from 'node:child_process'
-import { randomBytes } from 'node:crypto'
-import { chmodSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs'
-import { rm } from 'node:fs/promises'
+import { chmodSync, writeFileSync } from 'node:fs'
 import { createServer, request, type IncomingHttpHeaders, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { tmpdir } from 'node:os'
 import { delimiter, join } from 'node:path'
-import { runAction, type ActionControl, type ActionResult, type Annotation, type RunActionOptions } from '../test-support/action-run.js'
+import type { ActionControl, ActionResult, Annotation, RunActionOptions } from '../test-support/action-run.js'
 import { startEngine, type Engine } from '../test-support/engine.js'
-import { start as startFakeGitHub, type FakeGitHub, type FakeReleaseSpec } from '../test-support/fake-github.js'
-import { buildAppImage, type AppBehaviour, type AppImageOptions } from '../test-support/images.js'
-import { freePort, httpGet } from '../test-support/net.js'
-import { startRegistry, type Registry } from '../test-support/registry.js'
+import type { FakeGitHub, FakeReleaseSpec } from '../test-support/fake-github.js'
+import {
+  annotation,
+  containersNamed,
+  expectDeployed,
+  initSwarm,
+  leaveSwarm,
+  makeSite,
+  postStep,
+  pushAppImages,
+  removeGatewayBridge,
+  runStep,
+  servedAt,
+  siteConfig,
+  startFixture,
+  titles,
+  transcriptOf,
+  writeDeployConfig,
+  type AppImageSpec,
+  type Fixture
+} from '../test-support/fixture.js'
+import type { Registry } from '../test-support/registry.js'
 
 const REPO = 'acme/web'
 const CONFIG = '.github/deploy.yml'
 
 /** Tags pushed to the registry, and how each behaves. */
-const IMAGES: { tag: string; behaviour: AppBehaviour; options?: AppImageOptions }[] = [
+const IMAGES: AppImageSpec[] = [
   { tag: 'v1', behaviour: 'healthy' },
   { tag: 'v2', behaviour: 'healthy' },
   { tag: 'v3', behaviour: 'healthy' },
@@ -44,38 +59,27 @@ const IMAGES: { tag: string; behaviour: AppBehaviour; options?: AppImageOptions 
   { tag: '1.6.0', behaviour: 'exits' }
 ]
 
+
+let fixture: Fixture & { github: FakeGitHub }
 let engine: Engine
 let registry: Registry
 let github: FakeGitHub
 let image: string
-const digests = new Map<string, string>()
+let digests: Map<string, string>
+/** What is not a directory of the fixture's and must be stopped before it: the holding proxies. */
 const cleanups: (() => Promise<unknown>)[] = []
 
 beforeAll(async () => {
-  engine = await startEngine()
-  registry = await startRegistry(engine)
-  github = await startFakeGitHub()
+  fixture = await startFixture({ github: true })
+  ;({ engine, registry, github } = fixture)
   image = `${registry.address}/${REPO}`
-  // Two at a time: each build is a tar and a `docker import` of a busybox tree.
-  const queue = [...IMAGES]
-  await Promise.all(
-    [0, 1].map(async () => {
-      for (let next = queue.shift(); next; next = queue.shift()) {
-        const built = await buildAppImage(engine, 'local/web', next.tag, next.behaviour, next.options)
-        const pushed = await registry.push(engine, built.reference, REPO, next.tag)
-        digests.set(next.tag, pushed.digest)
-        // Only the registry holds the images now, so every deploy really pulls.
-        await engine.docker(['image', 'rm', built.reference, pushed.reference])
-      }
-    })
-  )
+  // Two at a time; only the registry holds the images afterwards, so every deploy really pulls.
+  digests = await pushAppImages(fixture, REPO, IMAGES, { concurrency: 2 })
 }, 120_000)
 
 afterAll(async () => {
   for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined)
-  await github?.stop()
-  await registry?.stop()
-  await engine?.stop()
+  await fixture?.stop()
 }, 90_000)
 
 /** One app: its container (or service) name, port, health address, workspace and engine. */
@@ -99,122 +103,62 @@ interface SiteOptions {
   engine?: Engine
 }
 
-function workspaceFor(name: string): string {
-  const workspace = mkdtempSync(join(tmpdir(), `deploy-action-promises-${name}-`))
-  cleanups.push(() => rm(workspace, { recursive: true, force: true }))
-  mkdirSync(join(workspace, '.github'))
-  return workspace
-}
-
 /** The deploy config of a site: host networking, fast health checks. */
 function configOf(target: Site, options: SiteOptions): string {
   const hostAddress = options.hostAddress
-  return [
-    `image: ${image}`,
-    `name: ${target.name}`,
-    ...(options.strategy === 'swarm' ? ['strategy: swarm', 'swarm:', '  replicas: 1', '  order: stop-first', '  monitor: 2s'] : []),
-    ...(hostAddress ? ['hosts:', `  - docker-host: ${target.engine.dockerHost}`, `    address: ${hostAddress}`] : []),
-    'container:',
-    '  network: host',
-    '  init: true',
-    '  stop-timeout: 2s',
-    ...(options.volumes ? ['  volumes:', ...options.volumes.map((volume) => `    - ${volume}`)] : []),
-    '  env:',
-    `    PORT: "${target.port}"`,
-    ...(hostAddress ? [`    BIND: "${hostAddress}"`] : []),
-    'health:',
-    `  url: http://${hostAddress ? '{host}' : '127.0.0.1'}:${target.port}/health`,
-    '  expect-body: ok',
-    '  interval: 150ms',
-    '  timeout: 1s',
-    `  deadline: ${options.deadline ?? '4s'}`,
-    '  healthy-threshold: 2',
-    'rollback:',
-    `  to: ${options.rollbackTo ?? 'previous'}`,
-    ''
-  ].join('\n')
+  return siteConfig({
+    image,
+    name: target.name,
+    port: target.port,
+    expectBody: 'ok',
+    deadline: options.deadline,
+    rollbackTo: options.rollbackTo,
+    top: options.strategy === 'swarm' ? ['strategy: swarm', 'swarm:', '  replicas: 1', '  order: stop-first', '  monitor: 2s'] : [],
+    // The app listens only at the hosts: entry's address, so {host} must become it.
+    ...(hostAddress && { hosts: [{ dockerHost: target.engine.dockerHost, address: hostAddress }], env: { BIND: hostAddress } }),
+    container: options.volumes ? ['  volumes:', ...options.volumes.map((volume) => `    - ${volume}`)] : []
+  })
 }
 
 async function site(name: string, options: SiteOptions = {}): Promise<Site> {
-  const target: Site = {
-    name,
-    port: await freePort(),
-    address: options.hostAddress ?? '127.0.0.1',
-    workspace: workspaceFor(name),
-    engine: options.engine ?? engine
-  }
+  const { port, workspace } = await makeSite(fixture.dirs, name)
+  const target: Site = { name, port, address: options.hostAddress ?? '127.0.0.1', workspace, engine: options.engine ?? engine }
   configure(target, options)
   return target
 }
 
 /** Rewrites the site's config, as a user who edits it between two deploys. */
 function configure(target: Site, options: SiteOptions): void {
-  writeFileSync(join(target.workspace, CONFIG), configOf(target, options))
+  writeDeployConfig(target.workspace, configOf(target, options))
 }
 
-/** One step of the action for `target` as the runner runs it, logged in to the test registry. */
-function stepOptions(target: Site, inputs: Record<string, string>, extra: Partial<RunActionOptions> = {}): RunActionOptions {
-  return {
-    workspace: target.workspace,
-    dockerHost: target.engine.dockerHost,
-    github: { apiUrl: github.url },
-    inputs: { 'registry-username': registry.username, 'registry-password': registry.password, ...inputs },
-    timeoutMs: 90_000,
-    ...extra
-  }
-}
-
+/** One step of the action for `target` as the runner runs it (on the site's engine), logged in to the test registry. */
 const act = (target: Site, inputs: Record<string, string>, extra: Partial<RunActionOptions> = {}): Promise<ActionResult> =>
-  runAction(stepOptions(target, inputs, extra))
+  runStep(fixture, target, inputs, { dockerHost: target.engine.dockerHost, timeoutMs: 90_000, ...extra })
 
 const deploy = (target: Site, tag: string, extra: Partial<RunActionOptions> = {}): Promise<ActionResult> => act(target, { tag }, extra)
 
 /** The post step of a main run: same inputs, the state it saved. */
 const postOf = (target: Site, main: ActionResult, inputs: Record<string, string>): Promise<ActionResult> =>
-  act(target, inputs, { phase: 'post', state: main.state })
-
-function transcriptOf(result: ActionResult): string {
-  return `exit ${String(result.exitCode)}\n--- stdout ---\n${result.stdout}\n--- stderr ---\n${result.stderr}`
-}
+  postStep(fixture, target, main, inputs, { dockerHost: target.engine.dockerHost, timeoutMs: 90_000 })
 
 async function deployOk(target: Site, tag: string): Promise<ActionResult> {
-  const result = await deploy(target, tag)
-  if (result.exitCode !== 0 || result.outputs.result !== 'deployed') throw new Error(`deploy of ${tag} failed:\n${transcriptOf(result)}`)
-  return result
+  return expectDeployed(await deploy(target, tag), tag)
 }
 
 /** What answers on the site's address and port: `200 <tag>`, or the connection error code. */
-async function serving(target: Site, address = target.address): Promise<string> {
-  try {
-    const response = await httpGet(`http://${address}:${target.port}/version`, { timeoutMs: 2_000 })
-    return `${response.status} ${response.body}`
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code ?? String(error)
-  }
+function serving(target: Site, address = target.address): Promise<string> {
+  return servedAt(`http://${address}:${target.port}/version`)
 }
 
 /** Containers named after the site (the deploy lock included): name → tag label and state. */
-async function containersOf(target: Site): Promise<Record<string, { tag: string; state: string }>> {
-  const listed = await target.engine.docker(['ps', '-a', '--format', '{{.Names}}\t{{.Label "deploy-action.tag"}}\t{{.State}}'])
-  const result: Record<string, { tag: string; state: string }> = {}
-  for (const line of listed.split('\n').filter(Boolean)) {
-    const [name = '', tag = '', state = ''] = line.split('\t')
-    if (name === target.name || name.startsWith(`${target.name}-`)) result[name] = { tag, state }
-  }
-  return result
+function containersOf(target: Site): Promise<Record<string, { tag: string; state: string }>> {
+  return containersNamed(target.engine, target.name)
 }
 
 /** Id, image, state and start time of one container, so that any replacement or restart shows. */
 async function identity(target: Site, name = target.name): Promise<string> {
   return (await target.engine.docker(['container', 'inspect', '--format', '{{.Id}} {{.Config.Image}} {{.Image}} {{.State.Status}} {{.State.StartedAt}}', name])).trim()
-}
-
-function find(result: ActionResult, level: Annotation['level'], title: string): Annotation | undefined {
-  return result.annotations.find((entry) => entry.level === level && entry.title === title)
-}
-
-function titles(result: ActionResult, level: Annotation['level']): string[] {
-  return result.annotations.filter((entry) => entry.level === level).map((entry) => entry.title ?? '')
 }
 
 /** The verdict of a run with its errors and warnings, so that a failed expectation shows why. */
@@ -304,8 +248,7 @@ function dockerShimFailingRemovalOf(name: string): string {
     .map((dir) => join(dir, 'docker'))
     .find((path) => spawnSync('test', ['-x', path]).status === 0)
   if (!realDocker) throw new Error('no docker on PATH')
-  const dir = mkdtempSync(join(tmpdir(), 'deploy-action-docker-shim-'))
-  cleanups.push(() => rm(dir, { recursive: true, force: true }))
+  const dir = fixture.dirs.make('deploy-action-docker-shim-')
   writeFileSync(
     join(dir, 'docker'),
     [
@@ -337,8 +280,8 @@ describe('issue 10: the promises hold on a real engine', () => {
 
     expect({ serving: await serving(web), ...verdict(result) }).toMatchObject({ serving: '200 v1', exit: 1, result: 'rolled-back', tag: 'v1' })
     expect(result.outputs).toMatchObject({ 'previous-tag': 'v1', image: `${image}:v1@${digests.get('v1')}` })
-    expect(find(result, 'error', 'Deploy · switch')?.message).toMatch(/^docker container create failed: .*invalid mount config for type "volume"/)
-    expect(find(result, 'error', 'Deploy failed')?.message).toMatch(/Nothing that served was touched: v1 still runs and is healthy\.$/)
+    expect(annotation(result, 'error', 'Deploy · switch')?.message).toMatch(/^docker container create failed: .*invalid mount config for type "volume"/)
+    expect(annotation(result, 'error', 'Deploy failed')?.message).toMatch(/Nothing that served was touched: v1 still runs and is healthy\.$/)
     // The very container that served before: not removed, rebuilt or restarted.
     expect(await identity(web)).toBe(before)
     expect(await containersOf(web)).toEqual({ reject: { tag: 'v1', state: 'running' } })
@@ -367,9 +310,9 @@ describe('issue 10: the promises hold on a real engine', () => {
 
     expect(verdict(result)).toMatchObject({ exit: 1, result: 'failed', tag: 'v2' })
     expect(result.outputs).toMatchObject({ 'previous-tag': 'v2', image: `${image}:v2@${digests.get('v2')}` })
-    expect(find(result, 'error', 'Rollback · verify')?.message).toMatch(/^v4-exits is unhealthy: the container manual (?:is restarting after it )?exited with code 1/)
-    expect(find(result, 'notice', 'Rollback · restore')?.message).toMatch(/^restarted the kept v2/)
-    expect(find(result, 'error', 'Rollback failed')?.message).toMatch(/^Rollback of v4-exits failed: .*v2, which ran before, was put back: it runs now and is healthy\.$/)
+    expect(annotation(result, 'error', 'Rollback · verify')?.message).toMatch(/^v4-exits is unhealthy: the container manual (?:is restarting after it )?exited with code 1/)
+    expect(annotation(result, 'notice', 'Rollback · restore')?.message).toMatch(/^restarted the kept v2/)
+    expect(annotation(result, 'error', 'Rollback failed')?.message).toMatch(/^Rollback of v4-exits failed: .*v2, which ran before, was put back: it runs now and is healthy\.$/)
     expect(titles(result, 'notice')).not.toContain('Result')
     expect(await serving(web)).toBe('200 v2')
     expect(await containersOf(web)).toEqual({ manual: { tag: 'v2', state: 'running' }, 'manual-previous': { tag: 'v1', state: 'exited' } })
@@ -380,8 +323,7 @@ describe('issue 10: the promises hold on a real engine', () => {
     const web = await site('byhand')
     const digest = digests.get('v1') as string
     const reference = `${image}@${digest}`
-    const clientConfig = mkdtempSync(join(tmpdir(), 'deploy-action-promises-login-'))
-    cleanups.push(() => rm(clientConfig, { recursive: true, force: true }))
+    const clientConfig = fixture.dirs.make('deploy-action-promises-login-')
     await registry.login(engine, clientConfig)
     await engine.docker(['pull', '--quiet', reference], { env: { DOCKER_CONFIG: clientConfig } })
     // By hand: image by digest, no labels of this action.
@@ -394,8 +336,8 @@ describe('issue 10: the promises hold on a real engine', () => {
 
     expect({ serving: await serving(web), ...verdict(result) }).toMatchObject({ serving: '200 v1', exit: 1, result: 'rolled-back', tag: digest })
     expect(result.outputs).toMatchObject({ 'previous-tag': digest, image: reference })
-    expect(find(result, 'notice', 'Deploy · current')?.message).toMatch(new RegExp(`^byhand runs ${digest}`))
-    expect(find(result, 'notice', 'Rollback · restore')?.message).toMatch(/^restarted the kept/)
+    expect(annotation(result, 'notice', 'Deploy · current')?.message).toMatch(new RegExp(`^byhand runs ${digest}`))
+    expect(annotation(result, 'notice', 'Rollback · restore')?.message).toMatch(/^restarted the kept/)
     // The very container started by hand runs again, on the same image.
     const [id, configImage, imageId, state] = (await identity(web)).split(' ')
     expect([id, configImage, imageId, state]).toEqual([...byHand.split(' ').slice(0, 3), 'running'])
@@ -430,7 +372,7 @@ describe('issue 10: the promises hold on a real engine', () => {
 
     expect(proxy.held).toBe(1)
     expect({ signalledAfterVerdict, stdoutAtSignal: stdoutAtSignal.slice(-300) }).toMatchObject({ signalledAfterVerdict: true })
-    expect(find(main, 'warning', 'Cancelled')?.message).toMatch(/Received SIGINT/)
+    expect(annotation(main, 'warning', 'Cancelled')?.message).toMatch(/Received SIGINT/)
     expect(await serving(web)).toBe('200 v2')
     const deployed = await identity(web)
     // The cancelled main step leaves the lock to the post step.
@@ -462,7 +404,7 @@ describe('issue 10: the promises hold on a real engine', () => {
     expect(result.annotations.filter((entry) => entry.level === 'warning')).toEqual([
       expect.objectContaining({ title: 'Deploy · clean up', message: expect.stringMatching(/simulated: device or resource busy.*cleanup runs and is healthy/) })
     ])
-    expect(find(result, 'notice', 'Result')?.message).toBe('Deployed v3 to production; it is healthy.')
+    expect(annotation(result, 'notice', 'Result')?.message).toBe('Deployed v3 to production; it is healthy.')
     expect(await serving(web)).toBe('200 v3')
     // The shim did fail the removal: the older previous is still there, and the lock stays held
     // for the post step, so that no other deploy starts before the clean-up is done.
@@ -490,13 +432,10 @@ describe('issue 10: the promises hold on a real engine', () => {
 
     afterAll(async () => {
       if (swarmEngine) {
-        await swarmEngine.dockerResult(['swarm', 'leave', '--force'], { timeoutMs: 30_000 }).catch(() => undefined)
-        await swarmEngine.dockerResult(['network', 'rm', 'docker_gwbridge']).catch(() => undefined)
+        await leaveSwarm(swarmEngine)
         await swarmEngine.stop()
       }
-      if (gatewayBridge && spawnSync('ip', ['link', 'show', gatewayBridge], { stdio: 'ignore' }).status === 0) {
-        spawnSync('ip', ['link', 'delete', gatewayBridge], { stdio: 'ignore' })
-      }
+      removeGatewayBridge(gatewayBridge)
     }, 90_000)
 
     it('case 6: the post step after a cancelled first Swarm deploy removes the service and says so truthfully', async () => {
@@ -516,8 +455,8 @@ describe('issue 10: the promises hold on a real engine', () => {
       // What the post step says is what the engine shows: no service.
       expect((await swarmEngine.docker(['service', 'ls', '--format', '{{.Name}}'])).split('\n').filter(Boolean)).toEqual([])
       expect(verdict(post)).toMatchObject({ exit: 0, errors: [] })
-      expect(find(post, 'notice', 'Post · restore')?.message).toMatch(/^removed what this run started; nothing named swarmweb ran before/)
-      expect(find(post, 'warning', 'Post · restored')?.message).toBe(
+      expect(annotation(post, 'notice', 'Post · restore')?.message).toMatch(/^removed what this run started; nothing named swarmweb ran before/)
+      expect(annotation(post, 'warning', 'Post · restored')?.message).toBe(
         'The deploy of v4-slow was interrupted while switching. Nothing ran before (first deploy), so what it started was removed; nothing runs now.'
       )
       expect(await containersOf(web)).not.toHaveProperty(`${web.name}-deploy-lock`)
@@ -540,9 +479,9 @@ describe('issue 10: the promises hold on a real engine', () => {
 
     const url = `http://127.0.0.2:${web.port}/health`
     expect(verdict(post)).toMatchObject({ exit: 0, errors: [] })
-    expect(find(post, 'notice', 'Post · verify')?.message).toMatch(new RegExp(`^v1 is healthy at ${url.replace(/[.]/g, '\\.')} `))
+    expect(annotation(post, 'notice', 'Post · verify')?.message).toMatch(new RegExp(`^v1 is healthy at ${url.replace(/[.]/g, '\\.')} `))
     expect(post.stdout).not.toContain(`http://127.0.0.1:${web.port}`)
-    expect(find(post, 'warning', 'Post · restored')?.message).toBe('The deploy of v4-slow was interrupted while switching. v1, which ran before, runs again and is healthy.')
+    expect(annotation(post, 'warning', 'Post · restored')?.message).toBe('The deploy of v4-slow was interrupted while switching. v1, which ran before, runs again and is healthy.')
     expect(await serving(web)).toBe('200 v1')
     expect(await containersOf(web)).toEqual({ addr: { tag: 'v1', state: 'running' } })
   }, 90_000)
@@ -557,14 +496,14 @@ describe('issue 10: the promises hold on a real engine', () => {
     const result = await deploy(web, 'v1.2.0')
 
     expect(verdict(result)).toMatchObject({ exit: 1, result: 'rolled-back', tag: 'v1.1.0', warnings: [] })
-    expect(find(result, 'notice', 'Rollback · target')?.message).toMatch(/^v1\.1\.0 \(last-release\)/)
-    expect(find(result, 'notice', 'Rollback · restore')?.message).toMatch(/^pulled and started v1\.1\.0/)
+    expect(annotation(result, 'notice', 'Rollback · target')?.message).toMatch(/^v1\.1\.0 \(last-release\)/)
+    expect(annotation(result, 'notice', 'Rollback · restore')?.message).toMatch(/^pulled and started v1\.1\.0/)
     expect(await serving(web)).toBe('200 v1.1.0')
 
     // As the issue tells it: v1.1.0 runs, v1.2.0 fails, and it goes back to v1.1.0, not to v1.0.5.
     const again = await deploy(web, 'v1.2.0')
     expect(verdict(again)).toMatchObject({ exit: 1, result: 'rolled-back', tag: 'v1.1.0', warnings: [] })
-    expect(find(again, 'notice', 'Rollback · target')?.message).toMatch(/^v1\.1\.0 \(previous\)/)
+    expect(annotation(again, 'notice', 'Rollback · target')?.message).toMatch(/^v1\.1\.0 \(previous\)/)
     expect(await serving(web)).toBe('200 v1.1.0')
 
     // Image tags without the release's `v`: 1.5.0 runs and is release v1.5.0, so it is what
@@ -576,46 +515,8 @@ describe('issue 10: the promises hold on a real engine', () => {
     const bareResult = await deploy(bare, '1.6.0')
 
     expect(verdict(bareResult)).toMatchObject({ exit: 1, result: 'rolled-back', tag: '1.5.0', warnings: [] })
-    expect(find(bareResult, 'notice', 'Rollback · target')?.message).toMatch(/^1\.5\.0 \(previous\)/)
-    expect(find(bareResult, 'notice', 'Rollback · restore')?.message).toMatch(/^restarted the kept 1\.5\.0/)
+    expect(annotation(bareResult, 'notice', 'Rollback · target')?.message).toMatch(/^1\.5\.0 \(previous\)/)
+    expect(annotation(bareResult, 'notice', 'Rollback · restore')?.message).toMatch(/^restarted the kept 1\.5\.0/)
     expect(await serving(bare)).toBe('200 1.5.0')
   }, 120_000)
 })
-
-/** A /24 in 10.252.0.0/16 that no address or route here uses yet (as in swarm.itg.ts). */
-function freeGatewaySubnet(): string {
-  const used = new Set<number>()
-  for (const args of [['-4', '-o', 'addr', 'show'], ['-4', 'route', 'show', 'table', 'all']]) {
-    const listing = spawnSync('ip', args, { encoding: 'utf8' }).stdout ?? ''
-    for (const match of listing.matchAll(/10\.252\.(\d+)\./g)) used.add(Number(match[1]))
-  }
-  const free = Array.from({ length: 254 }, (_, index) => index + 1).filter((octet) => !used.has(octet))
-  const octet = free[Math.floor(Math.random() * free.length)]
-  if (octet === undefined) throw new Error('no free /24 in 10.252.0.0/16 for docker_gwbridge')
-  return `10.252.${octet}.0/24`
-}
-
-/**
- * A single-node swarm that touches nothing outside the test (as in swarm.itg.ts): its own gateway
- * bridge name and subnet, listening on 127.0.0.1, no ingress network. Returns the bridge's name.
- */
-async function initSwarm(target: Engine): Promise<string> {
-  const bridge = `dagw${randomBytes(4).toString('hex')}`
-  await target.docker([
-    'network', 'create',
-    '--subnet', freeGatewaySubnet(),
-    '--opt', `com.docker.network.bridge.name=${bridge}`,
-    '--opt', 'com.docker.network.bridge.enable_icc=false',
-    '--opt', 'com.docker.network.bridge.enable_ip_masquerade=false',
-    'docker_gwbridge'
-  ])
-  await target.docker([
-    'swarm', 'init',
-    '--advertise-addr', '127.0.0.1',
-    '--listen-addr', `127.0.0.1:${await freePort()}`,
-    '--data-path-addr', '127.0.0.1',
-    '--data-path-port', String(await freePort())
-  ])
-  await target.docker(['network', 'rm', 'ingress'], { input: 'y\n' })
-  return bridge
-}

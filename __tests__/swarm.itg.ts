@@ -8,18 +8,22 @@
  * A second one, scaled to 8 replicas by hand, is updated with `swarm.replicas` unset (issue 18).
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals'
-import { spawnSync } from 'node:child_process'
-import { randomBytes } from 'node:crypto'
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs'
-import { rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { runAction, type ActionResult } from '../test-support/action-run.js'
-import { startEngine, type Engine } from '../test-support/engine.js'
-import { start as startFakeGitHub, type FakeGitHub } from '../test-support/fake-github.js'
-import { buildAppImage, type AppBehaviour } from '../test-support/images.js'
+import type { ActionResult } from '../test-support/action-run.js'
+import type { Engine } from '../test-support/engine.js'
+import type { FakeGitHub } from '../test-support/fake-github.js'
+import {
+  initSwarm,
+  leaveSwarm,
+  makeSite,
+  pushAppImages,
+  removeGatewayBridge,
+  runStep,
+  startFixture,
+  writeDeployConfig,
+  type AppImageSpec,
+  type Fixture
+} from '../test-support/fixture.js'
 import { freePort, httpGet } from '../test-support/net.js'
-import { startRegistry, type Registry } from '../test-support/registry.js'
 
 const REPO = 'acme/web'
 const SERVICE = 'web'
@@ -27,15 +31,15 @@ const SCALED_SERVICE = 'web-scaled'
 /** Distinctive, so the wrong-body image's `not ok` fails `expect-body`. */
 const HEALTHY_BODY = 'status: green'
 
-const IMAGES: { tag: string; behaviour: AppBehaviour }[] = [
+const IMAGES: AppImageSpec[] = [
   { tag: 'v1', behaviour: 'healthy' },
   { tag: 'v2', behaviour: 'healthy' },
   { tag: 'v3-exits', behaviour: 'exits' },
   { tag: 'v3-wrong-body', behaviour: 'wrong-body' }
 ]
 
+let fixture: Fixture & { github: FakeGitHub }
 let engine: Engine
-let registry: Registry
 let github: FakeGitHub
 let image: string
 let port: number
@@ -45,76 +49,26 @@ let workspace: string
 /** The bridge this test created for docker_gwbridge, deleted in afterAll if the engine left it. */
 let gatewayBridge: string | undefined
 
-/** A /24 in 10.252.0.0/16 that no address or route here uses yet. */
-function freeGatewaySubnet(): string {
-  const used = new Set<number>()
-  for (const args of [['-4', '-o', 'addr', 'show'], ['-4', 'route', 'show', 'table', 'all']]) {
-    const listing = spawnSync('ip', args, { encoding: 'utf8' }).stdout ?? ''
-    for (const match of listing.matchAll(/10\.252\.(\d+)\./g)) used.add(Number(match[1]))
-  }
-  const free = Array.from({ length: 254 }, (_, index) => index + 1).filter((octet) => !used.has(octet))
-  const octet = free[Math.floor(Math.random() * free.length)]
-  if (octet === undefined) throw new Error('no free /24 in 10.252.0.0/16 for docker_gwbridge')
-  return `10.252.${octet}.0/24`
-}
-
-/**
- * Turns the engine into a single-node swarm that touches nothing outside this test: the gateway
- * bridge gets a subnet and interface name of its own (the default docker_gwbridge name and
- * 172.18.0.0/16 could clash with another engine on this machine), the swarm listens on 127.0.0.1
- * on free ports, and the ingress overlay, which host networking does not need, is removed.
- */
-async function initSwarm(target: Engine): Promise<void> {
-  gatewayBridge = `dagw${randomBytes(4).toString('hex')}`
-  await target.docker([
-    'network', 'create',
-    '--subnet', freeGatewaySubnet(),
-    '--opt', `com.docker.network.bridge.name=${gatewayBridge}`,
-    '--opt', 'com.docker.network.bridge.enable_icc=false',
-    '--opt', 'com.docker.network.bridge.enable_ip_masquerade=false',
-    'docker_gwbridge'
-  ])
-  const listenPort = await freePort()
-  const dataPathPort = await freePort()
-  await target.docker([
-    'swarm', 'init',
-    '--advertise-addr', '127.0.0.1',
-    '--listen-addr', `127.0.0.1:${listenPort}`,
-    '--data-path-addr', '127.0.0.1',
-    '--data-path-port', String(dataPathPort)
-  ])
-  // `docker network rm ingress` asks for confirmation on stdin.
-  await target.docker(['network', 'rm', 'ingress'], { input: 'y\n' })
-}
-
-async function leaveSwarm(target: Engine): Promise<void> {
-  await target.dockerResult(['service', 'rm', SERVICE, SCALED_SERVICE]).catch(() => undefined)
-  await target.dockerResult(['swarm', 'leave', '--force'], { timeoutMs: 30_000 }).catch(() => undefined)
-  await target.dockerResult(['network', 'rm', 'docker_gwbridge']).catch(() => undefined)
-}
-
 beforeAll(async () => {
-  engine = await startEngine()
-  await initSwarm(engine)
-  registry = await startRegistry(engine)
-  github = await startFakeGitHub()
-  image = `${registry.address}/${REPO}`
-  for (const { tag, behaviour } of IMAGES) {
-    const built = await buildAppImage(engine, 'local/web', tag, behaviour, { healthBody: behaviour === 'wrong-body' ? undefined : HEALTHY_BODY })
-    const pushed = await registry.push(engine, built.reference, REPO, tag)
-    await engine.docker(['image', 'rm', built.reference, pushed.reference])
-  }
-  port = await freePort()
+  fixture = await startFixture({ github: true })
+  ;({ engine, github } = fixture)
+  gatewayBridge = await initSwarm(engine)
+  image = `${fixture.registry.address}/${REPO}`
+  await pushAppImages(
+    fixture,
+    REPO,
+    IMAGES.map(({ tag, behaviour }) => ({ tag, behaviour, options: { healthBody: behaviour === 'wrong-body' ? undefined : HEALTHY_BODY } }))
+  )
+  const site = await makeSite(fixture.dirs, SERVICE)
+  ;({ port, workspace } = site)
   scaledPort = await freePort()
-  workspace = mkdtempSync(join(tmpdir(), 'deploy-action-itg-swarm-'))
-  mkdirSync(join(workspace, '.github'))
   // No `swarm:` settings at all: replicas and the update policy are whatever the service has.
   // With host networking the 8 tasks of one node cannot share one address and port: Swarm's
   // template gives each task its own loopback address (127.0.0.<slot>), which Linux serves without
   // any set-up. A 1 s stop grace period and a 5 s health deadline keep the limit a 1-replica
   // service without an update delay would get at 2 × (1 + 5 + 5) s + 30 s = 52 s.
-  writeFileSync(
-    join(workspace, '.github', 'deploy-scaled.yml'),
+  writeDeployConfig(
+    workspace,
     [
       `image: ${image}`,
       `name: ${SCALED_SERVICE}`,
@@ -135,10 +89,11 @@ beforeAll(async () => {
       '  deadline: 5s',
       '  healthy-threshold: 2',
       ''
-    ].join('\n')
+    ].join('\n'),
+    'deploy-scaled.yml'
   )
-  writeFileSync(
-    join(workspace, '.github', 'deploy.yml'),
+  writeDeployConfig(
+    workspace,
     [
       `image: ${image}`,
       `name: ${SERVICE}`,
@@ -171,28 +126,18 @@ beforeAll(async () => {
 }, 120_000)
 
 afterAll(async () => {
-  await github?.stop()
-  await registry?.stop()
-  if (engine) await leaveSwarm(engine)
-  await engine?.stop()
-  // dockerd removes the bridge with the network; delete it only if it was left behind.
-  if (gatewayBridge && spawnSync('ip', ['link', 'show', gatewayBridge], { stdio: 'ignore' }).status === 0) {
-    spawnSync('ip', ['link', 'delete', gatewayBridge], { stdio: 'ignore' })
+  if (engine) {
+    await engine.dockerResult(['service', 'rm', SERVICE, SCALED_SERVICE]).catch(() => undefined)
+    await leaveSwarm(engine)
   }
-  if (workspace) await rm(workspace, { recursive: true, force: true })
+  await fixture?.stop()
+  removeGatewayBridge(gatewayBridge)
 }, 90_000)
 
 const APP_TOKEN = 'swarm-secret-value-4711'
 
 function deploy(tag: string, options: { config?: string; timeoutMs?: number } = {}): Promise<ActionResult> {
-  return runAction({
-    workspace,
-    dockerHost: engine.dockerHost,
-    github: { apiUrl: github.url },
-    env: { APP_TOKEN },
-    inputs: { tag, 'registry-username': registry.username, 'registry-password': registry.password, ...(options.config && { config: options.config }) },
-    timeoutMs: options.timeoutMs ?? 120_000
-  })
+  return runStep(fixture, { workspace }, { tag, ...(options.config && { config: options.config }) }, { env: { APP_TOKEN }, timeoutMs: options.timeoutMs ?? 120_000 })
 }
 
 /** The verdict of a run, with its error annotations, so a failed expectation shows why. */

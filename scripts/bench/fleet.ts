@@ -8,9 +8,9 @@ import { mkdirSync, writeFileSync } from 'node:fs'
 import { loadavg } from 'node:os'
 import { join } from 'node:path'
 import { runAction } from '../../test-support/action-run.js'
-import { buildAppImage } from '../../test-support/images.js'
+import { pushToNamespace, startNamespaceFixture } from '../../test-support/fixture.js'
 import { freePort, httpGet } from '../../test-support/net.js'
-import { startNamespacedEngines, type NamespaceHost, type NamespaceLab } from '../../test-support/netns.js'
+import type { NamespaceHost } from '../../test-support/netns.js'
 import {
   BUNDLE,
   childrenCpuMs,
@@ -27,7 +27,6 @@ import {
   pairwise,
   ratio,
   REPO,
-  startNamespaceRegistry,
   summaryStepTimes,
   verdict,
   type FigureReport,
@@ -95,21 +94,14 @@ function fleetConfig(image: string, name: string, port: number, hosts: Namespace
  */
 export async function measureFleet(scratch: string): Promise<FleetFigures> {
   const began = now()
-  const lab: NamespaceLab = await startNamespacedEngines(Math.max(...FLEET_SIZES))
-  const registries: { stop(): Promise<void> }[] = []
+  const lab = await startNamespaceFixture(Math.max(...FLEET_SIZES))
   try {
-    const registryPort = await freePort()
-    for (const host of lab.hosts) registries.push(await startNamespaceRegistry(host, registryPort, scratch))
-    const image = `127.0.0.1:${registryPort}/${REPO}`
+    const image = `127.0.0.1:${lab.registryPort}/${REPO}`
     log(`fleet: ${lab.hosts.length} namespace hosts at ${lab.hosts.map((host) => host.address).join(', ')}; building the images`)
     await Promise.all(
       lab.hosts.map(async (host) => {
-        for (const tag of ['s1', 's2']) {
-          const built = await buildAppImage(host.engine, 'local/web', tag, 'slow-start', { startDelaySeconds: FLEET_START_DELAY_S })
-          await host.engine.docker(['tag', built.reference, `${image}:${tag}`])
-          await host.engine.docker(['push', `${image}:${tag}`])
-          await host.engine.docker(['image', 'rm', built.reference])
-        }
+        // Kept in the engine too (`keepPushed`), as the harness's fixture keeps its images.
+        for (const tag of ['s1', 's2']) await pushToNamespace(host, image, tag, 'slow-start', { app: { startDelaySeconds: FLEET_START_DELAY_S }, keepPushed: true })
       })
     )
 
@@ -180,7 +172,6 @@ export async function measureFleet(scratch: string): Promise<FleetFigures> {
     }
     return { runs: FLEET_RUNS, bySize: sizes.map((size) => size.figures), load, seconds: (now() - began) / 1_000 }
   } finally {
-    await Promise.all(registries.map((registry) => registry.stop()))
     await lab.stop()
   }
 }

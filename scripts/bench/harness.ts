@@ -1,8 +1,9 @@
 /**
  * The bench's shared harness: parameters, timing and medians, the loopback prober, the fixture
- * (a private Docker Engine, a registry, the app images, a workspace with the deploy config), the
- * action run, CPU time from /proc, machine facts, the load of the proxy figures, a counter of
- * docker CLI processes, and the header and markers of each figure's section of BENCHMARKS.md.
+ * (a private Docker Engine, a registry, the app images, a workspace with the deploy config: built
+ * on test-support/fixture.ts, the set-up the integration tests use too), the action run, CPU time
+ * from /proc, machine facts, the load of the proxy figures, a counter of docker CLI processes, and
+ * the header and markers of each figure's section of BENCHMARKS.md.
  * Every figure module (`overhead.ts`, `recovery.ts`, …) builds on this; `index.ts` runs them.
  *
  * Environment: BENCH_RUNS (default 5, at least 5) runs per figure; BENCH_FLEET_RUNS (default 3,
@@ -11,18 +12,16 @@
  * HEAD). BENCH_ONLY=a,b (development only) runs just those figures, BENCH_RUNS may go below 5
  * (default 2), and writes into a copy of BENCHMARKS.md under .build/bench-preview/.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
-import { cpus, release, tmpdir, totalmem } from 'node:os'
+import { spawnSync } from 'node:child_process'
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { cpus, release, totalmem } from 'node:os'
 import { Agent, request as httpRequest } from 'node:http'
 import { delimiter, dirname, join, resolve } from 'node:path'
 import { REPO_ROOT, runAction, type ActionResult } from '../../test-support/action-run.js'
-import { startEngine, type Engine } from '../../test-support/engine.js'
-import { buildAppImage } from '../../test-support/images.js'
-import { freePort, httpGet } from '../../test-support/net.js'
-import type { NamespaceHost } from '../../test-support/netns.js'
-import { dieWithParentPrefix, runCommand, signalPid, sleep, waitForExit } from '../../test-support/proc.js'
-import { startRegistry, type Registry } from '../../test-support/registry.js'
+import type { Engine } from '../../test-support/engine.js'
+import { expectResult as expectRunResult, makeSite, pushAppImages, startFixture, type Fixture as BaseFixture } from '../../test-support/fixture.js'
+import { httpGet } from '../../test-support/net.js'
+import { runCommand, sleep } from '../../test-support/proc.js'
 import { startLoad } from '../../test-support/load.js'
 
 export { REPO_ROOT }
@@ -177,17 +176,17 @@ export function downtime(records: ProbeRecord[], from: number, to: number): { fa
 }
 
 // ---------------------------------------------------------------------------------------------
-// Fixture: engine, registry, images, a workspace with the deploy config
+// Fixture: engine, registry, images, a workspace with the deploy config (test-support/fixture.ts)
 
-export interface Fixture {
-  engine: Engine
-  registry: Registry
+/** The tests' fixture (engine, registry, `stop()`), with the bench's images, site and login. */
+export interface Fixture extends BaseFixture {
   /** Registry repository of the images, e.g. 127.0.0.1:PORT/bench/web. */
   image: string
   port: number
   workspace: string
   /** A DOCKER_CONFIG logged in to the registry, shared by the action and the script (no login step measured). */
   dockerConfig: string
+  /** A directory for the figures' own files; removed by `stop()`. */
   scratch: string
 }
 
@@ -213,33 +212,30 @@ export function deployConfig(image: string, port: number): string {
 }
 
 export async function setUp(): Promise<Fixture> {
-  const engine = await startEngine()
-  let registry: Registry | undefined
+  const base = await startFixture()
   try {
-    registry = await startRegistry(engine)
-    const scratch = mkdtempSync(join(tmpdir(), 'deploy-action-bench-'))
-    const builds: [string, 'healthy' | 'never-listens' | 'exits'][] = [
-      ['v1', 'healthy'],
-      ['v2', 'healthy'],
-      ['broken', 'never-listens'],
-      ['crashing', 'exits']
-    ]
-    for (const [tag, behaviour] of builds) {
-      const built = await buildAppImage(engine, REPO, tag, behaviour)
-      await registry.push(engine, built.reference, REPO, tag)
-    }
+    const { engine, registry } = base
+    const scratch = base.dirs.make('deploy-action-bench-')
+    // Kept in the engine too (`keepLocal`): a pull then measures the action's step, not the download.
+    await pushAppImages(
+      base,
+      REPO,
+      [
+        { tag: 'v1', behaviour: 'healthy' },
+        { tag: 'v2', behaviour: 'healthy' },
+        { tag: 'broken', behaviour: 'never-listens' },
+        { tag: 'crashing', behaviour: 'exits' }
+      ],
+      { localRepo: REPO, keepLocal: true }
+    )
     const image = `${registry.address}/${REPO}`
-    const port = await freePort()
-    const workspace = join(scratch, 'workspace')
-    mkdirSync(join(workspace, '.github'), { recursive: true })
-    writeFileSync(join(workspace, '.github', 'deploy.yml'), deployConfig(image, port))
+    const { port, workspace } = await makeSite(base.dirs, 'web', (site) => deployConfig(image, site.port))
     const dockerConfig = join(scratch, 'docker-config')
     mkdirSync(dockerConfig)
     await registry.login(engine, dockerConfig)
-    return { engine, registry, image, port, workspace, dockerConfig, scratch }
+    return { ...base, image, port, workspace, dockerConfig, scratch }
   } catch (error) {
-    await registry?.stop()
-    await engine.stop()
+    await base.stop()
     throw error
   }
 }
@@ -276,11 +272,9 @@ export async function deploy(fixture: Fixture, tag: string): Promise<TimedAction
   return { result, startedAt, endedAt: now(), chunks }
 }
 
+/** Throws, naming `what`, with the run's errors, unless the run's `result` output is `expected`. */
 export function expectResult(run: TimedAction, expected: string, what: string): void {
-  if (run.result.outputs.result !== expected) {
-    const errors = run.result.annotations.filter((annotation) => annotation.level === 'error').map((annotation) => `${annotation.title}: ${annotation.message}`)
-    throw new Error(`${what}: expected result=${expected}, got ${run.result.outputs.result ?? '(none)'} (exit ${run.result.exitCode})\n${errors.join('\n')}\n${run.result.stderr.slice(-2_000)}`)
-  }
+  expectRunResult(run.result, expected, what)
 }
 
 /** Every run starts from the same state: only v1 runs, deployed by the action (so it has its labels). */
@@ -403,38 +397,6 @@ export function dockerCallCounter(dir: string): DockerCallCounter {
         .split('\n')
         .filter((line) => line.startsWith(CALL_MARKER))
         .map((line) => line.slice(CALL_MARKER.length))
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Network-namespace hosts (the fleet and ssh figures)
-
-/** A registry without auth on a namespace's own loopback, stopped by its own pid. */
-export async function startNamespaceRegistry(host: NamespaceHost, port: number, scratch: string): Promise<{ stop(): Promise<void> }> {
-  const dir = mkdtempSync(join(scratch, 'registry-'))
-  mkdirSync(join(dir, 'storage'))
-  writeFileSync(
-    join(dir, 'config.yml'),
-    ['version: 0.1', 'log:', '  level: warn', 'storage:', '  filesystem:', `    rootdirectory: ${join(dir, 'storage')}`, 'http:', `  addr: 127.0.0.1:${port}`, ''].join('\n')
-  )
-  // nsenter execs, so the pid held here is the registry's.
-  const argv = ['nsenter', `--net=/run/netns/${host.namespace}`, '--', ...dieWithParentPrefix(), 'docker-registry', 'serve', join(dir, 'config.yml')]
-  const child: ChildProcess = spawn(argv[0] as string, argv.slice(1), { stdio: 'ignore' })
-  const stop = async (): Promise<void> => {
-    if (child.pid !== undefined && child.exitCode === null && child.signalCode === null) {
-      signalPid(child.pid, 'SIGTERM')
-      if (!(await waitForExit(child, 5_000))) signalPid(child.pid, 'SIGKILL')
-    }
-  }
-  const deadline = now() + 15_000
-  for (;;) {
-    const answer = await host.exec(['/bin/busybox', 'wget', '-q', '-O', '-', `http://127.0.0.1:${port}/v2/`]).catch(() => undefined)
-    if (answer !== undefined) return { stop }
-    if (now() > deadline) {
-      await stop()
-      throw new Error(`fleet: the registry in ${host.namespace} did not answer on 127.0.0.1:${port}`)
-    }
-    await sleep(100)
   }
 }
 

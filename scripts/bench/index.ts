@@ -29,7 +29,6 @@
  * stopped when it ends. Environment: see harness.ts and each figure module.
  */
 import { copyFileSync, existsSync, readFileSync } from 'node:fs'
-import { rm } from 'node:fs/promises'
 import { cpus } from 'node:os'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
@@ -94,11 +93,7 @@ async function main(): Promise<void> {
 
   if (FIGURES.some((name) => ON_FIXTURE[name] && wanted(name))) {
     const fixture: Fixture = await setUp()
-    const stopAll = async (): Promise<void> => {
-      await fixture.registry.stop()
-      await fixture.engine.stop()
-      await rm(fixture.scratch, { recursive: true, force: true })
-    }
+    const stopAll = (): Promise<void> => fixture.stop()
     // An interrupted bench still stops its engine, registry and swarm bridge.
     let interrupted = false
     const onSignal = (): void => {

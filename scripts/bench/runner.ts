@@ -18,7 +18,7 @@
 import { chmodSync, mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { runAction, type ActionResult } from '../../test-support/action-run.js'
-import { buildAppImage } from '../../test-support/images.js'
+import { pushAppImages } from '../../test-support/fixture.js'
 import { httpGet } from '../../test-support/net.js'
 import { runCommand } from '../../test-support/proc.js'
 import {
@@ -95,11 +95,9 @@ function subcommand(call: string): string {
 }
 
 export async function measureRunner(fixture: Fixture): Promise<RunnerFigures> {
-  const { engine, registry } = fixture
-  for (const tag of ['s1', 's2']) {
-    const built = await buildAppImage(engine, REPO, tag, 'slow-start', { startDelaySeconds: FLEET_START_DELAY_S })
-    await registry.push(engine, built.reference, REPO, tag)
-  }
+  const { engine } = fixture
+  const app = { startDelaySeconds: FLEET_START_DELAY_S }
+  await pushAppImages(fixture, REPO, [{ tag: 's1', behaviour: 'slow-start', options: app }, { tag: 's2', behaviour: 'slow-start', options: app }], { localRepo: REPO, keepLocal: true })
   const dir = join(fixture.scratch, 'runner')
   const workspace = join(dir, 'workspace')
   mkdirSync(join(workspace, '.github'), { recursive: true })

@@ -15,9 +15,9 @@ import { loadavg, tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { runAction } from '../../test-support/action-run.js'
 import { cleanDockerEnv } from '../../test-support/engine.js'
-import { buildAppImage } from '../../test-support/images.js'
+import { pushToNamespace, startNamespaceFixture, type NamespaceFixture } from '../../test-support/fixture.js'
 import { freePort, httpGet } from '../../test-support/net.js'
-import { startNamespacedEngines, type NamespaceHost, type NamespaceLab } from '../../test-support/netns.js'
+import type { NamespaceHost } from '../../test-support/netns.js'
 import { runCommand, signalPid, sleep, waitForExit } from '../../test-support/proc.js'
 import { generateKeyPair, startSshd, writeClientConfig } from '../../test-support/sshd.js'
 import {
@@ -35,7 +35,6 @@ import {
   REPO,
   REPO_ROOT,
   sectionHeader,
-  startNamespaceRegistry,
   summaryStepTimes,
   type FigureReport,
   type RunInfo
@@ -163,8 +162,8 @@ export async function measureSsh(): Promise<SshFigures> {
   log(`ssh: ${SSH_LATENCY_RUNS} calls per way and command, ${SSH_DEPLOY_RUNS} deploys per bundle; new ${BUNDLE}, old ${SSH_OLD_BUNDLE} (${SSH_OLD_COMMIT})`)
   // Short: forwarded and control sockets live here (108 bytes for a socket path).
   const scratch = mkdtempSync(join(tmpdir(), 'da-sshb-'))
-  let lab: NamespaceLab | undefined
-  let registry: { stop(): Promise<void> } | undefined
+  /** The namespace host with its registry. */
+  let lab: NamespaceFixture | undefined
   let sshd: Awaited<ReturnType<typeof startSshd>> | undefined
   const children: ChildProcess[] = []
   let stopped: Promise<void> | undefined
@@ -177,7 +176,6 @@ export async function measureSsh(): Promise<SshFigures> {
         }
       }
       await sshd?.stop()
-      await registry?.stop()
       await lab?.stop()
       await rm(scratch, { recursive: true, force: true })
     })())
@@ -189,18 +187,11 @@ export async function measureSsh(): Promise<SshFigures> {
   process.on('SIGTERM', onSignal)
   let figures: SshFigures
   try {
-    lab = await startNamespacedEngines(1)
+    lab = await startNamespaceFixture(1)
     const host = lab.hosts[0] as NamespaceHost
     const engineSocket = host.engine.dockerHost.replace(/^unix:\/\//, '')
-    const registryPort = await freePort()
-    registry = await startNamespaceRegistry(host, registryPort, scratch)
-    const image = `127.0.0.1:${registryPort}/${REPO}`
-    for (const tag of ['v1', 'v2']) {
-      const built = await buildAppImage(host.engine, 'local/web', tag, 'healthy')
-      await host.engine.docker(['tag', built.reference, `${image}:${tag}`])
-      await host.engine.docker(['push', `${image}:${tag}`])
-      await host.engine.docker(['image', 'rm', built.reference])
-    }
+    const image = `127.0.0.1:${lab.registryPort}/${REPO}`
+    for (const tag of ['v1', 'v2']) await pushToNamespace(host, image, tag, 'healthy', { keepPushed: true })
     await host.engine.docker(['create', '--name', SSH_PROBE_CONTAINER, `${image}:v1`])
 
     const key = await generateKeyPair(scratch, 'id')
