@@ -333,6 +333,56 @@ describe('containerStateProbe with docker events', () => {
     expect(verdict).toMatchObject({ healthy: true })
   })
 
+  it('a stream from the create: a die while the first read is under way is the verdict without waiting for the read', async () => {
+    const engine = engineWithWeb()
+    let release = (): void => undefined
+    const slowInspect = {
+      run: (argv: readonly string[], options?: DockerRunOptions) =>
+        argv[1] === 'inspect' ? new Promise<DockerResult>((resolve) => (release = () => void engine.run(argv, options).then(resolve))) : engine.run(argv, options),
+      stream: engine.stream.bind(engine)
+    }
+    const probe = containerStateProbe(new DockerClient(slowInspect), 'web')
+    probe.followFromCreation(engine.containers.get('web')?.id ?? '')
+    const observing = probe.observe(new AbortController().signal)
+    engine.crash('web', { exitCode: 3 })
+    // The read has not answered yet: the die event alone gave the verdict.
+    expect(await observing).toEqual({ verdict: 'failed', detail: 'the container web exited with code 3' })
+    release()
+    probe.close()
+    expect(engine.openStreams).toBe(0)
+  })
+
+  it('a stream from the create that ends before the first read is started again by that read, from the container\'s start', async () => {
+    const engine = engineWithWeb()
+    let first = true
+    const dropsFirstStream = {
+      run: engine.run.bind(engine),
+      stream: (argv: readonly string[], options: Parameters<FakeDockerEngine['stream']>[1]) => {
+        const stream = engine.stream(argv, options)
+        if (first) {
+          first = false
+          stream.stop()
+        }
+        return stream
+      }
+    }
+    const probe = containerStateProbe(new DockerClient(dropsFirstStream), 'web')
+    probe.followFromCreation(engine.containers.get('web')?.id ?? '')
+    await new Promise((resolve) => setImmediate(resolve))
+    const controller = new AbortController()
+    expect(await probe.observe(controller.signal)).toMatchObject({ verdict: 'ready' })
+    expect(events(engine)).toHaveLength(2)
+    expect(events(engine)[1]).toMatch(/--since 2026-01-01T00:00:01.000Z$/)
+    // Followed again: a crash is seen from its event, with no read.
+    const reads = inspects(engine).length
+    engine.crash('web', { exitCode: 4 })
+    expect(await probe.nextChange?.(controller.signal)).toBe('changed')
+    expect(await probe.observe(controller.signal)).toEqual({ verdict: 'failed', detail: 'the container web exited with code 4' })
+    expect(inspects(engine)).toHaveLength(reads)
+    probe.close()
+    expect(engine.openStreams).toBe(0)
+  })
+
   it('parses docker events lines, and leaves out what is not a container event', () => {
     const line = JSON.stringify({
       status: 'health_status: unhealthy',
@@ -409,14 +459,39 @@ describe('the deploy story with docker events (replace, in memory)', () => {
     expect(engine.openStreams).toBe(0)
   })
 
-  it.each(['before', 'after'] as const)('a fault on the events command (%s): polling takes over, and the deploy ends as without it', async (mode) => {
+  it.each(['before', 'after'] as const)('a fault on both events commands (%s): polling takes over, and the deploy ends as without it', async (mode) => {
+    const engine = await seeded()
+    // The stream from the create, then the one the first read starts again.
+    engine.faultRule = { match: (argv) => argv[0] === 'events', mode, times: 2 }
+    const base = engine.commands.length
+    const run = await runStory(engine, settings('v2'))
+    expect(engine.injected.map((fault) => fault.argv[0])).toEqual(['events', 'events'])
+    expect(run.outcome.kind).toBe('deployed')
+    expect(engine.commands.slice(base).filter((command) => command === 'container inspect web').length).toBeGreaterThan(5)
+    expect(engine.openStreams).toBe(0)
+  })
+
+  it.each(['before', 'after'] as const)('a fault on the stream from the create (%s): the first read starts it again, and nothing is polled', async (mode) => {
     const engine = await seeded()
     engine.faultRule = { match: (argv) => argv[0] === 'events', mode, times: 1 }
     const base = engine.commands.length
     const run = await runStory(engine, settings('v2'))
     expect(engine.injected.map((fault) => fault.argv[0])).toEqual(['events'])
     expect(run.outcome.kind).toBe('deployed')
-    expect(engine.commands.slice(base).filter((command) => command === 'container inspect web').length).toBeGreaterThan(5)
+    const commands = engine.commands.slice(base)
+    expect(commands.filter((command) => command.startsWith('events '))).toHaveLength(2)
+    expect(commands.slice(commands.indexOf('container start web') + 1).filter((command) => command === 'container inspect web')).toHaveLength(1)
+    expect(engine.openStreams).toBe(0)
+  })
+
+  it('a switch docker cut off after the old version stopped: the reason is docker\'s error, not the stopped old container\'s exit', async () => {
+    const engine = await seeded()
+    engine.faultRule = { match: (argv) => argv[0] === 'container' && argv[1] === 'rename' && argv[2] === 'web', mode: 'before', times: 1 }
+    const run = await runStory(engine, settings('v2'))
+    expect(run.outcome.kind).toBe('rolled-back')
+    const reason = run.outcome.kind === 'rolled-back' ? run.outcome.failure.reason : ''
+    expect(reason).toMatch(/injected fault at docker command \d+: docker container rename web web-previous/)
+    expect(reason).not.toMatch(/the container web exited/)
     expect(engine.openStreams).toBe(0)
   })
 

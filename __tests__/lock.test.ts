@@ -533,6 +533,20 @@ describe('a create whose docker client was killed', () => {
     expect(unreachable.commands).toEqual([expect.stringMatching(/^container create /)])
     await expect(never.release()).resolves.toEqual([])
     expect(unreachable.commands).toHaveLength(1)
+
+    // The SSH connection to the host could not be opened: no docker CLI ran, so the create was
+    // never sent. Nothing to look for at the release, and no warning that the post step must retry.
+    const sent: string[] = []
+    const noSsh = {
+      run: async (argv: readonly string[]) => {
+        sent.push(argv.join(' '))
+        return { exitCode: 255, stdout: '', stderr: 'ssh: connect to host web1 port 22: Connection refused\n', notSent: true }
+      }
+    }
+    const offline = new FleetLock([{ lock: new DeployLock(new DockerClient(noSsh), 'web'), dockerHost: 'ssh://web1' }], 'me')
+    await expect(offline.acquire({ ...base, clock: fakeClock() })).rejects.toThrow(/Connection refused/)
+    await expect(offline.release()).resolves.toEqual([])
+    expect(sent).toEqual([expect.stringMatching(/^container create /)])
   })
 })
 

@@ -153,6 +153,12 @@ describe('ProxyStrategy', () => {
     // A reason that came from docker's die event says it already: nothing twice.
     const fromEvent = 'the container web-blue exited with code 137 (killed by signal 9), during the watch, 2.4 s after the workload was declared healthy'
     expect(withStateAfter(fromEvent, evidence.stateAfter)).toBe(fromEvent)
+    // Nor in other words: the event said "killed by signal 9", docker's read says OOMKilled.
+    expect(withStateAfter(fromEvent, 'the container web-blue exited with code 137 (killed for lack of memory, OOMKilled)')).toBe(fromEvent)
+    // A container that was running but unhealthy, and then exited, is told both.
+    expect(withStateAfter('the container web-blue is running but its HEALTHCHECK reports unhealthy, during the watch', evidence.stateAfter)).toBe(
+      'the container web-blue is running but its HEALTHCHECK reports unhealthy, during the watch; the container web-blue exited with code 137 (killed by signal 9)'
+    )
   })
 
   it('when neither the runtime API nor the config file says which slot serves, a switch and a restore change nothing', async () => {

@@ -154,5 +154,26 @@ describe('a docker command over the SSH connection', () => {
     const result = await h.runner.run(['container', 'inspect', 'web'])
     expect(result.exitCode).not.toBe(0)
     expect(result.stderr).toMatch(/could not open an SSH connection to ssh:\/\/deploy@web1: Connection refused/)
+    // It was sent once, before the drop: not "never sent".
+    expect(result.notSent).toBeUndefined()
+  })
+
+  it('a connection that cannot be opened at all: the command was never sent, and says so (a lock create took nothing)', async () => {
+    const runner = new SshDockerRunner(
+      {
+        dockerHost: 'ssh://deploy@web1',
+        cliDockerHost: 'unix:///tmp/e0.sock',
+        ensureOpen: async () => {
+          throw new Error('could not open an SSH connection to ssh://deploy@web1: Connection refused.')
+        },
+        check: async () => false
+      },
+      () => {
+        throw new Error('no docker CLI may run without the connection')
+      }
+    )
+    const result = await runner.run(['container', 'create', '--name', 'web-deploy-lock', 'lock'], { mutates: true })
+    expect(result).toMatchObject({ exitCode: 255, notSent: true })
+    expect(result.stderr).toMatch(/Connection refused/)
   })
 })

@@ -291,8 +291,9 @@ export class DeployLock {
 
   /**
    * The engine's identity from `docker system info` (see `DockerClient.engineIdentity`): what the
-   * fleet orders its locks by, so the order does not depend on how a host is spelled. The same command tells the daemon's clock, which the
-   * lease is judged by, so reading it costs no extra docker command later.
+   * fleet orders its locks by, so the order does not depend on how a host is spelled. The same
+   * command tells the daemon's clock, which a lease is judged by, so a fleet's later judgement of
+   * a lease costs no extra docker command. One host has no order and reads neither until needed.
    */
   async identity(clock: LockClock = systemClock): Promise<string> {
     if (this.engineId === undefined) {
@@ -556,12 +557,13 @@ function isMissingImage(error: unknown): boolean {
 }
 
 /**
- * A create that failed this way never reached the point of creating: the image is missing, or the
- * client could not connect at all. Any other failure (a client killed mid-request) may have been
+ * A create that failed this way never reached the point of creating: the image is missing, the
+ * client could not connect to the daemon, or the SSH connection to the host could not be opened
+ * (`notSent`). Any other failure (a client killed mid-request) may have been
  * carried out by the daemon, so the lock is then treated as possibly held.
  */
 function certainlyNotCreated(error: unknown): boolean {
-  return error instanceof DockerCommandError && /no such image|cannot connect to the docker daemon/i.test(error.result.stderr)
+  return error instanceof DockerCommandError && (error.result.notSent === true || /no such image|cannot connect to the docker daemon/i.test(error.result.stderr))
 }
 
 /** Where the locks of one deploy are, for the post step: docker hosts (null: the default engine). */

@@ -518,7 +518,9 @@ export class Pipeline {
       const evidence: FailureEvidence = await failedHost.strategy.failureEvidence().catch(() => ({ logs: '' }))
       failure.logs = evidence.logs
       if (evidence.diagnostics) failure.diagnostics = evidence.diagnostics
-      failure.reason = withStateAfter(failure.reason, evidence.stateAfter)
+      // Only a version that ran and failed its check: after a switch docker cut off, the container
+      // under the name may be the old version, which the switch itself stopped.
+      if (failure.stage === 'health') failure.reason = withStateAfter(failure.reason, evidence.stateAfter)
     } else if (failure.untouched && failedHost.strategy.evidenceBeforeSwitch) {
       failure.logs = (await failedHost.strategy.evidenceBeforeSwitch().catch(() => ({ logs: '' }))).logs
     }
@@ -853,16 +855,20 @@ export function hostAddress(dockerHost: string): string {
   return match?.[1] ?? '127.0.0.1'
 }
 
-/** The error a reported step wrapped. */
 /**
  * The check's reason, with what the failed container's state showed afterwards when the reason
  * does not say it already (an HTTP probe saw the crash before docker's event did).
  */
 export function withStateAfter(reason: string, stateAfter: string | undefined): string {
   if (!stateAfter || reason.includes(stateAfter)) return reason
+  // An end the reason names already (docker's die event said it) is not told twice in other words.
+  const name = /^the container (\S+) /.exec(stateAfter)?.[1]
+  const ended = name && new RegExp(`the container ${name.replace(/[.]/g, '\\.')} (exited|died|is restarting|restarted|was created)`)
+  if (ended && ended.test(reason)) return reason
   return `${reason}; ${stateAfter}`
 }
 
+/** The error a reported step wrapped. */
 function causeOf(error: unknown): unknown {
   return error && typeof error === 'object' && 'original' in error ? (error as { original: unknown }).original : error
 }

@@ -80,10 +80,10 @@ function objectName(name: string): string {
 /** What a registry said about one image reference (see `registryHasImage`). */
 export type RegistryImageAnswer = { answer: 'present' } | { answer: 'absent' } | { answer: 'unknown'; reason: string }
 
-/** `[registry/]repo:tag` starting with a letter or digit, so it can never be read as an option. */
 /** The line `docker pull` prints (without `--quiet`) once it has the manifest: `Digest: sha256:…`. */
 const PULLED_DIGEST = /^Digest: (sha256:[0-9a-f]{64})\s*$/m
 
+/** `[registry/]repo:tag` starting with a letter or digit, so it can never be read as an option. */
 const IMAGE_REFERENCE = /^[A-Za-z0-9][A-Za-z0-9._/:-]*:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/
 /** A reference whose registry is on the loopback: `127.x.x.x[:port]/`, `localhost[:port]/`, `[::1][:port]/`. */
 const LOOPBACK_REGISTRY = /^(?:127(?:\.\d{1,3}){3}|localhost|\[::1\])(?::\d+)?\//

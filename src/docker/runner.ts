@@ -11,6 +11,12 @@ export interface DockerResult {
    * runner that only has text (a test fake) leaves it out; `stdout` is always set.
    */
   stdoutBytes?: Buffer
+  /**
+   * True when the command certainly never reached the engine: the SSH connection to its host could
+   * not be opened, so no docker CLI ran. A plain failure says nothing of the kind: the daemon may
+   * have acted before the CLI failed.
+   */
+  notSent?: boolean
 }
 
 export interface DockerRunOptions {
@@ -79,7 +85,6 @@ export interface DockerRunner {
 
 export const DEFAULT_TIMEOUT_MS = 5 * 60_000
 
-/** Thrown when docker exits non-zero; carries docker's stderr so the report can show the cause. */
 /** How to stop each streaming docker process that has not ended yet (see `stopLeftoverStreams`). */
 const liveStreams = new Set<() => void>()
 
@@ -96,6 +101,7 @@ export function stopLeftoverStreams(): number {
   return left.length
 }
 
+/** Thrown when docker exits non-zero; carries docker's stderr so the report can show the cause. */
 export class DockerCommandError extends Error {
   constructor(
     readonly argv: readonly string[],

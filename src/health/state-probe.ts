@@ -49,7 +49,8 @@ export interface ContainerStateProbe extends StateProbe {
 /**
  * A StateProbe for one container: `docker container inspect` once, then, while `observe` is
  * given a signal (a verification that ends), one `docker events` stream filtered to the container
- * (and its companions) until that signal aborts or `close` is called.
+ * (and its companions) until that signal aborts or `close` is called. Or the stream begins
+ * earlier, at the container's create (`followFromCreation`), and lasts until `close`.
  *
  * Failed when the container is gone, exited or dead (with its exit code, docker's own error such
  * as a port already in use, and OOMKilled), paused, restarting, or when its restart count grew
@@ -192,11 +193,11 @@ class ContainerProbe implements ContainerStateProbe {
     // By id only: the name changes at the switch (`web-next` becomes `web`), the id does not, and
     // no other container ever had it. `--since 1` replays what docker still holds of it (its
     // rename, a `die` before the stream was subscribed); the first read stays the safety net.
-    this.attach([id], '1', undefined)
+    this.attach([id], '1', undefined, { fromCreation: true })
   }
 
   /** Starts the one event stream; false when there is none (a runner that cannot stream). */
-  private attach(filter: string[], since: string | undefined, signal: AbortSignal | undefined): boolean {
+  private attach(filter: string[], since: string | undefined, signal: AbortSignal | undefined, options: { fromCreation?: boolean } = {}): boolean {
     let stream: DockerStream | undefined
     try {
       stream = this.docker.containerEvents(filter, { ...(since && { since }), ...(signal && { signal }), onEvent: (event) => this.onEvent(event) })
@@ -210,6 +211,13 @@ class ContainerProbe implements ContainerStateProbe {
       this.streaming = false
       // Only the end of the verification ends it on purpose; anything else is a lost stream.
       if (this.closed || signal?.aborted) return
+      if (options.fromCreation && !this.readOnce && this.stream === stream) {
+        // Lost during the switch (an SSH drop while the old version stopped), before any read:
+        // the first read starts the stream again, from the container's start, as without it.
+        core.debug(`health: the event stream for ${this.containerName} from its create ended (${end.stderr.trim() || `exit code ${end.exitCode ?? 'none'}`}); the first read starts it again`)
+        this.stream = undefined
+        return
+      }
       core.debug(`health: the event stream for ${this.containerName} ended (${end.stderr.trim() || `exit code ${end.exitCode ?? 'none'}`}); polling`)
       this.lost = true
       this.stale = true
@@ -270,7 +278,7 @@ class ContainerProbe implements ContainerStateProbe {
         this.final = { verdict: 'failed', detail: `the container ${name} no longer exists` }
         break
       default:
-        // `restart` (the count), `rename` (what the name holds now), anything new: read it.
+        // `restart` (the count), anything new: read it.
         this.needsRead()
     }
     if (this.final) this.finalSeen(this.final)

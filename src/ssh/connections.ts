@@ -95,7 +95,8 @@ export class SshDockerRunner implements DockerRunner {
       await this.connection.ensureOpen()
       return undefined
     } catch (error) {
-      return { exitCode: 255, stdout: '', stderr: `${error instanceof Error ? error.message : String(error)}\n` }
+      // No connection, so no docker CLI ran: the command was not sent (a lock create took nothing).
+      return { exitCode: 255, stdout: '', stderr: `${error instanceof Error ? error.message : String(error)}\n`, notSent: true }
     }
   }
 }
