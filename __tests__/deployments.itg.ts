@@ -5,47 +5,36 @@
  * and a token without `deployments: write`.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals'
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs'
-import { rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { runAction, type ActionResult } from '../test-support/action-run.js'
-import { startEngine, type Engine } from '../test-support/engine.js'
-import { start as startFakeGitHub, type FakeGitHub, type RecordedRequest } from '../test-support/fake-github.js'
-import { buildAppImage, type AppBehaviour } from '../test-support/images.js'
-import { freePort, httpGet } from '../test-support/net.js'
-import { startRegistry, type Registry } from '../test-support/registry.js'
+import type { ActionResult } from '../test-support/action-run.js'
+import type { FakeGitHub, RecordedRequest } from '../test-support/fake-github.js'
+import { makeSite, pushAppImages, runStep, startFixture, type Fixture, type Site } from '../test-support/fixture.js'
+import { httpGet } from '../test-support/net.js'
 
 const REPO = 'acme/web'
 const SHA = 'c0ffee0000000000000000000000000000000001'
 const URL_OF_APP = 'https://web.example.com'
 
-let engine: Engine
-let registry: Registry
+let fixture: Fixture & { github: FakeGitHub }
+let registry: Fixture['registry']
 let github: FakeGitHub
-let workspace: string
+let site: Site
 let port: number
-const digests = new Map<string, string>()
+let digests: Map<string, string>
 
 beforeAll(async () => {
-  engine = await startEngine()
-  registry = await startRegistry(engine)
-  github = await startFakeGitHub()
-  const images: [string, AppBehaviour][] = [
-    ['v1', 'healthy'],
-    ['v2', 'healthy'],
-    ['v3-exits', 'exits']
-  ]
-  for (const [tag, behaviour] of images) {
-    const built = await buildAppImage(engine, 'local/web', tag, behaviour)
-    const pushed = await registry.push(engine, built.reference, REPO, tag)
-    digests.set(tag, pushed.digest)
-  }
-  port = await freePort()
-  workspace = mkdtempSync(join(tmpdir(), 'deploy-action-deployments-'))
-  mkdirSync(join(workspace, '.github'))
-  writeFileSync(
-    join(workspace, '.github', 'deploy.yml'),
+  fixture = await startFixture({ github: true })
+  ;({ registry, github } = fixture)
+  digests = await pushAppImages(
+    fixture,
+    REPO,
+    [
+      { tag: 'v1', behaviour: 'healthy' },
+      { tag: 'v2', behaviour: 'healthy' },
+      { tag: 'v3-exits', behaviour: 'exits' }
+    ],
+    { keepLocal: true }
+  )
+  site = await makeSite(fixture.dirs, 'web', (target) =>
     [
       `image: ${registry.address}/${REPO}`,
       'name: web',
@@ -54,31 +43,23 @@ beforeAll(async () => {
       '  network: host',
       '  init: true',
       '  stop-timeout: 2s',
-      `  env: { PORT: "${port}" }`,
+      `  env: { PORT: "${target.port}" }`,
       'health:',
-      `  url: http://127.0.0.1:${port}/health`,
+      `  url: http://127.0.0.1:${target.port}/health`,
       '  interval: 150ms',
       '  deadline: 4s',
       ''
     ].join('\n')
   )
+  port = site.port
 }, 90_000)
 
 afterAll(async () => {
-  await github?.stop()
-  await registry?.stop()
-  await engine?.stop()
-  if (workspace) await rm(workspace, { recursive: true, force: true })
+  await fixture?.stop()
 }, 60_000)
 
 function act(inputs: Record<string, string>): Promise<ActionResult> {
-  return runAction({
-    workspace,
-    dockerHost: engine.dockerHost,
-    github: { apiUrl: github.url, sha: SHA },
-    inputs: { 'registry-username': registry.username, 'registry-password': registry.password, ...inputs },
-    timeoutMs: 60_000
-  })
+  return runStep(fixture, site, inputs, { github: { apiUrl: github.url, sha: SHA }, timeoutMs: 60_000 })
 }
 
 /** The requests of one run, as `METHOD path state`, with deployment ids kept (they are sequential). */

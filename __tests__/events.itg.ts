@@ -14,140 +14,97 @@
  * `--dns 127.0.0.1` (as in proxy.itg.ts). The test talks to 127.0.0.1 only.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals'
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs'
-import { rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { basename, join, resolve } from 'node:path'
-import { REPO_ROOT, runAction, type ActionControl, type ActionResult } from '../test-support/action-run.js'
-import { startEngine, type Engine } from '../test-support/engine.js'
-import { start as startFakeGitHub, type FakeGitHub } from '../test-support/fake-github.js'
-import { pushHaproxyImage, type PushedHaproxyImage } from '../test-support/haproxy-image.js'
-import { buildAppImage, type AppImage } from '../test-support/images.js'
-import { freePort, httpGet } from '../test-support/net.js'
+import { basename, resolve } from 'node:path'
+import { REPO_ROOT, type ActionControl, type ActionResult } from '../test-support/action-run.js'
+import type { FakeGitHub } from '../test-support/fake-github.js'
+import type { PushedHaproxyImage } from '../test-support/haproxy-image.js'
+import {
+  makeSite,
+  postStep,
+  proxySiteConfig,
+  pushAppImages,
+  pushProxyImage,
+  runStep,
+  startFixture,
+  transcriptOf,
+  writeDeployConfig,
+  type Fixture,
+  type Site
+} from '../test-support/fixture.js'
+import { httpGet } from '../test-support/net.js'
 import { listPids, readCmdline, readParentPid, sleep } from '../test-support/proc.js'
-import { startRegistry, type Registry } from '../test-support/registry.js'
 
 const REPO = 'acme/events'
 const APP_PORT = 3000
 const HEALTHY_BODY = 'status: green'
 
-let engine: Engine
-let registry: Registry
-let github: FakeGitHub
+let fixture: Fixture & { github: FakeGitHub }
+let engine: Fixture['engine']
 let haproxy: PushedHaproxyImage
 let image: string
-const workspaces: string[] = []
 
 beforeAll(async () => {
-  engine = await startEngine({ extraDaemonArgs: ['--default-address-pool', 'base=10.252.0.0/16,size=24', '--dns', '127.0.0.1'] })
-  registry = await startRegistry(engine)
-  github = await startFakeGitHub()
-  image = `${registry.address}/${REPO}`
+  fixture = await startFixture({ github: true, addressPool: 'base=10.252.0.0/16,size=24' })
+  engine = fixture.engine
+  image = `${fixture.registry.address}/${REPO}`
   const options = { port: APP_PORT, healthBody: HEALTHY_BODY }
-  const builds: Promise<[string, AppImage]>[] = [
-    ...['v1', 'v2', 'v3'].map(async (tag) => [tag, await buildAppImage(engine, 'local/events', tag, 'healthy', options)] as [string, AppImage]),
-    ...['s1', 's2', 's3'].map(async (tag) => [tag, await buildAppImage(engine, 'local/events', tag, 'slow-start', { ...options, startDelaySeconds: 3 })] as [string, AppImage])
-  ]
-  const [pushedHaproxy, ...built] = await Promise.all([pushHaproxyImage(engine, registry), ...builds])
+  const [pushedHaproxy] = await Promise.all([
+    pushProxyImage(fixture),
+    pushAppImages(
+      fixture,
+      REPO,
+      [
+        ...['v1', 'v2', 'v3'].map((tag) => ({ tag, behaviour: 'healthy' as const, options })),
+        ...['s1', 's2', 's3'].map((tag) => ({ tag, behaviour: 'slow-start' as const, options: { ...options, startDelaySeconds: 3 } }))
+      ],
+      { localRepo: 'local/events', concurrency: 6 }
+    )
+  ])
   haproxy = pushedHaproxy
-  for (const [tag, app] of built) {
-    const pushed = await registry.push(engine, app.reference, REPO, tag)
-    await engine.docker(['image', 'rm', app.reference, pushed.reference])
-  }
-  await engine.docker(['image', 'rm', haproxy.pushed.reference, haproxy.reference])
 }, 180_000)
 
 afterAll(async () => {
-  await github?.stop()
-  await registry?.stop()
-  if (engine?.running) {
-    const containers = (await engine.docker(['ps', '-aq'])).split('\n').filter(Boolean)
-    if (containers.length > 0) await engine.docker(['rm', '--force', ...containers])
-    const networks = (await engine.docker(['network', 'ls', '--quiet', '--filter', 'type=custom'])).split('\n').filter(Boolean)
-    if (networks.length > 0) await engine.docker(['network', 'rm', ...networks])
-  }
-  await engine?.stop()
-  await Promise.all(workspaces.map((dir) => rm(dir, { recursive: true, force: true })))
+  await fixture?.stop()
 }, 90_000)
 
-interface Site {
-  name: string
-  port: number
-  workspace: string
-}
-
-function workspaceWith(name: string, config: string[]): string {
-  const workspace = mkdtempSync(join(tmpdir(), `deploy-action-events-${name}-`))
-  workspaces.push(workspace)
-  mkdirSync(join(workspace, '.github'))
-  writeFileSync(join(workspace, '.github', 'deploy.yml'), [...config, ''].join('\n'))
-  return workspace
-}
-
-async function proxySite(name: string): Promise<Site> {
-  const port = await freePort()
-  const workspace = workspaceWith(name, [
-    `image: ${image}`,
-    `name: ${name}`,
-    'strategy: proxy',
-    'proxy:',
-    `  port: ${port}`,
-    '  bind: 127.0.0.1',
-    `  app-port: ${APP_PORT}`,
-    `  image: ${haproxy.pushed.reference}`,
-    '  drain: 5s',
-    'container:',
-    '  init: true',
-    '  stop-timeout: 2s',
-    '  env:',
-    '    BIND: 0.0.0.0',
-    `    PORT: "${APP_PORT}"`,
-    'health:',
-    `  url: http://127.0.0.1:${port}/health`,
-    `  expect-body: "${HEALTHY_BODY}"`,
-    '  interval: 250ms',
-    '  timeout: 3s',
-    '  deadline: 12s',
-    '  healthy-threshold: 2',
-    '  watch: 8s',
-    'rollback:',
-    '  to: previous'
-  ])
-  return { name, port, workspace }
+function proxySite(name: string): Promise<Site> {
+  return makeSite(fixture.dirs, name, ({ port }) =>
+    proxySiteConfig({ image, name, port, appPort: APP_PORT, proxyImage: haproxy.pushed.reference, expectBody: HEALTHY_BODY, watch: '8s' })
+  )
 }
 
 /** The bench's 1-host deploy: `replace`, host networking, a 3 s app start, a 5 s watch. */
 async function replaceSite(name: string): Promise<Site> {
-  const port = await freePort()
-  const workspace = workspaceWith(name, [
-    `image: ${image}`,
-    `name: ${name}`,
-    'container:',
-    '  network: host',
-    '  init: true',
-    '  stop-timeout: 2s',
-    '  env:',
-    `    PORT: "${port}"`,
-    'health:',
-    `  url: http://127.0.0.1:${port}/health`,
-    `  expect-body: "${HEALTHY_BODY}"`,
-    '  interval: 250ms',
-    '  timeout: 1s',
-    '  deadline: 15s',
-    '  healthy-threshold: 2',
-    '  watch: 5s',
-    'rollback:',
-    '  to: previous'
-  ])
-  return { name, port, workspace }
+  const site = await makeSite(fixture.dirs, name)
+  writeDeployConfig(
+    site.workspace,
+    [
+      `image: ${image}`,
+      `name: ${name}`,
+      'container:',
+      '  network: host',
+      '  init: true',
+      '  stop-timeout: 2s',
+      '  env:',
+      `    PORT: "${site.port}"`,
+      'health:',
+      `  url: http://127.0.0.1:${site.port}/health`,
+      `  expect-body: "${HEALTHY_BODY}"`,
+      '  interval: 250ms',
+      '  timeout: 1s',
+      '  deadline: 15s',
+      '  healthy-threshold: 2',
+      '  watch: 5s',
+      'rollback:',
+      '  to: previous',
+      ''
+    ].join('\n')
+  )
+  return site
 }
 
 function act(target: Site, inputs: Record<string, string>, options: { entry?: string; watchDockerArgv?: boolean; onStdout?: (chunk: string, control: ActionControl) => void } = {}): Promise<ActionResult> {
-  return runAction({
-    workspace: target.workspace,
-    dockerHost: engine.dockerHost,
-    github: { apiUrl: github.url },
-    inputs: { 'registry-username': registry.username, 'registry-password': registry.password, ...inputs },
+  return runStep(fixture, target, inputs, {
     timeoutMs: 100_000,
     ...(options.entry && { entry: options.entry }),
     ...(options.watchDockerArgv && { watchDockerArgv: true }),
@@ -157,20 +114,7 @@ function act(target: Site, inputs: Record<string, string>, options: { entry?: st
 
 /** The post step of a main run, as the runner starts it. */
 function post(target: Site, main: ActionResult, entry?: string): Promise<ActionResult> {
-  return runAction({
-    workspace: target.workspace,
-    dockerHost: engine.dockerHost,
-    github: { apiUrl: github.url },
-    phase: 'post',
-    state: main.state,
-    inputs: { 'registry-username': registry.username, 'registry-password': registry.password },
-    timeoutMs: 100_000,
-    ...(entry && { entry })
-  })
-}
-
-function transcriptOf(result: ActionResult): string {
-  return `exit ${String(result.exitCode)}\n--- stdout ---\n${result.stdout}\n--- stderr ---\n${result.stderr}`
+  return postStep(fixture, target, main, {}, { timeoutMs: 100_000, ...(entry && { entry }) })
 }
 
 /** `docker events` processes anywhere on the machine that follow a container of `name`. */

@@ -18,21 +18,25 @@
  * only (registry, fake GitHub API, proxy.port).
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals'
-import { spawnSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
-import { rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { dump, load } from 'js-yaml'
 import { FAKE_GITHUB_TOKEN, REPO_ROOT, runAction, type ActionResult } from '../test-support/action-run.js'
-import { startEngine, type Engine } from '../test-support/engine.js'
-import { start as startFakeGitHub, type FakeGitHub } from '../test-support/fake-github.js'
-import { pushHaproxyImage, type PushedHaproxyImage } from '../test-support/haproxy-image.js'
-import { buildAppImage } from '../test-support/images.js'
-import { freePort, httpGet } from '../test-support/net.js'
+import type { FakeGitHub } from '../test-support/fake-github.js'
+import {
+  containerStates,
+  freeAddressPool,
+  makeSite,
+  pushAppImages,
+  pushProxyImage,
+  startFixture,
+  transcriptOf,
+  writeDeployConfig,
+  type Fixture
+} from '../test-support/fixture.js'
+import { httpGet } from '../test-support/net.js'
 import { quickStartBlocks } from '../test-support/readme-blocks.js'
-import { startRegistry, type Registry } from '../test-support/registry.js'
 
 type Yaml = Record<string, unknown>
 
@@ -68,10 +72,10 @@ const ADDED = ['proxy.image']
 
 const DATABASE_URL = `postgres://web:${randomBytes(12).toString('hex')}@db.internal/web`
 
-let engine: Engine
-let registry: Registry
+let fixture: Fixture & { github: FakeGitHub }
+let engine: Fixture['engine']
+let registry: Fixture['registry']
 let github: FakeGitHub
-let haproxy: PushedHaproxyImage
 let workspace: string
 let port: number
 /** The config as written to the workspace. */
@@ -88,19 +92,6 @@ const KEEP_SUMMARIES = process.env['QUICK_START_SUMMARIES']
 
 function fakeSha(): string {
   return randomBytes(20).toString('hex')
-}
-
-/** A /20 of 10.255.0.0/16 that no address or route here uses yet (as proxy-settings.itg.ts). */
-function freeAddressPool(): string {
-  const used = new Set<number>()
-  for (const args of [['-4', '-o', 'addr', 'show'], ['-4', 'route', 'show', 'table', 'all']]) {
-    const listing = spawnSync('ip', args, { encoding: 'utf8' }).stdout ?? ''
-    for (const match of listing.matchAll(/10\.255\.(\d+)\./g)) used.add(Math.floor(Number(match[1]) / 16))
-  }
-  const free = Array.from({ length: 16 }, (_, index) => index).filter((block) => !used.has(block))
-  const block = free[Math.floor(Math.random() * free.length)]
-  if (block === undefined) throw new Error('no free /20 in 10.255.0.0/16 for the engine address pool')
-  return `base=10.255.${block * 16}.0/20,size=24`
 }
 
 function isMapping(value: unknown): value is Yaml {
@@ -207,10 +198,6 @@ async function runStep(sha: string, phase: 'main' | 'post', state?: Record<strin
 }
 let keptSummaries = 0
 
-function transcriptOf(result: ActionResult): string {
-  return `exit ${String(result.exitCode)}\n--- stdout ---\n${result.stdout}\n--- stderr ---\n${result.stderr}`
-}
-
 /** Every value that must never be printed. */
 function secrets(): string[] {
   return [DATABASE_URL, registry.password, FAKE_GITHUB_TOKEN]
@@ -232,15 +219,10 @@ function expectNoSecrets(result: ActionResult): void {
 
 /** Containers named `web-…` (the deploy lock aside): name → tag label and state. */
 async function webContainers(): Promise<Record<string, string>> {
-  const listed = await engine.docker(['ps', '-a', '--format', '{{.Names}}\t{{.Label "deploy-action.tag"}}\t{{.State}}'])
-  const result: Record<string, string> = {}
-  for (const line of listed.split('\n').filter(Boolean)) {
-    const [container = '', tag = '', state = ''] = line.split('\t')
-    if (container.startsWith('web-') && !container.endsWith('-deploy-lock')) result[container] = `${tag || '-'} ${state}`
-  }
-  return result
+  return Object.fromEntries(Object.entries(await containerStates(engine, 'web')).filter(([container]) => container.startsWith('web-')))
 }
 
+/** What answers on proxy.port at `path`: as `servedAt` (fixture.ts), with the 3 s timeout this test has always given it. */
 async function served(path: string): Promise<string> {
   try {
     const response = await httpGet(`http://127.0.0.1:${port}${path}`, { timeoutMs: 3_000 })
@@ -251,24 +233,18 @@ async function served(path: string): Promise<string> {
 }
 
 beforeAll(async () => {
-  engine = await startEngine({ extraDaemonArgs: ['--default-address-pool', freeAddressPool(), '--dns', '127.0.0.1'] })
-  registry = await startRegistry(engine)
-  github = await startFakeGitHub()
-  port = await freePort()
+  fixture = await startFixture({ github: true, addressPool: freeAddressPool(255) })
+  ;({ engine, registry, github } = fixture)
+  const site = await makeSite(fixture.dirs, 'quick-start')
+  ;({ port, workspace } = site)
   const repository = 'acme/web'
   // The app listens on $BIND:$PORT, BIND 127.0.0.1 by default; inside a proxy slot it must listen
   // on all addresses of its container (proxy.app-port "on 0.0.0.0"). An image property, not a
   // config change: PORT comes from the README's container.env.
   const commits = [...SHAS.map((sha) => ({ sha, behaviour: 'healthy' as const })), { sha: BROKEN_SHA, behaviour: 'wrong-body' as const }]
-  const builds = commits.map(({ sha, behaviour }) => buildAppImage(engine, 'local/web', sha, behaviour, { changes: ['ENV BIND=0.0.0.0'], ...(behaviour === 'wrong-body' && { healthBody: 'database unreachable' }) }))
-  const [pushedHaproxy, ...built] = await Promise.all([pushHaproxyImage(engine, registry), ...builds])
-  haproxy = pushedHaproxy
-  for (const [index, app] of built.entries()) {
-    const pushed = await registry.push(engine, app.reference, repository, commits[index]?.sha as string)
-    await engine.docker(['image', 'rm', app.reference, pushed.reference])
-  }
+  const images = commits.map(({ sha, behaviour }) => ({ tag: sha, behaviour, options: { changes: ['ENV BIND=0.0.0.0'], ...(behaviour === 'wrong-body' && { healthBody: 'database unreachable' }) } }))
   // The action pulls every image itself, the proxy's included.
-  await engine.docker(['image', 'rm', haproxy.pushed.reference, haproxy.reference])
+  const [haproxy] = await Promise.all([pushProxyImage(fixture), pushAppImages(fixture, repository, images, { concurrency: images.length })])
 
   const healthUrl = new URL(String((readmeConfig.health as Yaml | undefined)?.url))
   healthUrl.port = String(port)
@@ -278,23 +254,11 @@ beforeAll(async () => {
     'proxy.image': haproxy.pushed.reference,
     'health.url': healthUrl.href
   })
-  workspace = mkdtempSync(join(tmpdir(), 'deploy-action-quick-start-'))
-  mkdirSync(join(workspace, '.github'))
-  writeFileSync(join(workspace, '.github', 'deploy.yml'), dump(deployedConfig))
+  writeDeployConfig(workspace, dump(deployedConfig))
 }, 180_000)
 
 afterAll(async () => {
-  await github?.stop()
-  await registry?.stop()
-  // Containers first, then the user networks: dockerd would leave their bridges behind.
-  if (engine?.running) {
-    const containers = (await engine.docker(['ps', '-aq'])).split('\n').filter(Boolean)
-    if (containers.length > 0) await engine.docker(['rm', '--force', ...containers])
-    const networks = (await engine.docker(['network', 'ls', '--quiet', '--filter', 'type=custom'])).split('\n').filter(Boolean)
-    if (networks.length > 0) await engine.docker(['network', 'rm', ...networks])
-  }
-  await engine?.stop()
-  if (workspace) await rm(workspace, { recursive: true, force: true })
+  await fixture?.stop()
 }, 90_000)
 
 describe("the README's Quick start", () => {

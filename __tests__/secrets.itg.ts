@@ -6,40 +6,30 @@
  * the container and the pre-deploy hook, through the docker client's environment.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals'
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs'
-import { rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { FAKE_GITHUB_TOKEN, runAction, type ActionResult } from '../test-support/action-run.js'
-import { startEngine, type Engine } from '../test-support/engine.js'
-import { buildAppImage } from '../test-support/images.js'
-import { freePort, httpGet } from '../test-support/net.js'
-import { startRegistry, type Registry } from '../test-support/registry.js'
+import { FAKE_GITHUB_TOKEN, type ActionResult } from '../test-support/action-run.js'
+import { makeSite, pushAppImages, runStep, startFixture, type Fixture, type Site } from '../test-support/fixture.js'
+import { httpGet } from '../test-support/net.js'
 
 const API_TOKEN = 'tok_9f2c41d7e8b3a6055c1e'
 /** A multi-line secret (a key file): each of its lines must be masked on its own too. */
 const DB_PASSWORD = 'first-line-of-a-key-Xq81\nsecond-line-of-a-key-Zr27'
 
-let engine: Engine
-let registry: Registry
-let workspace: string
+let fixture: Fixture
+let engine: Fixture['engine']
+let registry: Fixture['registry']
+let site: Site
 let port: number
 let image: string
 
 beforeAll(async () => {
-  engine = await startEngine()
-  registry = await startRegistry(engine)
+  fixture = await startFixture()
+  ;({ engine, registry } = fixture)
   image = `${registry.address}/acme/web`
-  for (const tag of ['v1', 'v2']) {
-    const built = await buildAppImage(engine, 'local/web', tag, 'healthy')
-    const pushed = await registry.push(engine, built.reference, 'acme/web', tag)
-    await engine.docker(['image', 'rm', built.reference, pushed.reference])
-  }
-  port = await freePort()
-  workspace = mkdtempSync(join(tmpdir(), 'deploy-action-secrets-'))
-  mkdirSync(join(workspace, '.github'))
-  writeFileSync(
-    join(workspace, '.github', 'deploy.yml'),
+  await pushAppImages(fixture, 'acme/web', [
+    { tag: 'v1', behaviour: 'healthy' },
+    { tag: 'v2', behaviour: 'healthy' }
+  ])
+  site = await makeSite(fixture.dirs, 'vault', (target) =>
     [
       `image: ${image}`,
       'name: vault',
@@ -47,13 +37,13 @@ beforeAll(async () => {
       '  network: host',
       '  init: true',
       '  stop-timeout: 2s',
-      `  env: { PORT: "${port}" }`,
+      `  env: { PORT: "${target.port}" }`,
       '  secrets: [API_TOKEN, DB_PASSWORD]',
       'hooks:',
       // The hook sees the secret's value through its environment; the argv only names it.
       '  pre-deploy: [["sh", "-c", "test -n \\"$API_TOKEN\\" && test -n \\"$DB_PASSWORD\\""]]',
       'health:',
-      `  url: http://127.0.0.1:${port}/health`,
+      `  url: http://127.0.0.1:${target.port}/health`,
       '  interval: 150ms',
       '  deadline: 5s',
       'rollback:',
@@ -61,12 +51,11 @@ beforeAll(async () => {
       ''
     ].join('\n')
   )
+  port = site.port
 }, 90_000)
 
 afterAll(async () => {
-  await registry?.stop()
-  await engine?.stop()
-  if (workspace) await rm(workspace, { recursive: true, force: true })
+  await fixture?.stop()
 }, 60_000)
 
 /** Every value that must never be printed, with the lines of the multi-line one. */
@@ -82,10 +71,7 @@ async function allLabels(): Promise<string> {
 
 async function deploy(tag: string): Promise<{ result: ActionResult; lockLabels: string }> {
   let lockLabels: Promise<string> | undefined
-  const result = await runAction({
-    workspace,
-    dockerHost: engine.dockerHost,
-    inputs: { tag, 'registry-username': registry.username, 'registry-password': registry.password },
+  const result = await runStep(fixture, site, { tag }, {
     env: { API_TOKEN, DB_PASSWORD },
     watchDockerArgv: true,
     debug: true,

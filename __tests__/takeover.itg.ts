@@ -14,19 +14,26 @@
  * talks to 127.0.0.1 only.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals'
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs'
-import { rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { runAction, type ActionResult } from '../test-support/action-run.js'
-import { startEngine, type Engine } from '../test-support/engine.js'
-import { start as startFakeGitHub, type FakeGitHub } from '../test-support/fake-github.js'
-import { pushHaproxyImage, type PushedHaproxyImage } from '../test-support/haproxy-image.js'
-import { buildAppImage, buildSlowAppImage, type AppImage } from '../test-support/images.js'
+import type { ActionResult } from '../test-support/action-run.js'
+import type { FakeGitHub } from '../test-support/fake-github.js'
+import {
+  containerStates,
+  makeSite,
+  proxySiteConfig,
+  pushAppImages,
+  pushProxyImage,
+  runStep,
+  servedAt,
+  startFixture,
+  transcriptOf,
+  writeDeployConfig,
+  type Fixture,
+  type Site as FixtureSite
+} from '../test-support/fixture.js'
+import type { PushedHaproxyImage } from '../test-support/haproxy-image.js'
+import { buildSlowAppImage } from '../test-support/images.js'
 import { startLoad, type LoadResult } from '../test-support/load.js'
-import { freePort, httpGet } from '../test-support/net.js'
 import { sleep } from '../test-support/proc.js'
-import { startRegistry, type Registry } from '../test-support/registry.js'
 
 const REPO = 'acme/shop'
 const APP_PORT = 3000
@@ -34,32 +41,29 @@ const HEALTHY_BODY = 'status: green'
 /** The user network of the `replace` containers (its subnet comes from the engine's pinned pool). */
 const REPLACE_NETWORK = 'replace-net'
 
-let engine: Engine
-let registry: Registry
-let github: FakeGitHub
+let fixture: Fixture & { github: FakeGitHub }
+let engine: Fixture['engine']
 let haproxy: PushedHaproxyImage
 let image: string
-const workspaces: string[] = []
 /** The gap each healthy takeover reported, with the requests that failed during it. */
 const measured: { gapMs: number; failed: number; windowMs: number }[] = []
 
 beforeAll(async () => {
-  engine = await startEngine({ extraDaemonArgs: ['--default-address-pool', 'base=10.253.0.0/16,size=24', '--dns', '127.0.0.1'] })
-  registry = await startRegistry(engine)
-  github = await startFakeGitHub()
-  image = `${registry.address}/${REPO}`
+  fixture = await startFixture({ github: true, addressPool: 'base=10.253.0.0/16,size=24' })
+  engine = fixture.engine
+  image = `${fixture.registry.address}/${REPO}`
   const options = { port: APP_PORT, healthBody: HEALTHY_BODY }
-  const builds: Promise<[string, AppImage]>[] = [
-    ...['v1', 'v2'].map(async (tag) => [tag, await buildSlowAppImage(engine, 'local/shop', tag, options)] as [string, AppImage]),
-    buildAppImage(engine, 'local/shop', 'v2-exits', 'exits', options).then((built) => ['v2-exits', built])
-  ]
-  const [pushedHaproxy, ...built] = await Promise.all([pushHaproxyImage(engine, registry), ...builds])
-  haproxy = pushedHaproxy
-  for (const [tag, app] of built) {
-    const pushed = await registry.push(engine, app.reference, REPO, tag)
+  const slow = ['v1', 'v2'].map(async (tag) => {
+    const app = await buildSlowAppImage(engine, 'local/shop', tag, options)
+    const pushed = await fixture.registry.push(engine, app.reference, REPO, tag)
     await engine.docker(['image', 'rm', app.reference, pushed.reference])
-  }
-  await engine.docker(['image', 'rm', haproxy.pushed.reference, haproxy.reference])
+  })
+  const [pushedHaproxy] = await Promise.all([
+    pushProxyImage(fixture),
+    pushAppImages(fixture, REPO, [{ tag: 'v2-exits', behaviour: 'exits', options }], { localRepo: 'local/shop' }),
+    ...slow
+  ])
+  haproxy = pushedHaproxy
   // The engine has no default bridge (--bridge=none): the `replace` container publishes its port from a user network.
   await engine.docker(['network', 'create', REPLACE_NETWORK])
 }, 120_000)
@@ -69,46 +73,34 @@ afterAll(async () => {
     const gaps = measured.map((entry) => entry.gapMs).sort((a, b) => a - b)
     console.log(`takeover.itg: gaps ${gaps.map((gap) => `${gap} ms`).join(', ')}; median ${gaps[Math.floor(gaps.length / 2)] ?? 0} ms; failed requests ${measured.map((entry) => entry.failed).join(', ')}`)
   }
-  await github?.stop()
-  await registry?.stop()
-  if (engine?.running) {
-    const containers = (await engine.docker(['ps', '-aq'])).split('\n').filter(Boolean)
-    if (containers.length > 0) await engine.docker(['rm', '--force', ...containers])
-    const networks = (await engine.docker(['network', 'ls', '--quiet', '--filter', 'type=custom'])).split('\n').filter(Boolean)
-    if (networks.length > 0) await engine.docker(['network', 'rm', ...networks])
-  }
-  await engine?.stop()
-  await Promise.all(workspaces.map((dir) => rm(dir, { recursive: true, force: true })))
+  await fixture?.stop()
 }, 90_000)
 
-interface Site {
-  name: string
-  port: number
+interface Site extends FixtureSite {
   url: string
-  workspace: string
 }
 
 async function site(name: string): Promise<Site> {
-  const port = await freePort()
-  const workspace = mkdtempSync(join(tmpdir(), `deploy-action-takeover-${name}-`))
-  workspaces.push(workspace)
-  mkdirSync(join(workspace, '.github'))
-  return { name, port, url: `http://127.0.0.1:${port}`, workspace }
+  const made = await makeSite(fixture.dirs, name)
+  return { ...made, url: `http://127.0.0.1:${made.port}` }
 }
 
 /** The deploy config of `target` for `strategy`: the same app, image, port and health check. */
 function writeConfig(target: Site, strategy: 'replace' | 'proxy'): void {
+  if (strategy === 'proxy') {
+    const config = proxySiteConfig({ image, name: target.name, port: target.port, appPort: APP_PORT, proxyImage: haproxy.pushed.reference, expectBody: HEALTHY_BODY, watch: '2s' })
+    writeDeployConfig(target.workspace, config)
+    return
+  }
   const lines = [
     `image: ${image}`,
     `name: ${target.name}`,
-    `strategy: ${strategy}`,
-    ...(strategy === 'proxy'
-      ? ['proxy:', `  port: ${target.port}`, '  bind: 127.0.0.1', `  app-port: ${APP_PORT}`, `  image: ${haproxy.pushed.reference}`, '  drain: 5s']
-      : []),
+    'strategy: replace',
     'container:',
     '  init: true',
     '  stop-timeout: 2s',
-    ...(strategy === 'replace' ? [`  ports: ["127.0.0.1:${target.port}:${APP_PORT}"]`, `  network: ${REPLACE_NETWORK}`] : []),
+    `  ports: ["127.0.0.1:${target.port}:${APP_PORT}"]`,
+    `  network: ${REPLACE_NETWORK}`,
     '  env:',
     '    BIND: 0.0.0.0',
     `    PORT: "${APP_PORT}"`,
@@ -124,41 +116,20 @@ function writeConfig(target: Site, strategy: 'replace' | 'proxy'): void {
     '  to: previous',
     ''
   ]
-  writeFileSync(join(target.workspace, '.github', 'deploy.yml'), lines.join('\n'))
+  writeDeployConfig(target.workspace, lines.join('\n'))
 }
 
 function act(target: Site, inputs: Record<string, string>): Promise<ActionResult> {
-  return runAction({
-    workspace: target.workspace,
-    dockerHost: engine.dockerHost,
-    github: { apiUrl: github.url },
-    inputs: { 'registry-username': registry.username, 'registry-password': registry.password, ...inputs },
-    timeoutMs: 100_000
-  })
-}
-
-function transcriptOf(result: ActionResult): string {
-  return `exit ${String(result.exitCode)}\n--- stdout ---\n${result.stdout}\n--- stderr ---\n${result.stderr}`
+  return runStep(fixture, target, inputs, { timeoutMs: 100_000 })
 }
 
 /** Every container of the app: `<name>` and `<name>-*` (not the lock), name → tag label and state. */
-async function containersOf(name: string): Promise<Record<string, string>> {
-  const listed = await engine.docker(['ps', '-a', '--format', '{{.Names}}\t{{.Label "deploy-action.tag"}}\t{{.State}}'])
-  const result: Record<string, string> = {}
-  for (const line of listed.split('\n').filter(Boolean)) {
-    const [container = '', tag = '', state = ''] = line.split('\t')
-    if ((container === name || container.startsWith(`${name}-`)) && !container.endsWith('-deploy-lock')) result[container] = `${tag || '-'} ${state}`
-  }
-  return result
+function containersOf(name: string): Promise<Record<string, string>> {
+  return containerStates(engine, name)
 }
 
-async function version(target: Site): Promise<string> {
-  try {
-    const response = await httpGet(`${target.url}/version`, { timeoutMs: 2_000 })
-    return `${response.status} ${response.body}`
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code ?? String(error)
-  }
+function version(target: Site): Promise<string> {
+  return servedAt(`${target.url}/version`)
 }
 
 /** v1 with `strategy: replace` on the site's port. */

@@ -6,104 +6,62 @@
  * the host keeps from before the version that runs now.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals'
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs'
-import { rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { runAction, type ActionResult, type Annotation } from '../test-support/action-run.js'
-import { startEngine, type Engine } from '../test-support/engine.js'
-import { start as startFakeGitHub, type FakeGitHub } from '../test-support/fake-github.js'
-import { buildAppImage, type AppBehaviour } from '../test-support/images.js'
-import { freePort, httpGet } from '../test-support/net.js'
-import { startRegistry, type Registry } from '../test-support/registry.js'
+import type { ActionResult } from '../test-support/action-run.js'
+import type { FakeGitHub } from '../test-support/fake-github.js'
+import { annotation, expectDeployed, makeSite, pushAppImages, runStep, servedAt, startFixture, type AppImageSpec, type Fixture, type Site } from '../test-support/fixture.js'
 
 const REPO = 'acme/web'
-const IMAGES: [string, AppBehaviour][] = [
-  ['sha-aaa', 'healthy'],
-  ['sha-bbb', 'healthy'],
-  ['sha-ccc-exits', 'exits']
+const IMAGES: AppImageSpec[] = [
+  { tag: 'sha-aaa', behaviour: 'healthy' },
+  { tag: 'sha-bbb', behaviour: 'healthy' },
+  { tag: 'sha-ccc-exits', behaviour: 'exits' }
 ]
 
-let engine: Engine
-let registry: Registry
+let fixture: Fixture & { github: FakeGitHub }
+let engine: Fixture['engine']
+let registry: Fixture['registry']
 let github: FakeGitHub
 let image: string
-const workspaces: string[] = []
 
 beforeAll(async () => {
-  engine = await startEngine()
-  registry = await startRegistry(engine)
-  github = await startFakeGitHub()
+  fixture = await startFixture({ github: true })
+  ;({ engine, registry, github } = fixture)
   image = `${registry.address}/${REPO}`
-  for (const [tag, behaviour] of IMAGES) {
-    const built = await buildAppImage(engine, 'local/web', tag, behaviour)
-    const pushed = await registry.push(engine, built.reference, REPO, tag)
-    // The engine holds nothing the action did not pull itself.
-    await engine.docker(['image', 'rm', built.reference, pushed.reference])
-  }
+  // The engine holds nothing the action did not pull itself.
+  await pushAppImages(fixture, REPO, IMAGES)
 }, 90_000)
 
 afterAll(async () => {
-  await github?.stop()
-  await registry?.stop()
-  await engine?.stop()
-  await Promise.all(workspaces.map((dir) => rm(dir, { recursive: true, force: true })))
+  await fixture?.stop()
 }, 60_000)
 
-interface Site {
-  name: string
-  port: number
-  workspace: string
-}
-
-async function site(name: string, extra: string[] = []): Promise<Site> {
-  const port = await freePort()
-  const workspace = mkdtempSync(join(tmpdir(), `deploy-action-targets-${name}-`))
-  workspaces.push(workspace)
-  mkdirSync(join(workspace, '.github'))
-  const config = [
-    `image: ${image}`,
-    `name: ${name}`,
-    'container:',
-    '  network: host',
-    '  init: true',
-    '  stop-timeout: 2s',
-    `  env: { PORT: "${port}" }`,
-    ...extra,
-    'health:',
-    `  url: http://127.0.0.1:${port}/health`,
-    '  interval: 150ms',
-    '  deadline: 4s',
-    ''
-  ].join('\n')
-  writeFileSync(join(workspace, '.github', 'deploy.yml'), config)
-  return { name, port, workspace }
+function site(name: string, extra: string[] = []): Promise<Site> {
+  return makeSite(fixture.dirs, name, ({ port }) =>
+    [
+      `image: ${image}`,
+      `name: ${name}`,
+      'container:',
+      '  network: host',
+      '  init: true',
+      '  stop-timeout: 2s',
+      `  env: { PORT: "${port}" }`,
+      ...extra,
+      'health:',
+      `  url: http://127.0.0.1:${port}/health`,
+      '  interval: 150ms',
+      '  deadline: 4s',
+      ''
+    ].join('\n')
+  )
 }
 
 /** Runs the action with RUNNER_DEBUG, so stdout lists every docker command it ran (`##[debug]docker …`). */
 function act(target: Site, inputs: Record<string, string>, env: Record<string, string | undefined> = {}): Promise<ActionResult> {
-  return runAction({
-    workspace: target.workspace,
-    dockerHost: engine.dockerHost,
-    github: { apiUrl: github.url },
-    inputs: { 'registry-username': registry.username, 'registry-password': registry.password, ...inputs },
-    env,
-    debug: true,
-    timeoutMs: 60_000
-  })
-}
-
-function explain(result: ActionResult): string {
-  return `exit ${String(result.exitCode)}\n--- stdout ---\n${result.stdout}\n--- stderr ---\n${result.stderr}`
+  return runStep(fixture, target, inputs, { env, debug: true, timeoutMs: 60_000 })
 }
 
 async function deployOk(target: Site, tag: string): Promise<void> {
-  const result = await act(target, { tag })
-  if (result.exitCode !== 0 || result.outputs.result !== 'deployed') throw new Error(`deploy of ${tag} failed:\n${explain(result)}`)
-}
-
-function find(result: ActionResult, level: Annotation['level'], title: string): Annotation | undefined {
-  return result.annotations.find((entry) => entry.level === level && entry.title === title)
+  expectDeployed(await act(target, { tag }), tag)
 }
 
 /** The docker commands the action ran, from its debug lines. */
@@ -114,9 +72,9 @@ function dockerCommands(result: ActionResult): string[] {
     .filter((line): line is string => line !== undefined)
 }
 
-async function serving(target: Site): Promise<string> {
-  const response = await httpGet(`http://127.0.0.1:${target.port}/version`, { timeoutMs: 2_000 })
-  return `${response.status} ${response.body.trim()}`
+/** What the app on the site's port says, or the connection error code. */
+function serving(target: Site): Promise<string> {
+  return servedAt(`http://127.0.0.1:${target.port}/version`)
 }
 
 /** Every container of the site with what would show a change. */
@@ -136,12 +94,12 @@ describe('a rollback release without an image', () => {
 
     expect(result.exitCode).toBe(1)
     expect(result.outputs).toMatchObject({ result: 'rolled-back', tag: 'sha-aaa', 'previous-tag': 'sha-aaa' })
-    const warning = find(result, 'warning', 'Rollback · target')
+    const warning = annotation(result, 'warning', 'Rollback · target')
     expect(result.annotations.filter((entry) => entry.title === 'Rollback · target').map((entry) => entry.message).join('\n')).toMatch(
       /The rollback to v1\.0\.0 failed \(127\.0\.0\.1:\d+\/acme\/web:v1\.0\.0 is not in the registry \(docker manifest inspect: manifest unknown\), so no pull was tried\); putting back sha-aaa, which ran before\./
     )
     expect(warning).toBeDefined()
-    expect(find(result, 'error', 'Deploy failed, rolled back')?.message).toMatch(/The rollback to v1\.0\.0 failed \(.*not in the registry.*\), so sha-aaa, which ran before, was put back: it runs now and is healthy\.$/)
+    expect(annotation(result, 'error', 'Deploy failed, rolled back')?.message).toMatch(/The rollback to v1\.0\.0 failed \(.*not in the registry.*\), so sha-aaa, which ran before, was put back: it runs now and is healthy\.$/)
     expect(result.summary).toContain('v1.0.0 is not in the registry')
     const commands = dockerCommands(result)
     expect(commands).toContain(`--debug manifest inspect --insecure ${image}:v1.0.0`)
@@ -175,7 +133,7 @@ describe('a dry run proves the tag exists, without pulling', () => {
 
     expect(result.exitCode).toBe(1)
     expect(result.outputs.result).toBe('failed')
-    expect(find(result, 'error', 'Deploy · tag')?.message).toMatch(new RegExp(`${image.replace(/[.]/g, '\\.')}:sha-nope is not in the registry \\(docker manifest inspect: manifest unknown\\)`))
+    expect(annotation(result, 'error', 'Deploy · tag')?.message).toMatch(new RegExp(`${image.replace(/[.]/g, '\\.')}:sha-nope is not in the registry \\(docker manifest inspect: manifest unknown\\)`))
     expect(await snapshot(web)).toBe(before)
     expect(await serving(web)).toBe('200 sha-aaa')
   }, 60_000)
@@ -187,7 +145,7 @@ describe('a dry run proves the tag exists, without pulling', () => {
     expect(result.outputs.result).toBe('planned')
     const warnings = result.annotations.filter((entry) => entry.level === 'warning')
     expect(warnings.map((entry) => entry.title)).toEqual(expect.arrayContaining(['Missing secret DATABASE_URL', 'Input registry-password', 'Deploy · tag']))
-    expect(find(result, 'warning', 'Deploy · tag')?.message).toMatch(/Could not tell whether the registry holds .*:sha-bbb: .*no basic auth credentials.*No registry credentials were given/)
+    expect(annotation(result, 'warning', 'Deploy · tag')?.message).toMatch(/Could not tell whether the registry holds .*:sha-bbb: .*no basic auth credentials.*No registry credentials were given/)
     expect(result.annotations.filter((entry) => entry.level === 'error')).toEqual([])
     expect(dockerCommands(result).some((command) => command.startsWith('login'))).toBe(false)
   }, 60_000)
@@ -204,7 +162,7 @@ describe('command: rollback with rollback-to empty and no releases', () => {
 
     expect(result.exitCode).toBe(0)
     expect(result.outputs).toMatchObject({ result: 'rolled-back', tag: 'sha-aaa', 'previous-tag': 'sha-bbb' })
-    expect(find(result, 'warning', 'Rollback · target')?.message).toMatch(
+    expect(annotation(result, 'warning', 'Rollback · target')?.message).toMatch(
       /^No release to roll back to: there is no published release \(drafts and prereleases do not count\)\. Rolling back to sha-aaa, which ran before sha-bbb and is kept on the host\.$/
     )
     expect(await serving(web)).toBe('200 sha-aaa')

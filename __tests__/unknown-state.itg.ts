@@ -22,109 +22,90 @@
  * engine, and containers get `--dns 127.0.0.1` (see proxy-groundwork.itg.ts).
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals'
-import { spawnSync } from 'node:child_process'
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs'
-import { rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { runAction, type ActionResult, type Annotation, type RunActionOptions } from '../test-support/action-run.js'
 import { runDocker, startEngine, type Engine } from '../test-support/engine.js'
-import { start as startFakeGitHub, type FakeGitHub } from '../test-support/fake-github.js'
+import type { FakeGitHub } from '../test-support/fake-github.js'
+import {
+  containerStates,
+  freeAddressPool,
+  makeSite,
+  proxySiteConfig,
+  pushAppImages,
+  pushProxyImage,
+  pushToNamespace,
+  removeContainersAndNetworks,
+  runStep,
+  servedAt,
+  siteConfig,
+  startFixture,
+  startNamespaceFixture,
+  userNetworkEngineArgs,
+  writeDeployConfig,
+  type AppImageSpec,
+  type Fixture,
+  type NamespaceFixture,
+  type Site as FixtureSite
+} from '../test-support/fixture.js'
 import { startFlakySocket, type ResetMode } from '../test-support/flaky-socket.js'
-import { pushHaproxyImage, type PushedHaproxyImage } from '../test-support/haproxy-image.js'
-import { buildAppImage, type AppBehaviour } from '../test-support/images.js'
-import { freePort, httpGet } from '../test-support/net.js'
-import { startNamespacedEngines, type NamespaceHost, type NamespaceLab } from '../test-support/netns.js'
-import { startNamespaceRegistry, type NamespaceRegistry } from '../test-support/namespace-registry.js'
+import type { PushedHaproxyImage } from '../test-support/haproxy-image.js'
+import { buildAppImage } from '../test-support/images.js'
+import type { NamespaceHost } from '../test-support/netns.js'
 import { sleep } from '../test-support/proc.js'
-import { startRegistry, type Registry } from '../test-support/registry.js'
 
 const APP_PORT = 3000
-const CONFIG = '.github/deploy.yml'
 
 /** Images in the shared registry: `acme/app` is healthy in every version; `acme/broken` has a v1.2.0 that never listens. */
-const IMAGES: { repo: string; tag: string; behaviour: AppBehaviour }[] = [
-  { repo: 'acme/app', tag: 'v1.0.0', behaviour: 'healthy' },
-  { repo: 'acme/app', tag: 'v1.1.0', behaviour: 'healthy' },
-  { repo: 'acme/app', tag: 'v1.2.0', behaviour: 'healthy' },
-  { repo: 'acme/broken', tag: 'v1.0.0', behaviour: 'healthy' },
-  { repo: 'acme/broken', tag: 'v1.1.0', behaviour: 'healthy' },
-  { repo: 'acme/broken', tag: 'v1.2.0', behaviour: 'never-listens' }
-]
+const IMAGES: Record<string, AppImageSpec[]> = {
+  'acme/app': [
+    { tag: 'v1.0.0', behaviour: 'healthy' },
+    { tag: 'v1.1.0', behaviour: 'healthy' },
+    { tag: 'v1.2.0', behaviour: 'healthy' }
+  ],
+  'acme/broken': [
+    { tag: 'v1.0.0', behaviour: 'healthy' },
+    { tag: 'v1.1.0', behaviour: 'healthy' },
+    { tag: 'v1.2.0', behaviour: 'never-listens' }
+  ]
+}
 
+let fixture: Fixture & { github: FakeGitHub }
 let engine: Engine
-let registry: Registry
+let registry: Fixture['registry']
 let github: FakeGitHub
 let haproxy: PushedHaproxyImage
 /** A local busybox image for the forwarder's own check (never pushed, never deployed). */
 let probeImage: string
 const cleanups: (() => Promise<unknown>)[] = []
-const usedPools = new Set<number>()
 
 /**
- * A /20 of 10.254.0.0/16 for an engine's user networks that no address or route here uses yet,
- * so that two engines of this file (or of another suite) never put the same subnet on two bridges.
+ * Engine flags for the proxy strategy: a free /20 of 10.254.0.0/16 for its user networks, one per
+ * engine, and no DNS forwarding beyond the container.
  */
-function freeAddressPool(): string {
-  const used = new Set<number>(usedPools)
-  for (const args of [['-4', '-o', 'addr', 'show'], ['-4', 'route', 'show', 'table', 'all']]) {
-    const listing = spawnSync('ip', args, { encoding: 'utf8' }).stdout ?? ''
-    for (const match of listing.matchAll(/10\.254\.(\d+)\./g)) used.add(Math.floor(Number(match[1]) / 16))
-  }
-  const free = Array.from({ length: 16 }, (_, index) => index).filter((block) => !used.has(block))
-  const block = free[Math.floor(Math.random() * free.length)]
-  if (block === undefined) throw new Error('no free /20 in 10.254.0.0/16 for an engine address pool')
-  usedPools.add(block)
-  return `base=10.254.${block * 16}.0/20,size=24`
-}
-
-/** Engine flags for the proxy strategy: a private address pool, and no DNS forwarding beyond the container. */
-const proxyEngineArgs = (): string[] => ['--default-address-pool', freeAddressPool(), '--dns', '127.0.0.1']
-
-/** Containers first, then the user networks: dockerd would leave their bridges behind. */
-async function removeContainersAndNetworks(target: Engine | undefined): Promise<void> {
-  if (!target?.running) return
-  const containers = (await target.docker(['ps', '-aq'])).split('\n').filter(Boolean)
-  if (containers.length > 0) await target.docker(['rm', '--force', ...containers])
-  const networks = (await target.docker(['network', 'ls', '--quiet', '--filter', 'type=custom'])).split('\n').filter(Boolean)
-  if (networks.length > 0) await target.docker(['network', 'rm', ...networks])
-}
+const proxyEngineArgs = (): string[] => userNetworkEngineArgs(freeAddressPool(254))
 
 beforeAll(async () => {
-  engine = await startEngine({ extraDaemonArgs: proxyEngineArgs() })
-  registry = await startRegistry(engine)
-  github = await startFakeGitHub()
-  const queue = [...IMAGES]
-  const build = async (): Promise<void> => {
-    for (let next = queue.shift(); next; next = queue.shift()) {
-      const built = await buildAppImage(engine, `local/${next.repo}`, next.tag, next.behaviour, { port: APP_PORT })
-      const pushed = await registry.push(engine, built.reference, next.repo, next.tag)
-      // Only the registry holds the images now, so every deploy really pulls.
-      await engine.docker(['image', 'rm', built.reference, pushed.reference])
-    }
-  }
-  const [pushedHaproxy, probe] = await Promise.all([pushHaproxyImage(engine, registry), buildAppImage(engine, 'local/probe', 'cat', 'healthy'), build(), build()])
+  fixture = await startFixture({ github: true, addressPool: freeAddressPool(254) })
+  ;({ engine, registry, github } = fixture)
+  // Only the registry holds the images now, so every deploy really pulls.
+  const pushes = Object.entries(IMAGES).map(([repo, images]) =>
+    pushAppImages(fixture, repo, images.map((spec) => ({ ...spec, options: { port: APP_PORT } })), { localRepo: `local/${repo}` })
+  )
+  const [pushedHaproxy, probe] = await Promise.all([pushProxyImage(fixture), buildAppImage(engine, 'local/probe', 'cat', 'healthy'), ...pushes])
   haproxy = pushedHaproxy
   probeImage = probe.reference
-  await engine.docker(['image', 'rm', haproxy.pushed.reference, haproxy.reference])
 }, 180_000)
 
 afterAll(async () => {
   for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined)
-  await github?.stop()
-  await registry?.stop()
-  await removeContainersAndNetworks(engine).catch(() => undefined)
-  await engine?.stop()
+  await fixture?.stop()
 }, 120_000)
 
 // ---------------------------------------------------------------------------------------------
 // Sites: one app (a name, a port, a workspace with its config) on one engine.
 
-interface Site {
-  name: string
+interface Site extends FixtureSite {
   /** Where users reach it: the proxy's port, or the app's own port with `network: host`. */
   port: number
-  workspace: string
   engine: Engine
   strategy: 'replace' | 'proxy'
 }
@@ -138,92 +119,36 @@ interface ProxySiteOptions {
   restart?: string
 }
 
-function workspaceFor(name: string): string {
-  const workspace = mkdtempSync(join(tmpdir(), `deploy-action-unknown-${name}-`))
-  cleanups.push(() => rm(workspace, { recursive: true, force: true }))
-  mkdirSync(join(workspace, '.github'))
-  return workspace
-}
-
 async function proxySite(name: string, options: ProxySiteOptions = {}, target: Engine = engine): Promise<Site> {
-  const port = await freePort()
-  const workspace = workspaceFor(name)
-  writeFileSync(
-    join(workspace, CONFIG),
-    [
-      `image: ${registry.address}/${options.repo ?? 'acme/app'}`,
-      `name: ${name}`,
-      'strategy: proxy',
-      'proxy:',
-      `  port: ${port}`,
-      '  bind: 127.0.0.1',
-      `  app-port: ${APP_PORT}`,
-      `  image: ${haproxy.pushed.reference}`,
-      '  drain: 1s',
-      'container:',
-      '  init: true',
-      '  stop-timeout: 2s',
-      ...(options.restart ? [`  restart: ${options.restart}`] : []),
-      '  env:',
-      '    BIND: 0.0.0.0',
-      `    PORT: "${APP_PORT}"`,
-      'health:',
-      `  url: http://127.0.0.1:${port}/health`,
-      '  expect-body: ok',
-      '  interval: 200ms',
-      '  timeout: 2s',
-      `  deadline: ${options.deadline ?? '12s'}`,
-      '  healthy-threshold: 2',
-      `  watch: ${options.watch ?? '0s'}`,
-      'rollback:',
-      ...(options.onFailure === undefined ? [] : [`  on-failure: ${String(options.onFailure)}`]),
-      '  to: previous',
-      ''
-    ].join('\n')
+  const site = await makeSite(fixture.dirs, name, ({ port }) =>
+    proxySiteConfig({
+      image: `${registry.address}/${options.repo ?? 'acme/app'}`,
+      name,
+      port,
+      appPort: APP_PORT,
+      proxyImage: haproxy.pushed.reference,
+      drain: '1s',
+      container: options.restart ? [`  restart: ${options.restart}`] : [],
+      expectBody: 'ok',
+      interval: '200ms',
+      timeout: '2s',
+      deadline: options.deadline ?? '12s',
+      watch: options.watch ?? '0s',
+      rollback: options.onFailure === undefined ? [] : [`  on-failure: ${String(options.onFailure)}`]
+    })
   )
-  return { name, port, workspace, engine: target, strategy: 'proxy' }
+  return { ...site, engine: target, strategy: 'proxy' }
 }
 
 /** `strategy: replace` with host networking and fast health checks. */
 async function replaceSite(name: string, target: Engine = engine): Promise<Site> {
-  const port = await freePort()
-  const workspace = workspaceFor(name)
-  writeFileSync(
-    join(workspace, CONFIG),
-    [
-      `image: ${registry.address}/acme/app`,
-      `name: ${name}`,
-      'container:',
-      '  network: host',
-      '  init: true',
-      '  stop-timeout: 2s',
-      '  env:',
-      `    PORT: "${port}"`,
-      'health:',
-      `  url: http://127.0.0.1:${port}/health`,
-      '  expect-body: ok',
-      '  interval: 150ms',
-      '  timeout: 1s',
-      '  deadline: 8s',
-      '  healthy-threshold: 2',
-      'rollback:',
-      '  to: previous',
-      ''
-    ].join('\n')
-  )
-  return { name, port, workspace, engine: target, strategy: 'replace' }
+  const site = await makeSite(fixture.dirs, name, ({ port }) => siteConfig({ image: `${registry.address}/acme/app`, name, port, expectBody: 'ok', deadline: '8s' }))
+  return { ...site, engine: target, strategy: 'replace' }
 }
 
 /** One step of the action for `target` as the runner runs it, logged in to the test registry. */
 function act(target: Site, inputs: Record<string, string>, extra: Partial<RunActionOptions> = {}): Promise<ActionResult> {
-  return runAction({
-    workspace: target.workspace,
-    dockerHost: target.engine.dockerHost,
-    github: { apiUrl: github.url },
-    inputs: { 'registry-username': registry.username, 'registry-password': registry.password, ...inputs },
-    timeoutMs: 100_000,
-    ...extra
-  })
+  return runStep(fixture, target, inputs, { dockerHost: target.engine.dockerHost, timeoutMs: 100_000, ...extra })
 }
 
 async function deployOk(target: Site, tag: string): Promise<ActionResult> {
@@ -238,14 +163,8 @@ async function deployOk(target: Site, tag: string): Promise<ActionResult> {
 // What the engine and the users see, and how a failed expectation explains itself.
 
 /** What answers users: `200 <tag>`, or the connection error code. */
-async function serving(target: Site | { url: string }): Promise<string> {
-  const url = 'url' in target ? target.url : `http://127.0.0.1:${target.port}/version`
-  try {
-    const response = await httpGet(url, { timeoutMs: 2_000 })
-    return `${response.status} ${response.body}`
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code ?? String(error)
-  }
+function serving(target: Site | { url: string }): Promise<string> {
+  return servedAt('url' in target ? target.url : `http://127.0.0.1:${target.port}/version`)
 }
 
 /** Polls until `serving` answers `expected` or `timeoutMs` passes; returns the last answer. */
@@ -260,14 +179,8 @@ async function servingWithin(target: Site | { url: string }, expected: string, t
 }
 
 /** Containers named after the app (the lock included): name → `<tag label or -> <state>`. */
-async function containersOf(target: Engine, name: string): Promise<Record<string, string>> {
-  const listed = await target.docker(['ps', '-a', '--format', '{{.Names}}\t{{.Label "deploy-action.tag"}}\t{{.State}}'])
-  const result: Record<string, string> = {}
-  for (const line of listed.split('\n').filter(Boolean)) {
-    const [container = '', tag = '', state = ''] = line.split('\t')
-    if (container === name || container.startsWith(`${name}-`)) result[container] = `${tag || '-'} ${state}`
-  }
-  return result
+function containersOf(target: Engine, name: string): Promise<Record<string, string>> {
+  return containerStates(target, name, { lock: true })
 }
 
 /** `docker inspect -f <format> <name>`, or `(none: …)` when it does not exist. */
@@ -412,11 +325,8 @@ describe('case 2: a host reboot (dockerd stopped and started again, same data ro
   }, 60_000)
 
   it('(a) strategy: replace from a Quick-start config without container.restart comes back serving; restart policy unless-stopped', async () => {
-    const port = await freePort()
-    const workspace = workspaceFor('quick')
     // The README's Quick start, with this test's image, port and health body.
-    writeFileSync(
-      join(workspace, CONFIG),
+    const quick = await makeSite(fixture.dirs, 'quick', ({ port }) =>
       [
         `image: ${registry.address}/acme/app`,
         'name: quick',
@@ -432,7 +342,7 @@ describe('case 2: a host reboot (dockerd stopped and started again, same data ro
         ''
       ].join('\n')
     )
-    const site: Site = { name: 'quick', port, workspace, engine: rebooted, strategy: 'replace' }
+    const site: Site = { ...quick, engine: rebooted, strategy: 'replace' }
     const result = await act(site, { tag: 'v1.0.0' }, { env: { DATABASE_URL: 'postgres://db.invalid/app' } })
     if (result.outputs.result !== 'deployed') throw new Error(`setup: deploy failed\n${await diagnosis(result, [rebooted])}`)
     expect(await serving(site)).toBe('200 v1.0.0')
@@ -536,74 +446,52 @@ describe('case 3: rollback.on-failure: false with the proxy, the new version dyi
 // ---------------------------------------------------------------------------------------------
 
 describe('case 4: a fleet whose first host is new (network-namespace hosts)', () => {
-  let lab: NamespaceLab | undefined
-  const registries: NamespaceRegistry[] = []
+  let lab: NamespaceFixture | undefined
   let registryPort: number
   let fresh: NamespaceHost
   let old: NamespaceHost
 
   beforeAll(async () => {
-    lab = await startNamespacedEngines(2)
+    lab = await startNamespaceFixture(2)
     ;[fresh, old] = lab.hosts as [NamespaceHost, NamespaceHost]
-    registryPort = await freePort()
-    for (const host of lab.hosts) registries.push(await startNamespaceRegistry(host, registryPort))
+    registryPort = lab.registryPort
+    const image = `127.0.0.1:${registryPort}/acme/web`
     // v1 healthy on both; v2 healthy on the new host and exits at once on the old one.
     await Promise.all(
       lab.hosts.map(async (host) => {
         for (const [tag, behaviour] of [['v1', 'healthy'], ['v2', host === old ? 'exits' : 'healthy']] as const) {
-          const built = await buildAppImage(host.engine, 'local/web', tag, behaviour)
-          const reference = `127.0.0.1:${registryPort}/acme/web:${tag}`
-          await host.engine.docker(['tag', built.reference, reference])
-          await host.engine.docker(['push', reference])
-          await host.engine.docker(['image', 'rm', built.reference, reference])
+          await pushToNamespace(host, image, tag, behaviour)
         }
       })
     )
   }, 180_000)
 
   afterAll(async () => {
-    await Promise.all(registries.map((entry) => entry.stop()))
     await lab?.stop()
   }, 120_000)
 
   it('a failure on the old host leaves it serving v1 and nothing of the app on the new host; tag=v1', async () => {
-    const port = await freePort()
-    const workspace = workspaceFor('fleet')
+    const { port, workspace } = await makeSite(fixture.dirs, 'fleet')
     const configFor = (hosts: NamespaceHost[]): string =>
-      [
-        `image: 127.0.0.1:${registryPort}/acme/web`,
-        'name: web',
-        'hosts:',
-        ...hosts.flatMap((host) => [`  - docker-host: ${host.engine.dockerHost}`, `    address: ${host.address}`]),
-        'container:',
-        '  network: host',
-        '  init: true',
-        '  stop-timeout: 2s',
-        '  env:',
-        `    PORT: "${port}"`,
-        '    BIND: "0.0.0.0"',
-        'health:',
-        `  url: http://{host}:${port}/health`,
-        '  expect-body: ok',
-        '  interval: 150ms',
-        '  timeout: 1s',
-        '  deadline: 4s',
-        '  healthy-threshold: 2',
-        'rollback:',
-        '  to: previous',
-        ''
-      ].join('\n')
+      siteConfig({
+        image: `127.0.0.1:${registryPort}/acme/web`,
+        name: 'web',
+        port,
+        expectBody: 'ok',
+        hosts: hosts.map((host) => ({ dockerHost: host.engine.dockerHost, address: host.address })),
+        env: { BIND: '0.0.0.0' }
+      })
     const run = (tag: string): Promise<ActionResult> =>
       runAction({ workspace, github: { apiUrl: github.url }, inputs: { tag }, timeoutMs: 120_000 })
     const at = (host: NamespaceHost): { url: string } => ({ url: `http://${host.address}:${port}/version` })
 
-    writeFileSync(join(workspace, CONFIG), configFor([old]))
+    writeDeployConfig(workspace, configFor([old]))
     const first = await run('v1')
     if (first.outputs.result !== 'deployed') throw new Error(`setup: v1 on the old host failed\n${await diagnosis(first, [old.engine])}`)
     expect(await serving(at(old))).toBe('200 v1')
     const before = await inspect(old.engine, 'web', '{{.Id}}')
 
-    writeFileSync(join(workspace, CONFIG), configFor([fresh, old]))
+    writeDeployConfig(workspace, configFor([fresh, old]))
     const result = await run('v2')
 
     await explained(

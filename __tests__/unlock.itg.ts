@@ -19,17 +19,11 @@
  * 127.0.0.1.
  */
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals'
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs'
-import { rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { Label } from '../src/constants.js'
 import { LOCK_IMAGE, LockLabel } from '../src/lock.js'
-import { runAction, type ActionControl, type ActionResult } from '../test-support/action-run.js'
-import { startEngine, type Engine } from '../test-support/engine.js'
-import { buildAppImage } from '../test-support/images.js'
+import type { ActionControl, ActionResult } from '../test-support/action-run.js'
+import { makeSite, pushAppImages, runStep, siteConfig, startFixture, transcriptOf, writeDeployConfig, type Fixture, type Site } from '../test-support/fixture.js'
 import { descendantPids, signalPid, sleep } from '../test-support/proc.js'
-import { startRegistry, type Registry } from '../test-support/registry.js'
 
 const HEALTHY_BODY = 'status: green'
 const REPO = 'acme/unlock'
@@ -40,77 +34,49 @@ const REASON = 'runner lost in the middle of the migration'
 /** The stand-in lease of the dead run's lock (see 2. above). */
 const SHORT_LEASE_MS = 45_000
 
-let engine: Engine
-let registry: Registry
-let workspace: string
-let port: number
-const temps: string[] = []
+let fixture: Fixture
+let engine: Fixture['engine']
+let site: Site
 
 jest.setTimeout(240_000)
 
 beforeAll(async () => {
-  engine = await startEngine()
-  registry = await startRegistry(engine)
-  for (const tag of ['v1', 'v2', 'v3']) {
-    const built = await buildAppImage(engine, 'local/unlock', tag, 'healthy', { healthBody: HEALTHY_BODY })
-    const pushed = await registry.push(engine, built.reference, REPO, tag)
-    await engine.docker(['image', 'rm', built.reference, pushed.reference])
-  }
-  workspace = mkdtempSync(join(tmpdir(), 'unlock-itg-ws-'))
-  temps.push(workspace)
-  port = 20_000 + Math.floor(Math.random() * 20_000)
+  fixture = await startFixture()
+  engine = fixture.engine
+  await pushAppImages(
+    fixture,
+    REPO,
+    ['v1', 'v2', 'v3'].map((tag) => ({ tag, behaviour: 'healthy' as const, options: { healthBody: HEALTHY_BODY } })),
+    { localRepo: 'local/unlock' }
+  )
+  site = await makeSite(fixture.dirs, NAME, undefined, { port: 20_000 + Math.floor(Math.random() * 20_000) })
 }, 120_000)
 
 afterAll(async () => {
-  await registry?.stop()
-  await engine?.stop()
-  await Promise.all(temps.map((dir) => rm(dir, { recursive: true, force: true })))
+  await fixture?.stop()
 }, 60_000)
 
 /** The deploy config, with a pre-deploy hook that sleeps `hookSeconds` (none when 0). */
 function writeConfig(hookSeconds: number): void {
-  mkdirSync(join(workspace, '.github'), { recursive: true })
-  writeFileSync(
-    join(workspace, '.github', 'deploy.yml'),
-    [
-      `image: ${registry.address}/${REPO}`,
-      `name: ${NAME}`,
-      'container:',
-      '  network: host',
-      '  init: true',
-      '  stop-timeout: 2s',
-      '  env:',
-      `    PORT: "${port}"`,
-      'health:',
-      `  url: http://127.0.0.1:${port}/health`,
-      `  expect-body: "${HEALTHY_BODY}"`,
-      '  interval: 150ms',
-      '  timeout: 1s',
-      '  deadline: 6s',
-      '  healthy-threshold: 2',
-      'rollback:',
-      '  to: previous',
-      'lock:',
-      '  timeout: 5s',
-      ...(hookSeconds > 0 ? ['hooks:', `  pre-deploy: [["/bin/sleep", "${hookSeconds}"]]`] : []),
-      ''
-    ].join('\n')
+  writeDeployConfig(
+    site.workspace,
+    siteConfig({
+      image: `${fixture.registry.address}/${REPO}`,
+      name: NAME,
+      port: site.port,
+      expectBody: HEALTHY_BODY,
+      deadline: '6s',
+      tail: ['lock:', '  timeout: 5s', ...(hookSeconds > 0 ? ['hooks:', `  pre-deploy: [["/bin/sleep", "${hookSeconds}"]]`] : [])]
+    })
   )
 }
 
 function run(runId: string, inputs: Record<string, string | boolean>, extra: { onStdout?: (chunk: string, control: ActionControl) => void } = {}): Promise<ActionResult> {
-  return runAction({
-    workspace,
-    dockerHost: engine.dockerHost,
-    inputs: { 'registry-username': registry.username, 'registry-password': registry.password, ...inputs },
-    github: { runId, actor: 'ops-person' },
-    timeoutMs: 120_000,
-    ...extra
-  })
+  return runStep(fixture, site, inputs, { github: { runId, actor: 'ops-person' }, timeoutMs: 120_000, ...extra })
 }
 
 function explain(result: ActionResult): string {
-  return `exit ${String(result.exitCode)} signal ${String(result.signal)}, result ${result.outputs.result ?? '(none)'}\n--- stdout ---\n${result.stdout.slice(-6_000)}\n--- stderr ---\n${result.stderr.slice(-2_000)}`
+  return `result ${result.outputs.result ?? '(none)'}; ${transcriptOf(result, { tail: true })}`
 }
 
 /** The lock's labels and id, or undefined when there is none. */

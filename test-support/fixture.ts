@@ -3,21 +3,26 @@
  * place for what every real-engine test file used to write out for itself.
  *
  * - `startFixture()`: a private engine, a registry with auth, optionally the fake GitHub API, and
- *   the temporary directories made for them, all stopped by one `stop()`.
- * - `pushAppImages()`: the test app images, built in the engine and pushed to the registry.
+ *   the temporary directories made for them, all stopped by one `stop()`. With `addressPool`, an
+ *   engine for user networks (`strategy: proxy`): `freeAddressPool()`, `removeContainersAndNetworks()`.
+ * - `pushAppImages()`: the test app images, built in the engine and pushed to the registry;
+ *   `pushProxyImage()`: the test HAProxy, for `proxy.image`.
  * - `startNamespaceFixture()` / `pushToNamespace()`: the same for network-namespace hosts, each
  *   with a registry of its own on its own loopback (fleets).
- * - `makeSite()` / `siteConfig()` / `writeDeployConfig()`: a workspace with a deploy config (the
- *   tests' usual one: host networking, fast health checks) on a free port.
+ * - `makeSite()` / `siteConfig()` / `proxySiteConfig()` / `writeDeployConfig()`: a workspace with a
+ *   deploy config (the tests' usual one: host networking, fast health checks; or behind the proxy)
+ *   on a free port.
  * - `runStep()` / `postStep()`: one step of the action for a site, as the runner runs it.
  * - Reading the result: `transcriptOf`, `expectResult`, `expectDeployed`, `annotation`, `titles`,
- *   `hostRows`, `stepOrder`; and the engine: `containersNamed`, `servedAt`, `servedVersions`.
+ *   `hostRows`, `stepOrder`; and the engine: `containersNamed`, `containerStates`, `servedAt`,
+ *   `servedVersions`.
  * - `initSwarm()` / `leaveSwarm()` / `removeGatewayBridge()`: a single-node swarm that touches
  *   nothing outside the test.
  *
- * Used by __tests__/{deploy,faults,promises,swarm,clean-host,fleet,multi-host}.itg.ts and by the
- * bench (scripts/bench/harness.ts, fleet.ts, runner.ts, ssh.ts). What a file's scenarios need and
- * no other file does (its deploy config, its own probes) stays in that file.
+ * Used by __tests__/{deploy,faults,promises,swarm,clean-host,fleet,multi-host,events,targets,
+ * unknown-state,deployments,secrets,unlock,takeover,quick-start}.itg.ts and by the bench
+ * (scripts/bench/harness.ts, fleet.ts, runner.ts, ssh.ts). What a file's scenarios need and no
+ * other file does (its deploy config, its own probes) stays in that file.
  */
 import { spawnSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
@@ -26,8 +31,9 @@ import { rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { runAction, type ActionResult, type Annotation, type RunActionOptions } from './action-run.js'
-import { startEngine, type Engine } from './engine.js'
+import { startEngine, type Engine, type EngineOptions } from './engine.js'
 import { start as startFakeGitHub, type FakeGitHub } from './fake-github.js'
+import { pushHaproxyImage, type PushedHaproxyImage } from './haproxy-image.js'
 import { buildAppImage, type AppBehaviour, type AppImageOptions } from './images.js'
 import { startNamespaceRegistry, type NamespaceRegistry } from './namespace-registry.js'
 import { freePort, httpGet } from './net.js'
@@ -73,24 +79,42 @@ export interface Fixture {
   stop(): Promise<void>
 }
 
+export interface FixtureOptions {
+  /** Start the fake GitHub API too. */
+  github?: boolean
+  /**
+   * An engine for user networks (`strategy: proxy`'s `<name>-net`, a `container.network`): its
+   * networks come from this `--default-address-pool` (e.g. from `freeAddressPool()`), so that two
+   * engines on this machine never put one subnet on two bridges, and its containers get
+   * `--dns 127.0.0.1`, so that nothing forwards DNS beyond them. `stop()` then removes the
+   * containers and user networks before it stops the engine (`removeContainersAndNetworks`).
+   */
+  addressPool?: string
+}
+
 /**
  * A private engine (test-support/engine.ts) and a registry with basic auth that it can log in to
  * (test-support/registry.ts), and with `github: true` the local fake of the GitHub API. When a
  * part fails to start, what did start is stopped before the error is thrown, so an `afterAll`
  * that finds no fixture leaves nothing behind.
  */
-export async function startFixture(options?: { github?: false }): Promise<Fixture>
-export async function startFixture(options: { github: true }): Promise<Fixture & { github: FakeGitHub }>
-export async function startFixture(options: { github?: boolean } = {}): Promise<Fixture> {
-  const engine = await startEngine()
+export async function startFixture(options?: FixtureOptions & { github?: false }): Promise<Fixture>
+export async function startFixture(options: FixtureOptions & { github: true }): Promise<Fixture & { github: FakeGitHub }>
+export async function startFixture(options: FixtureOptions = {}): Promise<Fixture> {
+  const engineOptions: EngineOptions = options.addressPool ? { extraDaemonArgs: userNetworkEngineArgs(options.addressPool) } : {}
+  const engine = await startEngine(engineOptions)
   const dirs = tempDirs()
   let registry: Registry | undefined
   let github: FakeGitHub | undefined
   const stopAll = async (): Promise<void> => {
     await github?.stop()
     await registry?.stop()
-    await engine.stop()
-    await dirs.remove()
+    try {
+      if (options.addressPool) await removeContainersAndNetworks(engine)
+    } finally {
+      await engine.stop()
+      await dirs.remove()
+    }
   }
   try {
     registry = await startRegistry(engine)
@@ -101,6 +125,47 @@ export async function startFixture(options: { github?: boolean } = {}): Promise<
   }
   let stopping: Promise<void> | undefined
   return { engine, registry, github, dirs, stop: () => (stopping ??= stopAll()) }
+}
+
+/** dockerd flags for an engine with user networks: see `FixtureOptions.addressPool`. */
+export function userNetworkEngineArgs(addressPool: string): string[] {
+  return ['--default-address-pool', addressPool, '--dns', '127.0.0.1']
+}
+
+/**
+ * The /20 blocks of each `10.N.0.0/16` that `freeAddressPool` handed out in this process: an
+ * engine started with one may have no bridge there yet, so `ip` cannot show it as taken.
+ */
+const handedOut = new Map<number, Set<number>>()
+
+/**
+ * A /20 of `10.<secondOctet>.0.0/16` that no address or route here uses yet (and not handed out
+ * before in this process), as a `--default-address-pool` value. Each test file that starts such
+ * engines has a /16 of its own, so that files that run side by side never pick the same /20.
+ */
+export function freeAddressPool(secondOctet: number): string {
+  const taken = handedOut.get(secondOctet) ?? new Set<number>()
+  handedOut.set(secondOctet, taken)
+  const used = new Set<number>(taken)
+  const inRange = new RegExp(`10\\.${secondOctet}\\.(\\d+)\\.`, 'g')
+  for (const args of [['-4', '-o', 'addr', 'show'], ['-4', 'route', 'show', 'table', 'all']]) {
+    const listing = spawnSync('ip', args, { encoding: 'utf8' }).stdout ?? ''
+    for (const match of listing.matchAll(inRange)) used.add(Math.floor(Number(match[1]) / 16))
+  }
+  const free = Array.from({ length: 16 }, (_, index) => index).filter((block) => !used.has(block))
+  const block = free[Math.floor(Math.random() * free.length)]
+  if (block === undefined) throw new Error(`no free /20 in 10.${secondOctet}.0.0/16 for an engine address pool`)
+  taken.add(block)
+  return `base=10.${secondOctet}.${block * 16}.0/20,size=24`
+}
+
+/** Containers first, then the user networks: dockerd would leave their bridges behind when it stops. */
+export async function removeContainersAndNetworks(engine: Engine | undefined): Promise<void> {
+  if (!engine?.running) return
+  const containers = (await engine.docker(['ps', '-aq'])).split('\n').filter(Boolean)
+  if (containers.length > 0) await engine.docker(['rm', '--force', ...containers])
+  const networks = (await engine.docker(['network', 'ls', '--quiet', '--filter', 'type=custom'])).split('\n').filter(Boolean)
+  if (networks.length > 0) await engine.docker(['network', 'rm', ...networks])
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -146,6 +211,17 @@ export async function pushAppImages(
   }
   await Promise.all(Array.from({ length: options.concurrency ?? 1 }, worker))
   return digests
+}
+
+/**
+ * The test HAProxy (test-support/haproxy-image.ts), pushed to the fixture's registry for
+ * `proxy.image`. Only the registry keeps it, so the action pulls (and logs in for) its proxy image
+ * as it does on a host.
+ */
+export async function pushProxyImage(fixture: Pick<Fixture, 'engine' | 'registry'>): Promise<PushedHaproxyImage> {
+  const haproxy = await pushHaproxyImage(fixture.engine, fixture.registry)
+  await fixture.engine.docker(['image', 'rm', haproxy.pushed.reference, haproxy.reference])
+  return haproxy
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -282,6 +358,72 @@ export function siteConfig(options: SiteConfigOptions): string {
   ].join('\n')
 }
 
+/** What `proxySiteConfig` writes; every list of lines is placed as given, indented already. */
+export interface ProxySiteConfigOptions {
+  image: string
+  name: string
+  /** `proxy.port`, on 127.0.0.1: where users (and the health check) reach the app. */
+  port: number
+  /** `proxy.app-port`: where the app listens in its slot, on all of the slot's addresses (`BIND`). */
+  appPort: number
+  /** `proxy.image`: the test HAProxy in the registry (`pushProxyImage`). */
+  proxyImage: string
+  /** `health.expect-body`. */
+  expectBody: string
+  /** `proxy.drain`. Default `5s`. */
+  drain?: string
+  /** `health.interval`. Default `250ms`. */
+  interval?: string
+  /** `health.timeout`. Default `3s`: a probe goes through HAProxy. */
+  timeout?: string
+  /** `health.deadline`. Default `12s`. */
+  deadline?: string
+  /** `health.watch`. */
+  watch: string
+  /** Lines at the end of `container:`, e.g. `  restart: always`. */
+  container?: string[]
+  /** Lines at the end of `rollback:`, e.g. `  on-failure: false`. */
+  rollback?: string[]
+}
+
+/**
+ * The deploy config of the tests' `strategy: proxy` apps: HAProxy publishes `port` on 127.0.0.1
+ * and routes to the live slot's `appPort` on the app's own network (the slot publishes nothing);
+ * two probes in a row through the proxy must answer `expectBody`.
+ */
+export function proxySiteConfig(options: ProxySiteConfigOptions): string {
+  return [
+    `image: ${options.image}`,
+    `name: ${options.name}`,
+    'strategy: proxy',
+    'proxy:',
+    `  port: ${options.port}`,
+    '  bind: 127.0.0.1',
+    `  app-port: ${options.appPort}`,
+    `  image: ${options.proxyImage}`,
+    `  drain: ${options.drain ?? '5s'}`,
+    'container:',
+    '  init: true',
+    '  stop-timeout: 2s',
+    '  env:',
+    '    BIND: 0.0.0.0',
+    `    PORT: "${options.appPort}"`,
+    ...(options.container ?? []),
+    'health:',
+    `  url: http://127.0.0.1:${options.port}/health`,
+    `  expect-body: "${options.expectBody}"`,
+    `  interval: ${options.interval ?? '250ms'}`,
+    `  timeout: ${options.timeout ?? '3s'}`,
+    `  deadline: ${options.deadline ?? '12s'}`,
+    '  healthy-threshold: 2',
+    `  watch: ${options.watch}`,
+    'rollback:',
+    ...(options.rollback ?? []),
+    '  to: previous',
+    ''
+  ].join('\n')
+}
+
 /**
  * A fresh workspace in `dirs` for `name`, on `port` (default: a free one), with the deploy
  * config `config` gives for it (none when omitted: the caller writes its own, e.g. with
@@ -401,6 +543,17 @@ export async function containersNamed(engine: Engine, name: string): Promise<Rec
     if (container === name || container.startsWith(`${name}-`)) result[container] = { tag, state }
   }
   return result
+}
+
+/**
+ * `containersNamed` as `<tag label, or -> <state>`, the shape a `toEqual` over a whole app reads
+ * best in; without the deploy lock (which comes and goes with each run) unless `lock: true`.
+ */
+export async function containerStates(engine: Engine, name: string, options: { lock?: boolean } = {}): Promise<Record<string, string>> {
+  const named = Object.entries(await containersNamed(engine, name))
+  return Object.fromEntries(
+    named.filter(([container]) => options.lock || !container.endsWith('-deploy-lock')).map(([container, { tag, state }]) => [container, `${tag || '-'} ${state}`])
+  )
 }
 
 /** What answers at `url`: `<status> <body>`, or the connection error's code (e.g. `ECONNREFUSED`), so an assertion can compare either. */
