@@ -88,7 +88,8 @@ this one run, at this one commit; a section measured alone afterwards (\`npm run
 first line. Do not edit by hand; run it again.
 
 **Machine:** ${machine.cores} cores (${machine.cpu}), ${machine.memoryGiB} GiB memory, ${machine.kernel}, ${machine.docker}, Node ${machine.node}.
-The figures were taken on a **shared machine** (other test suites were running at the same time), so
+The figures were taken on a **small machine**: the bench's own engines, registries, load clients and
+the action share its cores, and nothing stops other work from running beside it, so
 absolute times are noisy; compare the ratios, which come from competitors run interleaved, in
 alternating order, in the same session. Each figure is the **median of ${RUNS} runs** (cold start: ${COLD_RUNS}; the fleet: ${FLEET_RUNS};
 the proxy, proxy-change and ssh sections give their own counts).
