@@ -65,8 +65,9 @@ export function crashReport(crash: CrashFigures, run: RunInfo, seconds: number):
 ${run.alone ? `\n${sectionHeader(run, seconds)}\n` : ''}
 v1 serves; the upgrade is to an image that exits 1 at once. Measured from the container's start
 (\`docker events\`, daemon time) until the action prints the \`Deploy · verify\` error annotation.
-The action inspects the container once, then follows it through one \`docker events\` stream beside
-the HTTP probes, so a crash ends the check the moment docker reports it, instead of at the deadline.
+The action follows the new container through one \`docker events\` stream that begins at its create,
+before it starts, so a crash ends the check the moment docker reports its \`die\`, with no read first
+and instead of at the deadline. From the start, the figure also holds the app's own time to exit.
 
 Runs, from start: ${list(crash.fromStart)}. From the container's exit: ${list(crash.fromExit)}.
 ${markers.end}`
