@@ -155,18 +155,14 @@ function renderNotes(results: { overhead: OverheadFigures; recovery: RecoveryFig
         `loading the action in Node takes about ${ms(coldMedian)} (figure 5), and the process needs ` +
         `${ms(median(overhead.exitTailMs))} from its verdict line to its exit (see the end of this note): together most of the gap ` +
         `(${ms(median(overhead.action) - median(overhead.script))}). ` +
-        `The action used to run 17 commands here (commit 7708a1f). Five fewer save about ${ms(5 * cli)} of CLI time, less ` +
-        `than the run-to-run spread of this ratio on a shared machine, so compare the command counts rather than ` +
-        `ratios from different sessions. The switch now reads \`web-next\`, \`web\`, ` +
-        `\`web-previous\` and \`web-previous-older\` with one \`docker container inspect\` and removes only what it saw ` +
-        `(no leftover \`web-next\`, no older previous to clean up afterwards), the deploy lock is created at once ` +
-        `(\`--pull never\`; the empty lock image is imported only when docker says it is missing) and released by the ` +
-        `id its create returned, and where a stopped \`web-previous\` exists (every upgrade after the second; not in this ` +
-        `bench, which starts from v1 alone) it is moved aside while the new container is created. The commands left are ` +
-        `the safety the action exists for: the lock (create, remove), reading what runs before touching anything, the pull ` +
-        `and its registry digest, creating the new container as \`web-next\` before the old one is stopped (a bad option ` +
-        `fails while the old version still serves), keeping the old one as \`web-previous\` for an instant rollback (two ` +
-        `renames), and reading the container's state beside the HTTP probe. ` +
+        `Each command saved is worth about ${ms(cli)} of CLI time, less than the run-to-run spread of this ratio on ` +
+        `this machine, so compare command counts rather than ratios from different sessions. The commands left (figure 7 ` +
+        `lists them for its median run) are the safety the action exists for: the lock (create, a check that this run ` +
+        `still owns it right before the switch, remove), reading what runs before touching anything, the pull (whose ` +
+        `own output gives the registry digest), creating the new container as \`web-next\` before the old one is stopped ` +
+        `(a bad option fails while the old version still serves), keeping the old one as \`web-previous\` for an instant ` +
+        `rollback (two renames), one \`docker events\` stream begun at the create with one read of the container's state ` +
+        `beside the HTTP probe, and the image retention (marking the deployed image, listing the repository's images). ` +
         `The time after the verdict line is V8 optimising undici's WebAssembly HTTP parser (llhttp) on a background ` +
         `thread once the probe has used it: Node waits for that job before it exits (with V8's \`--liftoff-only\` the wait ` +
         `drops to a few ms; undici is loaded by @actions/core anyway, the probe is its only user). ` +
