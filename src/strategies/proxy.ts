@@ -4,7 +4,7 @@ import { CreatedObjects } from '../created.js'
 import type { Clock } from '../dependencies.js'
 import type { ContainerInfo, DockerClient } from '../docker/client.js'
 import { buildCreateArgv, secretEnvironment } from '../docker/run-args.js'
-import { containerStateProbe, describeStateAfterFailure, type ContainerStateProbe, type StateObservation, type StateProbe } from '../health/state-probe.js'
+import { containerStateProbe, type ContainerStateProbe, type StateObservation, type StateProbe } from '../health/state-probe.js'
 import { verifyHealth } from '../health/verify.js'
 import { singleFileTar } from '../proxy/config-archive.js'
 import {
@@ -23,12 +23,11 @@ import {
 import { HaproxyRuntime, isHealthy, type SlotsSnapshot } from '../proxy/runtime-api.js'
 import { probeSlot, slotRequest } from '../proxy/slot-probe.js'
 import { sameRelease, type DeploySettings, type ProxySettings, type Release } from '../settings.js'
+import { failedContainerEvidence, failedContainerLogs } from './container-evidence.js'
 import { releaseLabels, releaseOf } from './release-labels.js'
 import { SwitchNotStartedError, type DeployStrategy, type FailureEvidence, type RestoreMethod } from './strategy.js'
 import { checkProxyName, foreignHolderMessage, hostNetworkMessage, mixedStateMessage, readPortHolder, takeoverWarning, type NamedContainer, type PortHolder } from './takeover.js'
 
-/** How many log lines of a failed slot the report keeps. */
-const FAILED_LOG_LINES = 50
 /** One exchange with the runtime API through `docker exec` may take this long. */
 const RUNTIME_API_TIMEOUT_MS = 15_000
 /** Labels that mark what the proxy strategy created beside the app's slots. */
@@ -322,22 +321,13 @@ export class ProxyStrategy implements DeployStrategy {
 
   async failureEvidence(): Promise<FailureEvidence> {
     const slot = this.failedSlot ?? this.serving
-    if (!slot) return { logs: '' }
-    // Read alongside the logs: one batch of time after the switch back, not a command before it.
-    const [evidence, info] = await Promise.all([this.slotLogs(slot), this.docker.inspectContainer(this.names.slots[slot]).catch(() => undefined)])
-    const stateAfter = describeStateAfterFailure(info)
-    return stateAfter ? { ...evidence, stateAfter } : evidence
+    // After the switch back: the failed slot's logs and state, read side by side.
+    return slot ? failedContainerEvidence(this.docker, this.names.slots[slot]) : { logs: '' }
   }
 
   /** A new version that failed its check in the idle slot was kept (stopped) for its logs: they say why. */
   async evidenceBeforeSwitch(): Promise<FailureEvidence> {
-    return this.slotLogs(this.failedSlot)
-  }
-
-  private async slotLogs(slot: Slot | undefined): Promise<FailureEvidence> {
-    if (!slot) return { logs: '' }
-    const logs = await this.docker.containerLogs(this.names.slots[slot], FAILED_LOG_LINES).catch(() => '')
-    return { logs: /^Error.*no such container/i.test(logs) ? '' : logs }
+    return { logs: this.failedSlot ? await failedContainerLogs(this.docker, this.names.slots[this.failedSlot]) : '' }
   }
 
   async restore(target: Release | undefined): Promise<RestoreMethod> {

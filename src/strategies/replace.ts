@@ -2,16 +2,14 @@ import { Suffix } from '../constants.js'
 import { CreatedObjects } from '../created.js'
 import type { ContainerInfo, DockerClient } from '../docker/client.js'
 import { buildCreateArgv, secretEnvironment } from '../docker/run-args.js'
-import { containerStateProbe, describeStateAfterFailure, type ContainerStateProbe, type StateProbe } from '../health/state-probe.js'
+import { containerStateProbe, type ContainerStateProbe, type StateProbe } from '../health/state-probe.js'
 import { sameRelease, type DeploySettings, type Release } from '../settings.js'
+import { failedContainerEvidence } from './container-evidence.js'
 import { releaseLabels, releaseOf } from './release-labels.js'
 import { SwitchNotStartedError, type DeployStrategy, type FailureEvidence, type RestoreMethod } from './strategy.js'
 
 /** Networks every engine has; only other names need a look before the switch. */
 const BUILT_IN_NETWORKS = new Set(['host', 'bridge', 'none', 'default'])
-
-/** How many log lines of a failed container the report keeps. */
-const FAILED_LOG_LINES = 50
 
 /**
  * `strategy: replace` on one docker host: stop the running container, keep it as `<name>-previous`
@@ -142,13 +140,7 @@ export class ReplaceStrategy implements DeployStrategy {
   }
 
   async failureEvidence(): Promise<FailureEvidence> {
-    const [logs, info] = await Promise.all([
-      this.docker.containerLogs(this.name, FAILED_LOG_LINES).catch(() => ''),
-      this.docker.inspectContainer(this.name).catch(() => undefined)
-    ])
-    const stateAfter = describeStateAfterFailure(info)
-    // docker's own "No such container" is no line of the app's.
-    return { logs: /^Error.*no such container/i.test(logs) ? '' : logs, ...(stateAfter && { stateAfter }) }
+    return failedContainerEvidence(this.docker, this.name)
   }
 
   async restore(target: Release | undefined): Promise<RestoreMethod> {

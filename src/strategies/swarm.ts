@@ -7,11 +7,10 @@ import { buildServiceCreateArgv, buildServiceUpdateArgv, type ServiceSpec } from
 import { ServiceClient, type ServiceInfo, type TaskInfo, type TaskRow } from '../docker/service-client.js'
 import type { StateObservation, StateProbe } from '../health/state-probe.js'
 import { sameRelease, type DeploySettings, type Release } from '../settings.js'
+import { FAILED_LOG_LINES } from './container-evidence.js'
 import { releaseLabels, releaseOf, tagOfReference } from './release-labels.js'
 import { SwitchNotStartedError, type DeployStrategy, type FailureEvidence, type RestoreMethod } from './strategy.js'
 
-/** How many log lines of a failed task the report keeps. */
-const FAILED_LOG_LINES = 50
 /** At most this many task rows in the report: enough to show a crash loop, not a wall of it. */
 const REPORTED_TASKS = 10
 /** Swarm's own defaults, for the convergence deadline when neither the config nor the service sets them. */
