@@ -15,7 +15,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals'
 import { basename, resolve } from 'node:path'
-import { REPO_ROOT, type ActionControl, type ActionResult } from '../test-support/action-run.js'
+import { REPO_ROOT, watchDockerArgv, type ActionControl, type ActionResult, type DockerArgvWatcher } from '../test-support/action-run.js'
 import type { FakeGitHub } from '../test-support/fake-github.js'
 import type { PushedHaproxyImage } from '../test-support/haproxy-image.js'
 import {
@@ -32,7 +32,7 @@ import {
   type Site
 } from '../test-support/fixture.js'
 import { httpGet } from '../test-support/net.js'
-import { listPids, readCmdline, readParentPid, sleep } from '../test-support/proc.js'
+import { listPids, readCmdline, sleep } from '../test-support/proc.js'
 
 const REPO = 'acme/events'
 const APP_PORT = 3000
@@ -124,34 +124,6 @@ function eventStreamsOf(name: string): string[][] {
     .filter((argv): argv is string[] => argv !== undefined && /^docker$/.test(basename(argv[0] ?? '')) && argv[1] === 'events' && argv.some((arg) => arg.startsWith(`container=${name}`)))
 }
 
-/** Docker processes under `rootPid`, each with the time it was first seen (sampled every 2 ms). */
-function sampleDocker(rootPid: number): { seen: { at: number; pid: number; argv: string[] }[]; stop(): void } {
-  const seen: { at: number; pid: number; argv: string[] }[] = []
-  const known = new Set<string>()
-  const sample = (): void => {
-    const at = Date.now()
-    const parentOf = new Map<number, number>()
-    for (const pid of listPids()) {
-      const parent = readParentPid(pid)
-      if (parent !== undefined) parentOf.set(pid, parent)
-    }
-    for (const [pid] of parentOf) {
-      let ancestor = parentOf.get(pid)
-      let depth = 0
-      while (ancestor !== undefined && ancestor !== rootPid && ancestor > 1 && depth++ < 64) ancestor = parentOf.get(ancestor)
-      if (ancestor !== rootPid) continue
-      const argv = readCmdline(pid)
-      if (!argv || basename(argv[0] ?? '') !== 'docker') continue
-      const key = `${pid}:${argv.join('\0')}`
-      if (known.has(key)) continue
-      known.add(key)
-      seen.push({ at, pid, argv: argv.slice(1) })
-    }
-  }
-  const timer = setInterval(sample, 2)
-  return { seen, stop: () => clearInterval(timer) }
-}
-
 describe('docker events: switch back on the event (strategy: proxy)', () => {
   let shop: Site
 
@@ -164,10 +136,11 @@ describe('docker events: switch back on the event (strategy: proxy)', () => {
 
   it('a slot killed in the watch: the switch-back batch is the first docker command after the die event, no inspect before it', async () => {
     let killedAt = 0
-    let sampler: ReturnType<typeof sampleDocker> | undefined
+    let sampler: DockerArgvWatcher | undefined
     const main = await act(shop, { tag: 'v2' }, {
       onStdout: (chunk, control) => {
-        sampler ??= sampleDocker(control.pid)
+        // Every 2 ms: the order and timing of the commands after the kill are what this test reads.
+        sampler ??= watchDockerArgv(control.pid, { intervalMs: 2 })
         if (killedAt !== 0 || !chunk.includes('Deploy · verify')) return
         killedAt = -1
         // Inside the 8 s watch: healthy and serving, then killed.
@@ -178,7 +151,8 @@ describe('docker events: switch back on the event (strategy: proxy)', () => {
       }
     })
     sampler?.stop()
-    const seen = sampler?.seen ?? []
+    // The docker CLI itself (no credential helpers), its arguments after the program name.
+    const seen = (sampler?.sightings ?? []).filter((entry) => basename(entry.argv[0] ?? '') === 'docker').map((entry) => ({ ...entry, argv: entry.argv.slice(1) }))
     expect(killedAt).toBeGreaterThan(0)
     expect(main.exitCode).toBe(1)
     expect(main.outputs).toMatchObject({ result: 'rolled-back', tag: 'v1' })

@@ -40,6 +40,7 @@ import { join, relative } from 'node:path'
 import { REPO_ROOT, runAction, type ActionResult } from '../test-support/action-run.js'
 import { startEngine, type Engine } from '../test-support/engine.js'
 import { start as startFakeGitHub, type FakeGitHub } from '../test-support/fake-github.js'
+import { removeContainersAndNetworks } from '../test-support/fixture.js'
 import { pushHaproxyImage, type PushedHaproxyImage } from '../test-support/haproxy-image.js'
 import { buildAppImage, buildSlowAppImage } from '../test-support/images.js'
 import { outagesOf, type LoadFailure, type Outage } from '../test-support/load.js'
@@ -145,13 +146,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await github?.stop()
   await registry?.stop()
-  // Containers first, then the user networks: dockerd would leave their bridges behind.
-  if (engine?.running) {
-    const containers = (await engine.docker(['ps', '-aq'])).split('\n').filter(Boolean)
-    if (containers.length > 0) await engine.docker(['rm', '--force', ...containers])
-    const networks = (await engine.docker(['network', 'ls', '--quiet', '--filter', 'type=custom'])).split('\n').filter(Boolean)
-    if (networks.length > 0) await engine.docker(['network', 'rm', ...networks])
-  }
+  await removeContainersAndNetworks(engine)
   await engine?.stop()
   await Promise.all(workspaces.map((dir) => rm(dir, { recursive: true, force: true })))
 }, 90_000)

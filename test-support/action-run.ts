@@ -228,6 +228,8 @@ const FOREIGN_DOCKER = new Set(['DOCKER_HOST', 'DOCKER_CONTEXT', 'DOCKER_CONFIG'
 export interface DockerArgvWatcher {
   /** Argv of each docker process seen so far, in order of first sighting (deduplicated by pid). */
   readonly argv: string[][]
+  /** The same processes, each with its pid and when it was first seen (ms since the epoch). */
+  readonly sightings: { at: number; pid: number; argv: string[] }[]
   /** Takes a last sample, stops sampling and returns everything seen. */
   stop(): string[][]
 }
@@ -239,8 +241,9 @@ export interface DockerArgvWatcher {
  * the docker CLI needs tens of milliseconds just to start, so the default 5 ms catches them.
  */
 export function watchDockerArgv(rootPid: number, options: { intervalMs?: number } = {}): DockerArgvWatcher {
-  const seen = new Map<string, string[]>()
+  const seen = new Map<string, { at: number; pid: number; argv: string[] }>()
   const sample = (): void => {
+    const at = Date.now()
     const parentOf = new Map<number, number>()
     for (const pid of listPids()) {
       const parent = readParentPid(pid)
@@ -254,19 +257,23 @@ export function watchDockerArgv(rootPid: number, options: { intervalMs?: number 
       const argv = readCmdline(pid)
       if (!argv || !/^docker(-|$)/.test(basename(argv[0] ?? ''))) continue
       const key = `${pid}:${argv.join('\0')}`
-      if (!seen.has(key)) seen.set(key, argv)
+      if (!seen.has(key)) seen.set(key, { at, pid, argv })
     }
   }
   const timer = setInterval(sample, options.intervalMs ?? 5)
   sample()
+  const argvs = (): string[][] => [...seen.values()].map((sighting) => sighting.argv)
   return {
     get argv() {
+      return argvs()
+    },
+    get sightings() {
       return [...seen.values()]
     },
     stop() {
       clearInterval(timer)
       sample()
-      return [...seen.values()]
+      return argvs()
     }
   }
 }
