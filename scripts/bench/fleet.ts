@@ -10,8 +10,8 @@ import { join } from 'node:path'
 import { runAction } from '../../test-support/action-run.js'
 import { pushToNamespace, startNamespaceFixture } from '../../test-support/fixture.js'
 import { freePort, httpGet } from '../../test-support/net.js'
-import type { NamespaceHost } from '../../test-support/netns.js'
 import {
+  benchDeployConfig,
   BUNDLE,
   childrenCpuMs,
   expectResult,
@@ -58,34 +58,6 @@ export interface FleetFigures {
   seconds: number
 }
 
-function fleetConfig(image: string, name: string, port: number, hosts: NamespaceHost[], parallel: number): string {
-  return [
-    `image: ${image}`,
-    `name: ${name}`,
-    'hosts:',
-    ...hosts.flatMap((host) => [`  - docker-host: ${host.engine.dockerHost}`, `    address: ${host.address}`]),
-    'rollout:',
-    `  parallel: ${parallel}`,
-    'container:',
-    '  network: host',
-    '  init: true',
-    '  stop-timeout: 2s',
-    '  env:',
-    `    PORT: "${port}"`,
-    // Inside its namespace the app must answer on the namespace's address.
-    '    BIND: "0.0.0.0"',
-    'health:',
-    `  url: http://{host}:${port}/health`,
-    `  interval: ${FLEET_HEALTH.intervalMs}ms`,
-    `  timeout: ${FLEET_HEALTH.timeoutMs}ms`,
-    `  deadline: ${FLEET_HEALTH.deadlineMs}ms`,
-    `  healthy-threshold: ${FLEET_HEALTH.threshold}`,
-    'rollback:',
-    '  to: previous',
-    ''
-  ].join('\n')
-}
-
 /**
  * For 1, 2 and 4 hosts, the same upgrade (s1 ↔ s2, an app that serves FLEET_START_DELAY_S after it
  * starts) with `rollout.parallel: 1` and with `parallel:` = hosts, interleaved in alternating order.
@@ -113,7 +85,7 @@ export async function measureFleet(scratch: string): Promise<FleetFigures> {
         const workspace = (mode: 'serial' | 'parallel'): string => {
           const dir = join(scratch, `fleet-${count}-${mode}`)
           mkdirSync(join(dir, '.github'), { recursive: true })
-          writeFileSync(join(dir, '.github', 'deploy.yml'), fleetConfig(image, name, port, hosts, mode === 'serial' ? 1 : count))
+          writeFileSync(join(dir, '.github', 'deploy.yml'), benchDeployConfig({ image, name, port, health: FLEET_HEALTH, namespaced: true, fleet: { hosts: hosts.map((host) => ({ dockerHost: host.engine.dockerHost, address: host.address })), parallel: mode === 'serial' ? 1 : count } }))
           return dir
         }
         return { count, hosts, port, serial: workspace('serial'), parallel: workspace('parallel'), tag: 's1', figures: { hosts: count, serial: [] as FleetRun[], parallel: [] as FleetRun[] } }

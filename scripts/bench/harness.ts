@@ -190,21 +190,48 @@ export interface Fixture extends BaseFixture {
   scratch: string
 }
 
-export function deployConfig(image: string, port: number): string {
+/** Health settings of a bench site (see `HEALTH`). */
+export interface BenchHealth {
+  intervalMs: number
+  timeoutMs: number
+  deadlineMs: number
+  threshold: number
+}
+
+/**
+ * The deploy config of a bench site: the busybox app on the host network, probed with `health`,
+ * rolling back to the previous version. `namespaced`: the app runs in a network-namespace host,
+ * so it binds 0.0.0.0 (it must answer on the namespace's address), is checked from the runner at
+ * `{host}` and stops within 2 s; with `fleet`, on those hosts, `parallel` at a time.
+ */
+export function benchDeployConfig(options: {
+  image: string
+  name?: string
+  port: number
+  health: BenchHealth
+  namespaced?: boolean
+  fleet?: { hosts: { dockerHost: string; address: string }[]; parallel: number }
+}): string {
+  const { image, port, health, namespaced = false, fleet } = options
   return [
     `image: ${image}`,
-    'name: web',
+    `name: ${options.name ?? 'web'}`,
+    ...(fleet
+      ? ['hosts:', ...fleet.hosts.flatMap((host) => [`  - docker-host: ${host.dockerHost}`, `    address: ${host.address}`]), 'rollout:', `  parallel: ${fleet.parallel}`]
+      : []),
     'container:',
     '  network: host',
     '  init: true',
+    ...(namespaced ? ['  stop-timeout: 2s'] : []),
     '  env:',
     `    PORT: "${port}"`,
+    ...(namespaced ? ['    BIND: "0.0.0.0"'] : []),
     'health:',
-    `  url: http://127.0.0.1:${port}/health`,
-    `  interval: ${HEALTH.intervalMs}ms`,
-    `  timeout: ${HEALTH.timeoutMs}ms`,
-    `  deadline: ${HEALTH.deadlineMs}ms`,
-    `  healthy-threshold: ${HEALTH.threshold}`,
+    `  url: http://${namespaced ? '{host}' : '127.0.0.1'}:${port}/health`,
+    `  interval: ${health.intervalMs}ms`,
+    `  timeout: ${health.timeoutMs}ms`,
+    `  deadline: ${health.deadlineMs}ms`,
+    `  healthy-threshold: ${health.threshold}`,
     'rollback:',
     '  to: previous',
     ''
@@ -229,7 +256,7 @@ export async function setUp(): Promise<Fixture> {
       { localRepo: REPO, keepLocal: true }
     )
     const image = `${registry.address}/${REPO}`
-    const { port, workspace } = await makeSite(base.dirs, 'web', (site) => deployConfig(image, site.port))
+    const { port, workspace } = await makeSite(base.dirs, 'web', (site) => benchDeployConfig({ image, port: site.port, health: HEALTH }))
     const dockerConfig = join(scratch, 'docker-config')
     mkdirSync(dockerConfig)
     await registry.login(engine, dockerConfig)

@@ -22,6 +22,7 @@ import { pushAppImages } from '../../test-support/fixture.js'
 import { httpGet } from '../../test-support/net.js'
 import { runCommand } from '../../test-support/proc.js'
 import {
+  benchDeployConfig,
   benchMarkers,
   BUNDLE,
   childrenCpuMs,
@@ -66,27 +67,6 @@ export interface RunnerFigures {
   commands: Record<string, number>
 }
 
-function runnerConfig(image: string, port: number): string {
-  return [
-    `image: ${image}`,
-    'name: web',
-    'container:',
-    '  network: host',
-    '  init: true',
-    '  env:',
-    `    PORT: "${port}"`,
-    'health:',
-    `  url: http://127.0.0.1:${port}/health`,
-    `  interval: ${FLEET_HEALTH.intervalMs}ms`,
-    `  timeout: ${FLEET_HEALTH.timeoutMs}ms`,
-    `  deadline: ${FLEET_HEALTH.deadlineMs}ms`,
-    `  healthy-threshold: ${FLEET_HEALTH.threshold}`,
-    'rollback:',
-    '  to: previous',
-    ''
-  ].join('\n')
-}
-
 /** `container inspect`, `image ls`, … : the subcommand of a docker call (its first two words without options). */
 function subcommand(call: string): string {
   const words = call.split(' ').filter((word) => word && !word.startsWith('-'))
@@ -101,7 +81,7 @@ export async function measureRunner(fixture: Fixture): Promise<RunnerFigures> {
   const dir = join(fixture.scratch, 'runner')
   const workspace = join(dir, 'workspace')
   mkdirSync(join(workspace, '.github'), { recursive: true })
-  writeFileSync(join(workspace, '.github', 'deploy.yml'), runnerConfig(fixture.image, fixture.port))
+  writeFileSync(join(workspace, '.github', 'deploy.yml'), benchDeployConfig({ image: fixture.image, port: fixture.port, health: FLEET_HEALTH }))
   const scriptPath = join(dir, 'upgrade.sh')
   writeFileSync(scriptPath, UPGRADE_SCRIPT)
   chmodSync(scriptPath, 0o755)

@@ -21,6 +21,7 @@ import type { NamespaceHost } from '../../test-support/netns.js'
 import { runCommand, signalPid, sleep, waitForExit } from '../../test-support/proc.js'
 import { generateKeyPair, startSshd, writeClientConfig } from '../../test-support/sshd.js'
 import {
+  benchDeployConfig,
   BUNDLE,
   childrenCpuMs,
   expectResult,
@@ -129,30 +130,6 @@ async function ensureOldSshBundle(): Promise<void> {
   } finally {
     await git(['worktree', 'remove', '--force', worktree]).catch(() => undefined)
   }
-}
-
-function sshSiteConfig(image: string, name: string, port: number): string {
-  return [
-    `image: ${image}`,
-    `name: ${name}`,
-    'container:',
-    '  network: host',
-    '  init: true',
-    '  stop-timeout: 2s',
-    '  env:',
-    `    PORT: "${port}"`,
-    // Inside its namespace the app must answer on the namespace's address: checked from the runner via {host}.
-    '    BIND: "0.0.0.0"',
-    'health:',
-    `  url: http://{host}:${port}/health`,
-    `  interval: ${SSH_HEALTH.intervalMs}ms`,
-    `  timeout: ${SSH_HEALTH.timeoutMs}ms`,
-    `  deadline: ${SSH_HEALTH.deadlineMs}ms`,
-    `  healthy-threshold: ${SSH_HEALTH.threshold}`,
-    'rollback:',
-    '  to: previous',
-    ''
-  ].join('\n')
 }
 
 export async function measureSsh(): Promise<SshFigures> {
@@ -300,7 +277,7 @@ export async function measureSsh(): Promise<SshFigures> {
       const port = await freePort()
       const workspace = join(scratch, `site-${bundle}`)
       mkdirSync(join(workspace, '.github'), { recursive: true })
-      writeFileSync(join(workspace, '.github', 'deploy.yml'), sshSiteConfig(image, name, port))
+      writeFileSync(join(workspace, '.github', 'deploy.yml'), benchDeployConfig({ image, name, port, health: SSH_HEALTH, namespaced: true }))
       sites[bundle] = { workspace, port, name, tag: '' }
     }
     const deployWith = async (bundle: SshBundle): Promise<SshDeployRun> => {
