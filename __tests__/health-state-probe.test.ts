@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals'
 import { DockerClient, parseContainerEvent } from '../src/docker/client.js'
 import type { DockerResult, DockerRunner, DockerRunOptions } from '../src/docker/runner.js'
-import { containerStateProbe } from '../src/health/state-probe.js'
+import { containerStateProbe, untilStateFails, type StateObservation, type StateProbe } from '../src/health/state-probe.js'
 import { verifyHealth } from '../src/health/verify.js'
 import type { DeploySettings, HealthSettings } from '../src/settings.js'
 import { FakeDockerEngine } from '../test-support/fake-docker-engine.js'
@@ -508,5 +508,38 @@ describe('the deploy story with docker events (replace, in memory)', () => {
     expect(run.outcome.kind === 'rolled-back' && run.outcome.failure.reason).toMatch(/^the container web exited with code 2, during the watch/)
     expect(engine.describe('web')).toMatchObject({ container: { tag: 'v1', running: true }, serves: true })
     expect(engine.openStreams).toBe(0)
+  })
+})
+
+describe('untilStateFails', () => {
+  /** A polled probe that answers `looks` in order (an Error is a read that failed), then the last one again. */
+  function scripted(looks: (StateObservation | Error)[]): StateProbe & { reads: number } {
+    const probe = {
+      reads: 0,
+      observe: async (): Promise<StateObservation> => {
+        const look = looks[Math.min(probe.reads++, looks.length - 1)] as StateObservation | Error
+        if (look instanceof Error) throw look
+        return look
+      }
+    }
+    return probe
+  }
+
+  it('resolves with the first failed look; a read that fails is no verdict and is read again', async () => {
+    const probe = scripted([{ verdict: 'starting', detail: 'starting' }, new Error('docker unreachable'), { verdict: 'ready', detail: 'runs' }, { verdict: 'failed', detail: 'the container web exited with code 1' }])
+    const seen = await untilStateFails(probe, { signal: new AbortController().signal, clock: virtualClock(), pollMs: 150 })
+    expect(seen).toEqual({ verdict: 'failed', detail: 'the container web exited with code 1' })
+    expect(probe.reads).toBe(4)
+  })
+
+  it('resolves undefined once its signal aborts, while the state stays good', async () => {
+    const probe = scripted([{ verdict: 'ready', detail: 'runs' }])
+    const done = new AbortController()
+    const clock = virtualClock()
+    const waiting = untilStateFails(probe, { signal: done.signal, clock, pollMs: 150 })
+    await clock.sleep(1_000)
+    done.abort()
+    await expect(waiting).resolves.toBeUndefined()
+    expect(probe.reads).toBeGreaterThan(3)
   })
 })

@@ -79,6 +79,10 @@ describe('replace → proxy takeover', () => {
     expect(run.exitCode).toBe(1)
     expect(resultOf(run.outcome)).toBe('rolled-back')
     expect(host.servingTag()).toBe('v1')
+    // The slot died before its check proxy could look its name up: named as the slot's failure,
+    // not as a check proxy that did not boot (which waits for DNS time-outs on a real host).
+    expect(stdout.join('')).toMatch(/web-blue was checked before the switch and no user request reached it: the container web-blue exited with code 1/)
+    expect(stdout.join('')).not.toMatch(/did not start with the proxy's config/)
     expect(host.rest.calls.slice(restCallsBefore).some((call) => call.argv[1] === 'stop' || call.argv[1] === 'start')).toBe(false)
     expect(host.describe()).toEqual(['web: running v1'])
     expect(host.proxy.networks.size).toBe(0)

@@ -38,7 +38,7 @@ interface FakeContainer {
   startedAt?: string
 }
 
-const VALUE_FLAGS = new Set(['--name', '--network', '--env', '--label', '--publish', '--restart', '--stop-timeout', '--stop-signal', '--volume', '--pull'])
+const VALUE_FLAGS = new Set(['--name', '--network', '--env', '--label', '--publish', '--restart', '--stop-timeout', '--stop-signal', '--volume', '--pull', '--dns-option'])
 
 export class FakeProxyHost implements DockerRunner {
   readonly containers = new Map<string, FakeContainer>()
@@ -301,13 +301,25 @@ export class FakeProxyHost implements DockerRunner {
     if (flag !== '--interactive' || command !== 'nc') return fail(`unsupported exec ${args.join(' ')}`)
     const proxy = this.find(name)
     if (!proxy?.running) return fail(`Error response from daemon: container ${name} is not running`)
-    if (rest[0] === '127.0.0.1' && rest[1] === '9999') return ok(this.runtimeApi(input))
+    if (rest[0] === '127.0.0.1' && rest[1] === '9999') {
+      // HAProxy resolves its live slot's name when it boots; a slot container that is gone has no
+      // name, and the lookup waits for DNS time-outs: until then nothing listens (as measured on a
+      // host without outside DNS). Modelled for the check proxy, whose live slot is the new version.
+      if (proxy.labels['deploy-action.role'] === 'proxy-check' && !this.liveSlotOf(proxy)?.running) return fail(`nc: can't connect to remote host (127.0.0.1): Connection refused`)
+      return ok(this.runtimeApi(input))
+    }
     // nc -w N <slot container> <port>
     const target = this.containers.get(rest[2] ?? '')
     if (!target?.running) return fail(`nc: bad address '${rest[2] ?? ''}'`)
     if (target.image.includes('never')) return fail(`nc: can't connect to remote host (${target.ip ?? ''}): Connection refused`)
     const body = target.image.includes('wrong-body') ? 'not ok' : 'status: green'
     return ok(`HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\n${body}`)
+  }
+
+  /** The slot container that `proxy`'s config file names live. */
+  private liveSlotOf(proxy: FakeContainer): FakeContainer | undefined {
+    const live = /Live slot: (\w+)\./.exec(proxy.files['haproxy.cfg'] ?? '')?.[1]
+    return live === undefined ? undefined : this.slotContainer(live)
   }
 
   /** At start (or a reload) HAProxy reads the config: the live slot ready and unchecked (`no-check`), the other in MAINT. */

@@ -1,4 +1,5 @@
 import * as core from '@actions/core'
+import type { Clock } from '../dependencies.js'
 import type { ContainerEvent, ContainerInfo, DockerClient } from '../docker/client.js'
 import type { DockerStream } from '../docker/runner.js'
 
@@ -294,6 +295,27 @@ class ContainerProbe implements ContainerStateProbe {
   private wake(result: 'changed' | 'poll' = 'changed'): void {
     for (const waiter of [...this.waiters]) waiter(result)
   }
+}
+
+/**
+ * Follows `probe` until it says `failed`, and resolves with that observation; resolves undefined
+ * once `signal` aborts. For waiting on something else (a proxy to boot) while the workload may
+ * die: a read that fails (docker unreachable) is no verdict, so it looks again after `pollMs`,
+ * and between looks it waits for the probe's next event when it has a stream. Never rejects.
+ */
+export async function untilStateFails(probe: StateProbe, options: { signal: AbortSignal; clock: Clock; pollMs: number }): Promise<StateObservation | undefined> {
+  const { signal, clock, pollMs } = options
+  while (!signal.aborted) {
+    try {
+      const seen = await probe.observe(signal)
+      if (seen.verdict === 'failed') return seen
+    } catch {
+      // Unknown is not failed: look again.
+    }
+    const next = probe.nextChange ? await probe.nextChange(signal) : 'poll'
+    if (next === 'poll') await clock.sleep(pollMs, signal).catch(() => undefined)
+  }
+  return undefined
 }
 
 /**
