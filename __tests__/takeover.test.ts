@@ -88,6 +88,18 @@ describe('replace → proxy takeover', () => {
     expect(host.proxy.networks.size).toBe(0)
   })
 
+  it('a proxy image that does not boot with the config is named as the check proxy failing, before anything that serves is touched', async () => {
+    const host = await replaceHost()
+    host.proxy.images.add('haproxy:exits')
+    const restCallsBefore = host.rest.calls.length
+    const run = await runStory(host, proxySettings('v2', { proxy: { ...TAKEOVER_PROXY, image: 'haproxy:exits' } }))
+    expect(run.exitCode).toBe(1)
+    expect(host.servingTag()).toBe('v1')
+    expect(host.rest.calls.slice(restCallsBefore).some((call) => call.argv[1] === 'stop' || call.argv[1] === 'start')).toBe(false)
+    expect(stdout.join('')).toMatch(/the check proxy web-proxy-check \(haproxy:exits\) did not start with the proxy's config: the proxy web-proxy-check did not serve blue within 15 s/)
+    expect(host.describe()).toEqual(['web: running v1'])
+  })
+
   it('a failure after the stop puts the replace container back on its port and removes what the run created', async () => {
     const host = await replaceHost()
     host.faultRule = { match: (argv) => argv.join(' ') === 'container start web-proxy', mode: 'before', times: 1 }

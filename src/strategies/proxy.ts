@@ -967,7 +967,7 @@ export class ProxyStrategy implements DeployStrategy {
       } catch (error) {
         last = errorText(error)
       }
-      if (this.clock.now() >= deadline) throw new Error(`the proxy ${this.names.proxy} did not serve ${live} within ${RELOAD_TIMEOUT_MS / 1000} s of its (re)start (${last})`)
+      if (this.clock.now() >= deadline) throw new Error(`the proxy ${this.proxyTarget ?? this.names.proxy} did not serve ${live} within ${RELOAD_TIMEOUT_MS / 1000} s of its (re)start (${last})`)
       await this.clock.sleep(100, signal)
     }
   }
