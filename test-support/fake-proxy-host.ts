@@ -40,6 +40,11 @@ interface FakeContainer {
 
 const VALUE_FLAGS = new Set(['--name', '--network', '--env', '--label', '--publish', '--restart', '--stop-timeout', '--stop-signal', '--volume', '--pull', '--dns-option'])
 
+/** The live slot that the config file in `container` (a proxy or a check proxy) names. */
+function liveSlotInConfig(container: FakeContainer | undefined): string | undefined {
+  return /Live slot: (\w+)\./.exec(container?.files['haproxy.cfg'] ?? '')?.[1]
+}
+
 export class FakeProxyHost implements DockerRunner {
   readonly containers = new Map<string, FakeContainer>()
   readonly networks = new Map<string, Record<string, string>>()
@@ -111,7 +116,7 @@ export class FakeProxyHost implements DockerRunner {
 
   /** The live slot the proxy's config file names. */
   configLive(): string | undefined {
-    return /Live slot: (\w+)\./.exec(this.containers.get(this.proxyName())?.files['haproxy.cfg'] ?? '')?.[1]
+    return liveSlotInConfig(this.containers.get(this.proxyName()))
   }
 
   /**
@@ -318,7 +323,7 @@ export class FakeProxyHost implements DockerRunner {
 
   /** The slot container that `proxy`'s config file names live. */
   private liveSlotOf(proxy: FakeContainer): FakeContainer | undefined {
-    const live = /Live slot: (\w+)\./.exec(proxy.files['haproxy.cfg'] ?? '')?.[1]
+    const live = liveSlotInConfig(proxy)
     return live === undefined ? undefined : this.slotContainer(live)
   }
 

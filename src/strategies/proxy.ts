@@ -785,21 +785,22 @@ export class ProxyStrategy implements DeployStrategy {
     const done = new AbortController()
     const signal = this.signal ? AbortSignal.any([done.signal, this.signal]) : done.signal
     const slotState = containerStateProbe(this.docker, this.names.slots[slot])
+    const serving = this.waitUntilServing(slot, signal).then(
+      () => undefined,
+      (error: unknown) => {
+        throw new SwitchNotStartedError(new Error(`the check proxy ${name} (${this.proxy.image}) did not start with the proxy's config: ${errorText(error)}`, { cause: error }))
+      }
+    )
+    // Whichever ends first decides; the other one stops at the abort, before the slot is taken out.
+    serving.catch(() => undefined)
+    let slotFailure: StateObservation | undefined
     try {
-      const serving = this.waitUntilServing(slot, signal).then(
-        () => undefined,
-        (error: unknown) => {
-          throw new SwitchNotStartedError(new Error(`the check proxy ${name} (${this.proxy.image}) did not start with the proxy's config: ${errorText(error)}`, { cause: error }))
-        }
-      )
-      // Whichever ends first decides; the other one stops at the abort below.
-      serving.catch(() => undefined)
-      const slotFailure = await Promise.race([serving, untilStateFails(slotState, { signal, clock: this.clock, pollMs: STATE_POLL_MS })])
-      if (slotFailure) throw await this.slotCheckFailed(slot, new Error(slotFailure.detail))
+      slotFailure = await Promise.race([serving, untilStateFails(slotState, { signal, clock: this.clock, pollMs: STATE_POLL_MS })])
     } finally {
       done.abort()
       slotState.close()
     }
+    if (slotFailure) throw await this.slotCheckFailed(slot, new Error(slotFailure.detail))
   }
 
   /**
